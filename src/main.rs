@@ -1,0 +1,2 @@
+//! The `exsync` binary: everything lives in the library; this only hands over to it.
+fn main() {}
