@@ -4,3 +4,19 @@
 //! `main → cli → app → {scheduler, health, telemetry, config}`; `scheduler → {sync, store, domain}`;
 //! `sync → {ews, store, domain}`; `store → domain`; `fake_exchange → ews`;
 //! `ews` and `domain` import nothing above them.
+//!
+//! - [`config`]: typed settings from TOML + `EXSYNC__*` environment overrides.
+//! - [`crypto`]: credentials at rest (AES-256-GCM), the credential key.
+//! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
+//! - [`store`]: every SQL statement; rows become domain types with named errors.
+//! - [`apply`]: declarative, transactional upsert of profiles and mailboxes from TOML.
+//! - [`telemetry`]: tracing subscriber (JSON or pretty).
+//! - [`cli`]: the command line (the only place besides `main` that uses `anyhow`).
+
+pub mod apply;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod store;
+pub mod telemetry;

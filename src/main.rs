@@ -1,2 +1,5 @@
 //! The `exsync` binary: everything lives in the library; this only hands over to it.
-fn main() {}
+
+fn main() -> std::process::ExitCode {
+    exsync::cli::main()
+}

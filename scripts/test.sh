@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs exsync's whole test suite: makes sure Postgres is up and the EWS schema checker's
+# Python dependency is present, then `cargo test`. Extra arguments go to `cargo test`.
+# Each test gets its own fresh database on the server named by DATABASE_URL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+if command -v pg_isready >/dev/null && ! pg_up; then
+  if command -v pg_ctlcluster >/dev/null; then
+    echo "starting Postgres…" >&2
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+  for _ in $(seq 1 30); do pg_up && break; sleep 1; done
+fi
+
+# The schema-conformance tests run ../shared/ews-schema/check-soap, which needs lxml.
+if [ -d "${EXSYNC_EWS_SCHEMA:-../shared/ews-schema}" ] && ! python3 -c 'import lxml' 2>/dev/null; then
+  python3 -m pip install --quiet lxml >&2 || echo "warning: could not install lxml; schema checks will be skipped" >&2
+fi
+
+exec cargo test "$@"

@@ -1,0 +1,1326 @@
+//! `exsync apply FILE.toml`: declarative, idempotent upsert of profiles and mailboxes.
+//!
+//! The file states the desired settings of each `[[profile]]` (keyed by `name`) and
+//! `[[mailbox]]` (keyed by `address`); keys left out take their documented defaults. Every
+//! entry is validated before anything is written, every problem is reported with the file,
+//! the entry and the field, and all writes happen in one transaction: an invalid file
+//! writes nothing. Rows not named in the file are left alone. Secrets may come inline, from
+//! an environment variable (`*_env`) or from a file (`*_file`); they are encrypted with the
+//! credential key before they reach the database and never printed.
+
+use crate::crypto::{CredentialCipher, CryptoError, SecretSlot};
+use crate::domain::{ApprovalStatus, AuthMethod, PasswordScheme, ServerType, SyncMethod};
+use crate::store::{MailboxRow, ProfileRow, Store, StoreError, MAILBOX_COLUMNS, PROFILE_COLUMNS};
+use chrono::{DateTime, NaiveDate, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+/// Why an apply file was rejected; nothing was written in any case.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {reason}")]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The file is not valid TOML.
+    #[error("{path}: not valid TOML: {reason}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (with line and column).
+        reason: String,
+    },
+    /// One or more entries are invalid; each problem names its entry and field.
+    #[error("{path}: {} invalid entr{}; nothing was written:\n{}", problems.len(), if problems.len() == 1 { "y" } else { "ies" }, list(problems))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<EntryProblem>,
+    },
+    /// The database rejected an entry (a rule enforced by a constraint).
+    #[error("{path}: {entry}: rejected by the database: {reason}; nothing was written")]
+    Rejected {
+        /// The file.
+        path: PathBuf,
+        /// The entry, e.g. `[[mailbox]] #3 "sales@contoso.com"`.
+        entry: String,
+        /// The database's reason.
+        reason: String,
+    },
+    /// The credential key is missing or unusable.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The database failed for another reason.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn list(problems: &[EntryProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One invalid value: which entry, which field, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryProblem {
+    /// The entry, e.g. `[[profile]] #1 "Contoso"`.
+    pub entry: String,
+    /// The field, e.g. `max_concurrent_connections`.
+    pub field: String,
+    /// What is wrong (never a secret's value).
+    pub reason: String,
+}
+
+impl fmt::Display for EntryProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: field `{}`: {}", self.entry, self.field, self.reason)
+    }
+}
+
+/// What apply did with one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new row.
+    Created,
+    /// An existing row, with the fields that changed (secrets named, never shown).
+    Changed {
+        /// Changed fields.
+        fields: Vec<&'static str>,
+    },
+    /// Already as desired.
+    Unchanged,
+}
+
+/// One line of apply's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    /// `profile` or `mailbox`.
+    pub kind: &'static str,
+    /// Profile name or mailbox address.
+    pub key: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// The result of an apply run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    /// One line per entry, in file order (profiles first).
+    pub entries: Vec<Applied>,
+    /// True when nothing was written because of `--dry-run`.
+    pub dry_run: bool,
+}
+
+impl ApplyReport {
+    /// Count of entries with the given outcome kind.
+    fn count(&self, wanted: fn(&Outcome) -> bool) -> usize {
+        self.entries.iter().filter(|e| wanted(&e.outcome)).count()
+    }
+
+    /// Whether the run changed nothing.
+    pub fn is_noop(&self) -> bool {
+        self.entries.iter().all(|e| e.outcome == Outcome::Unchanged)
+    }
+}
+
+impl fmt::Display for ApplyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for entry in &self.entries {
+            match &entry.outcome {
+                Outcome::Created => writeln!(f, "{} {}: created", entry.kind, entry.key)?,
+                Outcome::Changed { fields } => writeln!(
+                    f,
+                    "{} {}: changed ({})",
+                    entry.kind,
+                    entry.key,
+                    fields.join(", ")
+                )?,
+                Outcome::Unchanged => writeln!(f, "{} {}: unchanged", entry.kind, entry.key)?,
+            }
+        }
+        write!(
+            f,
+            "{} created, {} changed, {} unchanged{}",
+            self.count(|o| *o == Outcome::Created),
+            self.count(|o| matches!(o, Outcome::Changed { .. })),
+            self.count(|o| *o == Outcome::Unchanged),
+            if self.dry_run {
+                " (dry run: nothing written)"
+            } else if self.is_noop() {
+                " (no changes)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+// ----------------------------------------------------------------------------------------
+// The file format.
+// ----------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApplyFile {
+    #[serde(default)]
+    profile: Vec<toml::Value>,
+    #[serde(default)]
+    mailbox: Vec<toml::Value>,
+}
+
+/// A secret given inline, by environment variable or by file (at most one of the three).
+#[derive(Debug, Default)]
+struct SecretInputs {
+    inline: Option<String>,
+    env: Option<String>,
+    file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileEntry {
+    name: String,
+    server_type: ServerType,
+    ews_url: String,
+    auth: AuthMethod,
+    #[serde(default)]
+    password_scheme: Option<PasswordScheme>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    oauth_tenant: Option<String>,
+    #[serde(default)]
+    oauth_client_id: Option<String>,
+    #[serde(default)]
+    oauth_client_secret: Option<String>,
+    #[serde(default)]
+    oauth_client_secret_env: Option<String>,
+    #[serde(default)]
+    oauth_client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    oauth_token_url: Option<String>,
+    #[serde(default)]
+    oauth_scope: Option<String>,
+    #[serde(default)]
+    use_impersonation: Option<bool>,
+    #[serde(default)]
+    use_same_settings_for_outgoing: Option<bool>,
+    #[serde(default)]
+    outgoing_ews_url: Option<String>,
+    #[serde(default)]
+    outgoing_username: Option<String>,
+    #[serde(default)]
+    outgoing_password: Option<String>,
+    #[serde(default)]
+    outgoing_password_env: Option<String>,
+    #[serde(default)]
+    outgoing_password_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "instant")]
+    process_emails_from: Option<DateTime<Utc>>,
+    #[serde(default)]
+    max_concurrent_connections: Option<i64>,
+    #[serde(default)]
+    min_polling_interval_minutes: Option<i64>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MailboxEntry {
+    address: String,
+    profile: String,
+    #[serde(default)]
+    allow_credentials_for_email_processing: Option<bool>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    password_env: Option<String>,
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    #[serde(default, deserialize_with = "instant")]
+    process_email_received_after: Option<DateTime<Utc>>,
+    #[serde(default)]
+    incoming: Option<SyncMethod>,
+    #[serde(default)]
+    outgoing: Option<SyncMethod>,
+    #[serde(default)]
+    act: Option<SyncMethod>,
+    #[serde(default)]
+    approval: Option<ApprovalStatus>,
+    #[serde(default)]
+    payload_logging: Option<bool>,
+}
+
+/// RFC 3339 instants, written as a TOML datetime or a string; a bare date means midnight UTC.
+fn instant<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Toml(toml::value::Datetime),
+        Text(String),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::Toml(dt) => dt.to_string(),
+        Raw::Text(text) => text,
+    };
+    parse_instant(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(dt) = DateTime::parse_from_rfc3339(text) {
+        return Ok(dt.with_timezone(&Utc));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        if let Some(midnight) = date.and_hms_opt(0, 0, 0) {
+            return Ok(midnight.and_utc());
+        }
+    }
+    Err(format!(
+        "{text:?} is not an RFC 3339 date-time with an offset (e.g. 2026-01-31T00:00:00Z) or a date"
+    ))
+}
+
+// ----------------------------------------------------------------------------------------
+// Validated, desired rows.
+// ----------------------------------------------------------------------------------------
+
+struct DesiredProfile {
+    entry: String,
+    name: String,
+    server_type: ServerType,
+    ews_url: String,
+    auth: AuthMethod,
+    password_scheme: PasswordScheme,
+    username: Option<String>,
+    password: Option<SecretString>,
+    oauth_tenant: Option<String>,
+    oauth_client_id: Option<String>,
+    oauth_client_secret: Option<SecretString>,
+    oauth_token_url: Option<String>,
+    oauth_scope: Option<String>,
+    use_impersonation: bool,
+    use_same_settings_for_outgoing: bool,
+    outgoing_ews_url: Option<String>,
+    outgoing_username: Option<String>,
+    outgoing_password: Option<SecretString>,
+    process_emails_from: Option<DateTime<Utc>>,
+    max_concurrent_connections: i32,
+    min_polling_interval_minutes: i32,
+    enabled: bool,
+}
+
+struct DesiredMailbox {
+    entry: String,
+    address: String,
+    profile: String,
+    allow_credentials_for_email_processing: bool,
+    username: Option<String>,
+    password: Option<SecretString>,
+    process_email_received_after: Option<DateTime<Utc>>,
+    incoming: SyncMethod,
+    outgoing: SyncMethod,
+    act: SyncMethod,
+    approval: ApprovalStatus,
+    payload_logging: bool,
+}
+
+/// Collects problems while validating one entry.
+struct Checker<'a> {
+    entry: String,
+    problems: &'a mut Vec<EntryProblem>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, field: &str, reason: impl Into<String>) {
+        self.problems.push(EntryProblem {
+            entry: self.entry.clone(),
+            field: field.to_owned(),
+            reason: reason.into(),
+        });
+    }
+
+    fn url(&mut self, field: &str, value: Option<&str>) -> Option<String> {
+        let value = value?;
+        match url::Url::parse(value) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                Some(value.to_owned())
+            }
+            Ok(_) => {
+                self.fail(field, "must be an http:// or https:// URL with a host");
+                None
+            }
+            Err(e) => {
+                self.fail(field, format!("not a URL ({e})"));
+                None
+            }
+        }
+    }
+
+    fn text(&mut self, field: &str, value: Option<String>, max: usize) -> Option<String> {
+        let value = value?;
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            self.fail(field, "must not be empty (leave the key out instead)");
+            return None;
+        }
+        if trimmed.chars().count() > max {
+            self.fail(field, format!("longer than {max} characters"));
+            return None;
+        }
+        Some(trimmed.to_owned())
+    }
+
+    fn range(&mut self, field: &str, value: i64, min: i64, max: i64) -> i32 {
+        if value < min || value > max {
+            self.fail(field, format!("{value} is out of range {min}..={max}"));
+        }
+        i32::try_from(value.clamp(min, max)).unwrap_or(min as i32)
+    }
+
+    fn secret(
+        &mut self,
+        field: &str,
+        inputs: SecretInputs,
+        base_dir: &Path,
+    ) -> Option<SecretString> {
+        let given = [
+            inputs.inline.is_some(),
+            inputs.env.is_some(),
+            inputs.file.is_some(),
+        ]
+        .iter()
+        .filter(|g| **g)
+        .count();
+        if given > 1 {
+            self.fail(
+                field,
+                format!("give only one of `{field}`, `{field}_env` and `{field}_file`"),
+            );
+            return None;
+        }
+        if let Some(text) = inputs.inline {
+            if text.is_empty() {
+                self.fail(field, "is empty");
+                return None;
+            }
+            return Some(SecretString::from(text));
+        }
+        if let Some(name) = inputs.env {
+            return match std::env::var(&name) {
+                Ok(text) if !text.is_empty() => Some(SecretString::from(text)),
+                _ => {
+                    self.fail(
+                        &format!("{field}_env"),
+                        format!("environment variable {name} is not set or empty"),
+                    );
+                    None
+                }
+            };
+        }
+        if let Some(file) = inputs.file {
+            let path = if file.is_absolute() {
+                file
+            } else {
+                base_dir.join(file)
+            };
+            return match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let text = text.trim_end_matches(['\r', '\n']).to_owned();
+                    if text.is_empty() {
+                        self.fail(
+                            &format!("{field}_file"),
+                            format!("{} is empty", path.display()),
+                        );
+                        None
+                    } else {
+                        Some(SecretString::from(text))
+                    }
+                }
+                Err(e) => {
+                    self.fail(
+                        &format!("{field}_file"),
+                        format!("cannot read {}: {}", path.display(), e.kind()),
+                    );
+                    None
+                }
+            };
+        }
+        None
+    }
+}
+
+fn entry_label(kind: &str, index: usize, key: Option<&str>) -> String {
+    match key {
+        Some(key) => format!("[[{kind}]] #{} {key:?}", index + 1),
+        None => format!("[[{kind}]] #{}", index + 1),
+    }
+}
+
+/// Turn serde's message into (field, reason) where it names a field.
+fn split_serde_message(message: &str) -> (String, String) {
+    // toml's messages look like: "unknown field `x`, expected one of ..." or
+    // "invalid type: string \"a\", expected i64" possibly followed by "for key `x`".
+    if let Some(rest) = message.split("unknown field `").nth(1) {
+        if let Some(field) = rest.split('`').next() {
+            return (
+                field.to_owned(),
+                format!("unknown key ({})", message.trim()),
+            );
+        }
+    }
+    if let Some(rest) = message.split("missing field `").nth(1) {
+        if let Some(field) = rest.split('`').next() {
+            return (field.to_owned(), "is required".to_owned());
+        }
+    }
+    if let Some(rest) = message.split("for key `").nth(1) {
+        if let Some(field) = rest.split('`').next() {
+            return (field.to_owned(), message.trim().to_owned());
+        }
+    }
+    ("?".to_owned(), message.trim().to_owned())
+}
+
+/// Deserialize one entry field by field, so a type error names its field.
+fn decode_entry<T: for<'de> Deserialize<'de>>(
+    value: toml::Value,
+    label: &str,
+    problems: &mut Vec<EntryProblem>,
+) -> Option<T> {
+    let table = match value {
+        toml::Value::Table(table) => table,
+        other => {
+            problems.push(EntryProblem {
+                entry: label.to_owned(),
+                field: "-".to_owned(),
+                reason: format!("must be a table, found a {}", other.type_str()),
+            });
+            return None;
+        }
+    };
+    match T::deserialize(toml::Value::Table(table.clone())) {
+        Ok(parsed) => Some(parsed),
+        Err(error) => {
+            let message = error.message().to_owned();
+            let (mut field, reason) = split_serde_message(&message);
+            if field == "?" {
+                // Find the field whose value alone fails: the message then belongs to it.
+                for (key, _) in table.iter() {
+                    let mut without = table.clone();
+                    without.remove(key);
+                    if let Err(e) = T::deserialize(toml::Value::Table(without)) {
+                        if e.message() != message {
+                            field = key.clone();
+                            break;
+                        }
+                    } else {
+                        field = key.clone();
+                        break;
+                    }
+                }
+            }
+            // serde's type errors quote the offending value: never echo a secret's.
+            let reason = if SECRET_KEYS.contains(&field.as_str()) {
+                "must be a string (value not shown: it is a secret)".to_owned()
+            } else {
+                reason
+            };
+            problems.push(EntryProblem {
+                entry: label.to_owned(),
+                field,
+                reason,
+            });
+            None
+        }
+    }
+}
+
+/// Keys whose values are secrets, in any entry.
+const SECRET_KEYS: &[&str] = &["password", "oauth_client_secret", "outgoing_password"];
+
+fn validate_profile(
+    entry: ProfileEntry,
+    label: String,
+    base_dir: &Path,
+    problems: &mut Vec<EntryProblem>,
+) -> Option<DesiredProfile> {
+    let before = problems.len();
+    let mut c = Checker {
+        entry: label.clone(),
+        problems,
+    };
+    let name = c.text("name", Some(entry.name), 200).unwrap_or_default();
+    let ews_url = c.url("ews_url", Some(&entry.ews_url)).unwrap_or_default();
+    let username = c.text("username", entry.username, 320);
+    let password = c.secret(
+        "password",
+        SecretInputs {
+            inline: entry.password,
+            env: entry.password_env,
+            file: entry.password_file,
+        },
+        base_dir,
+    );
+    let oauth_client_secret = c.secret(
+        "oauth_client_secret",
+        SecretInputs {
+            inline: entry.oauth_client_secret,
+            env: entry.oauth_client_secret_env,
+            file: entry.oauth_client_secret_file,
+        },
+        base_dir,
+    );
+    let outgoing_password = c.secret(
+        "outgoing_password",
+        SecretInputs {
+            inline: entry.outgoing_password,
+            env: entry.outgoing_password_env,
+            file: entry.outgoing_password_file,
+        },
+        base_dir,
+    );
+    let oauth_tenant = c.text("oauth_tenant", entry.oauth_tenant, 200);
+    let oauth_client_id = c.text("oauth_client_id", entry.oauth_client_id, 200);
+    let oauth_token_url = c.url("oauth_token_url", entry.oauth_token_url.as_deref());
+    let oauth_scope = c.text("oauth_scope", entry.oauth_scope, 500);
+    let outgoing_ews_url = c.url("outgoing_ews_url", entry.outgoing_ews_url.as_deref());
+    let outgoing_username = c.text("outgoing_username", entry.outgoing_username, 320);
+    let max_concurrent_connections = c.range(
+        "max_concurrent_connections",
+        entry.max_concurrent_connections.unwrap_or(10),
+        1,
+        300,
+    );
+    let min_polling_interval_minutes = c.range(
+        "min_polling_interval_minutes",
+        entry.min_polling_interval_minutes.unwrap_or(1),
+        1,
+        1440,
+    );
+    let use_impersonation = entry
+        .use_impersonation
+        .unwrap_or(entry.auth != AuthMethod::MailboxCredentials);
+    let use_same = entry.use_same_settings_for_outgoing.unwrap_or(true);
+
+    match entry.auth {
+        AuthMethod::ProfileCredentials => {
+            if username.is_none() {
+                c.fail("username", "required when auth = \"profile_credentials\"");
+            }
+            if password.is_none() {
+                c.fail(
+                    "password",
+                    "required when auth = \"profile_credentials\" (or password_env / password_file)",
+                );
+            }
+        }
+        AuthMethod::MailboxCredentials => {
+            if use_impersonation {
+                c.fail(
+                    "use_impersonation",
+                    "must be false when auth = \"mailbox_credentials\" (there is no service account to impersonate with)",
+                );
+            }
+        }
+        AuthMethod::OauthClientCredentials => {
+            if oauth_client_id.is_none() {
+                c.fail(
+                    "oauth_client_id",
+                    "required when auth = \"oauth_client_credentials\"",
+                );
+            }
+            if oauth_client_secret.is_none() {
+                c.fail(
+                    "oauth_client_secret",
+                    "required when auth = \"oauth_client_credentials\" (or oauth_client_secret_env / _file)",
+                );
+            }
+            if oauth_token_url.is_none() && oauth_tenant.is_none() {
+                c.fail("oauth_token_url", "give oauth_token_url or oauth_tenant");
+            }
+            if !use_impersonation {
+                c.fail(
+                    "use_impersonation",
+                    "must be true with OAuth client credentials (app-only access impersonates)",
+                );
+            }
+        }
+    }
+    if !use_same {
+        if outgoing_ews_url.is_none() {
+            c.fail(
+                "outgoing_ews_url",
+                "required when use_same_settings_for_outgoing = false",
+            );
+        }
+        if entry.auth == AuthMethod::ProfileCredentials
+            && (outgoing_username.is_none() || outgoing_password.is_none())
+        {
+            c.fail(
+                "outgoing_username",
+                "outgoing_username and outgoing_password are required when use_same_settings_for_outgoing = false with profile credentials",
+            );
+        }
+    }
+    if c.problems.len() > before {
+        return None;
+    }
+    Some(DesiredProfile {
+        entry: label,
+        name,
+        server_type: entry.server_type,
+        ews_url,
+        auth: entry.auth,
+        password_scheme: entry.password_scheme.unwrap_or(PasswordScheme::Basic),
+        username,
+        password,
+        oauth_tenant,
+        oauth_client_id,
+        oauth_client_secret,
+        oauth_token_url,
+        oauth_scope,
+        use_impersonation,
+        use_same_settings_for_outgoing: use_same,
+        outgoing_ews_url: if use_same { None } else { outgoing_ews_url },
+        outgoing_username: if use_same { None } else { outgoing_username },
+        outgoing_password: if use_same { None } else { outgoing_password },
+        process_emails_from: entry.process_emails_from,
+        max_concurrent_connections,
+        min_polling_interval_minutes,
+        enabled: entry.enabled.unwrap_or(true),
+    })
+}
+
+/// Whether `address` looks like a primary SMTP address (one `@`, a dotted domain, no spaces).
+pub fn is_plausible_address(address: &str) -> bool {
+    let mut parts = address.split('@');
+    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && address.len() <= 320
+        && !address
+            .chars()
+            .any(|ch| ch.is_whitespace() || ch == '<' || ch == '>')
+}
+
+fn validate_mailbox(
+    entry: MailboxEntry,
+    label: String,
+    base_dir: &Path,
+    profile_auth: Option<AuthMethod>,
+    problems: &mut Vec<EntryProblem>,
+) -> Option<DesiredMailbox> {
+    let before = problems.len();
+    let mut c = Checker {
+        entry: label.clone(),
+        problems,
+    };
+    let address = entry.address.trim().to_lowercase();
+    if !is_plausible_address(&address) {
+        c.fail(
+            "address",
+            format!("{:?} is not an email address", entry.address),
+        );
+    }
+    let username = c.text("username", entry.username, 320);
+    let password = c.secret(
+        "password",
+        SecretInputs {
+            inline: entry.password,
+            env: entry.password_env,
+            file: entry.password_file,
+        },
+        base_dir,
+    );
+    let allow = entry
+        .allow_credentials_for_email_processing
+        .unwrap_or(false);
+    if allow && (username.is_none() || password.is_none()) {
+        c.fail(
+            "allow_credentials_for_email_processing",
+            "true needs the mailbox's username and password",
+        );
+    }
+    match profile_auth {
+        None => c.fail(
+            "profile",
+            format!(
+                "no profile named {:?} in this file or the database",
+                entry.profile
+            ),
+        ),
+        Some(AuthMethod::MailboxCredentials) if !allow => c.fail(
+            "allow_credentials_for_email_processing",
+            format!(
+                "profile {:?} uses mailbox credentials: set allow_credentials_for_email_processing = true with username and password",
+                entry.profile
+            ),
+        ),
+        Some(_) => {}
+    }
+    if c.problems.len() > before {
+        return None;
+    }
+    Some(DesiredMailbox {
+        entry: label,
+        address,
+        profile: entry.profile,
+        allow_credentials_for_email_processing: allow,
+        username,
+        password,
+        process_email_received_after: entry.process_email_received_after,
+        incoming: entry.incoming.unwrap_or(SyncMethod::ServerSideSync),
+        outgoing: entry.outgoing.unwrap_or(SyncMethod::ServerSideSync),
+        act: entry.act.unwrap_or(SyncMethod::None),
+        approval: entry.approval.unwrap_or(ApprovalStatus::Pending),
+        payload_logging: entry.payload_logging.unwrap_or(false),
+    })
+}
+
+// ----------------------------------------------------------------------------------------
+// Apply.
+// ----------------------------------------------------------------------------------------
+
+/// Read, validate and apply `path` in one transaction (rolled back when `dry_run`).
+pub async fn apply_file(
+    store: &Store,
+    cipher: &CredentialCipher,
+    path: &Path,
+    dry_run: bool,
+) -> Result<ApplyReport, ApplyError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ApplyError::Unreadable {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    apply_text(store, cipher, &text, path, base_dir, dry_run).await
+}
+
+/// Apply the content of an apply file (`origin` names it in messages).
+pub async fn apply_text(
+    store: &Store,
+    cipher: &CredentialCipher,
+    text: &str,
+    origin: &Path,
+    base_dir: &Path,
+    dry_run: bool,
+) -> Result<ApplyReport, ApplyError> {
+    let file: ApplyFile = toml::from_str(text).map_err(|e| ApplyError::Syntax {
+        path: origin.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let mut problems = Vec::new();
+
+    let mut profiles = Vec::new();
+    let mut seen_names = BTreeSet::new();
+    for (index, value) in file.profile.into_iter().enumerate() {
+        let key = value
+            .get("name")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let label = entry_label("profile", index, key.as_deref());
+        let Some(entry) = decode_entry::<ProfileEntry>(value, &label, &mut problems) else {
+            continue;
+        };
+        if !seen_names.insert(entry.name.trim().to_owned()) {
+            problems.push(EntryProblem {
+                entry: label,
+                field: "name".to_owned(),
+                reason: "another [[profile]] in this file has the same name".to_owned(),
+            });
+            continue;
+        }
+        if let Some(desired) = validate_profile(entry, label, base_dir, &mut problems) {
+            profiles.push(desired);
+        }
+    }
+
+    // Profiles a mailbox may name: those in this file and those already stored.
+    let mut known_auth: HashMap<String, AuthMethod> = HashMap::new();
+    let stored: Vec<(String, String)> =
+        sqlx::query_as("SELECT name, auth FROM email_server_profiles")
+            .fetch_all(store.pool())
+            .await
+            .map_err(StoreError::from)?;
+    for (name, auth) in stored {
+        if let Ok(auth) = auth.parse() {
+            known_auth.insert(name, auth);
+        }
+    }
+    for profile in &profiles {
+        known_auth.insert(profile.name.clone(), profile.auth);
+    }
+
+    let mut mailboxes = Vec::new();
+    let mut seen_addresses = BTreeSet::new();
+    for (index, value) in file.mailbox.into_iter().enumerate() {
+        let key = value
+            .get("address")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let label = entry_label("mailbox", index, key.as_deref());
+        let Some(entry) = decode_entry::<MailboxEntry>(value, &label, &mut problems) else {
+            continue;
+        };
+        if !seen_addresses.insert(entry.address.trim().to_lowercase()) {
+            problems.push(EntryProblem {
+                entry: label,
+                field: "address".to_owned(),
+                reason: "another [[mailbox]] in this file has the same address".to_owned(),
+            });
+            continue;
+        }
+        let auth = known_auth.get(&entry.profile).copied();
+        if let Some(desired) = validate_mailbox(entry, label, base_dir, auth, &mut problems) {
+            mailboxes.push(desired);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApplyError::Invalid {
+            path: origin.to_path_buf(),
+            problems,
+        });
+    }
+
+    let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
+    let mut report = ApplyReport {
+        entries: Vec::new(),
+        dry_run,
+    };
+    let rejected = |entry: &str, error: StoreError| match error {
+        StoreError::Database(reason) => ApplyError::Rejected {
+            path: origin.to_path_buf(),
+            entry: entry.to_owned(),
+            reason,
+        },
+        other => ApplyError::Store(other),
+    };
+    for profile in &profiles {
+        let outcome = upsert_profile(&mut tx, cipher, profile)
+            .await
+            .map_err(|e| match e {
+                UpsertError::Store(s) => rejected(&profile.entry, s),
+                UpsertError::Crypto(c) => ApplyError::Crypto(c),
+            })?;
+        report.entries.push(Applied {
+            kind: "profile",
+            key: profile.name.clone(),
+            outcome,
+        });
+    }
+    for mailbox in &mailboxes {
+        let outcome = upsert_mailbox(&mut tx, cipher, mailbox)
+            .await
+            .map_err(|e| match e {
+                UpsertError::Store(s) => rejected(&mailbox.entry, s),
+                UpsertError::Crypto(c) => ApplyError::Crypto(c),
+            })?;
+        report.entries.push(Applied {
+            kind: "mailbox",
+            key: mailbox.address.clone(),
+            outcome,
+        });
+    }
+    if dry_run {
+        tx.rollback().await.map_err(StoreError::from)?;
+    } else {
+        tx.commit().await.map_err(StoreError::from)?;
+    }
+    Ok(report)
+}
+
+enum UpsertError {
+    Store(StoreError),
+    Crypto(CryptoError),
+}
+
+impl From<sqlx::Error> for UpsertError {
+    fn from(e: sqlx::Error) -> Self {
+        UpsertError::Store(e.into())
+    }
+}
+
+impl From<CryptoError> for UpsertError {
+    fn from(e: CryptoError) -> Self {
+        UpsertError::Crypto(e)
+    }
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Postgres>;
+
+/// Does the stored (encrypted) secret differ from the desired one?
+fn secret_differs(
+    cipher: &CredentialCipher,
+    stored: Option<&[u8]>,
+    desired: Option<&SecretString>,
+    slot: SecretSlot,
+) -> bool {
+    match (stored, desired) {
+        (None, None) => false,
+        (Some(bytes), Some(wanted)) => match cipher.decrypt(bytes, slot) {
+            Ok(current) => current.expose_secret() != wanted.expose_secret(),
+            // Unreadable with the configured key: rewrite it with this key.
+            Err(_) => true,
+        },
+        _ => true,
+    }
+}
+
+fn encrypt(
+    cipher: &CredentialCipher,
+    secret: Option<&SecretString>,
+    slot: SecretSlot,
+) -> Result<Option<Vec<u8>>, CryptoError> {
+    secret.map(|s| cipher.encrypt(s, slot)).transpose()
+}
+
+async fn upsert_profile(
+    tx: &mut Tx<'_>,
+    cipher: &CredentialCipher,
+    want: &DesiredProfile,
+) -> Result<Outcome, UpsertError> {
+    let existing: Option<ProfileRow> = sqlx::query_as(&format!(
+        "SELECT {PROFILE_COLUMNS} FROM email_server_profiles WHERE name = $1 FOR UPDATE"
+    ))
+    .bind(&want.name)
+    .fetch_optional(&mut **tx)
+    .await?;
+    const TABLE: &str = "email_server_profiles";
+    let (id, outcome) = match &existing {
+        None => (Uuid::new_v4(), Outcome::Created),
+        Some(row) => {
+            let mut fields = Vec::new();
+            let mut check = |changed: bool, name: &'static str| {
+                if changed {
+                    fields.push(name);
+                }
+            };
+            check(row.server_type != want.server_type.as_str(), "server_type");
+            check(row.ews_url != want.ews_url, "ews_url");
+            check(row.auth != want.auth.as_str(), "auth");
+            check(
+                row.password_scheme != want.password_scheme.as_str(),
+                "password_scheme",
+            );
+            check(row.username != want.username, "username");
+            check(
+                secret_differs(
+                    cipher,
+                    row.password_enc.as_deref(),
+                    want.password.as_ref(),
+                    SecretSlot::new(TABLE, "password_enc", row.id),
+                ),
+                "password",
+            );
+            check(row.oauth_tenant != want.oauth_tenant, "oauth_tenant");
+            check(
+                row.oauth_client_id != want.oauth_client_id,
+                "oauth_client_id",
+            );
+            check(
+                secret_differs(
+                    cipher,
+                    row.oauth_client_secret_enc.as_deref(),
+                    want.oauth_client_secret.as_ref(),
+                    SecretSlot::new(TABLE, "oauth_client_secret_enc", row.id),
+                ),
+                "oauth_client_secret",
+            );
+            check(
+                row.oauth_token_url != want.oauth_token_url,
+                "oauth_token_url",
+            );
+            check(row.oauth_scope != want.oauth_scope, "oauth_scope");
+            check(
+                row.use_impersonation != want.use_impersonation,
+                "use_impersonation",
+            );
+            check(
+                row.use_same_settings_for_outgoing != want.use_same_settings_for_outgoing,
+                "use_same_settings_for_outgoing",
+            );
+            check(
+                row.outgoing_ews_url != want.outgoing_ews_url,
+                "outgoing_ews_url",
+            );
+            check(
+                row.outgoing_username != want.outgoing_username,
+                "outgoing_username",
+            );
+            check(
+                secret_differs(
+                    cipher,
+                    row.outgoing_password_enc.as_deref(),
+                    want.outgoing_password.as_ref(),
+                    SecretSlot::new(TABLE, "outgoing_password_enc", row.id),
+                ),
+                "outgoing_password",
+            );
+            check(
+                row.process_emails_from != want.process_emails_from,
+                "process_emails_from",
+            );
+            check(
+                row.max_concurrent_connections != want.max_concurrent_connections,
+                "max_concurrent_connections",
+            );
+            check(
+                row.min_polling_interval_minutes != want.min_polling_interval_minutes,
+                "min_polling_interval_minutes",
+            );
+            check(row.enabled != want.enabled, "enabled");
+            if fields.is_empty() {
+                return Ok(Outcome::Unchanged);
+            }
+            (row.id, Outcome::Changed { fields })
+        }
+    };
+    let password = encrypt(
+        cipher,
+        want.password.as_ref(),
+        SecretSlot::new(TABLE, "password_enc", id),
+    )?;
+    let client_secret = encrypt(
+        cipher,
+        want.oauth_client_secret.as_ref(),
+        SecretSlot::new(TABLE, "oauth_client_secret_enc", id),
+    )?;
+    let outgoing_password = encrypt(
+        cipher,
+        want.outgoing_password.as_ref(),
+        SecretSlot::new(TABLE, "outgoing_password_enc", id),
+    )?;
+    sqlx::query(
+        r#"
+        INSERT INTO email_server_profiles (
+            id, name, server_type, ews_url, auth, password_scheme, username, password_enc,
+            oauth_tenant, oauth_client_id, oauth_client_secret_enc, oauth_token_url, oauth_scope,
+            use_impersonation, use_same_settings_for_outgoing, outgoing_ews_url,
+            outgoing_username, outgoing_password_enc, process_emails_from,
+            max_concurrent_connections, min_polling_interval_minutes, enabled)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+                $19, $20, $21, $22)
+        ON CONFLICT (id) DO UPDATE SET
+            name = EXCLUDED.name, server_type = EXCLUDED.server_type,
+            ews_url = EXCLUDED.ews_url, auth = EXCLUDED.auth,
+            password_scheme = EXCLUDED.password_scheme, username = EXCLUDED.username,
+            password_enc = EXCLUDED.password_enc, oauth_tenant = EXCLUDED.oauth_tenant,
+            oauth_client_id = EXCLUDED.oauth_client_id,
+            oauth_client_secret_enc = EXCLUDED.oauth_client_secret_enc,
+            oauth_token_url = EXCLUDED.oauth_token_url, oauth_scope = EXCLUDED.oauth_scope,
+            use_impersonation = EXCLUDED.use_impersonation,
+            use_same_settings_for_outgoing = EXCLUDED.use_same_settings_for_outgoing,
+            outgoing_ews_url = EXCLUDED.outgoing_ews_url,
+            outgoing_username = EXCLUDED.outgoing_username,
+            outgoing_password_enc = EXCLUDED.outgoing_password_enc,
+            process_emails_from = EXCLUDED.process_emails_from,
+            max_concurrent_connections = EXCLUDED.max_concurrent_connections,
+            min_polling_interval_minutes = EXCLUDED.min_polling_interval_minutes,
+            enabled = EXCLUDED.enabled
+        "#,
+    )
+    .bind(id)
+    .bind(&want.name)
+    .bind(want.server_type.as_str())
+    .bind(&want.ews_url)
+    .bind(want.auth.as_str())
+    .bind(want.password_scheme.as_str())
+    .bind(&want.username)
+    .bind(password)
+    .bind(&want.oauth_tenant)
+    .bind(&want.oauth_client_id)
+    .bind(client_secret)
+    .bind(&want.oauth_token_url)
+    .bind(&want.oauth_scope)
+    .bind(want.use_impersonation)
+    .bind(want.use_same_settings_for_outgoing)
+    .bind(&want.outgoing_ews_url)
+    .bind(&want.outgoing_username)
+    .bind(outgoing_password)
+    .bind(want.process_emails_from)
+    .bind(want.max_concurrent_connections)
+    .bind(want.min_polling_interval_minutes)
+    .bind(want.enabled)
+    .execute(&mut **tx)
+    .await?;
+    if existing.is_some() {
+        // A changed profile takes effect for its mailboxes at the next scheduler tick.
+        make_due_now(tx, "profile_id = $1", id).await?;
+    }
+    Ok(outcome)
+}
+
+async fn make_due_now(tx: &mut Tx<'_>, filter: &str, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!(
+        "UPDATE mailboxes SET incoming_next_due_at = LEAST(incoming_next_due_at, now()), \
+         outgoing_next_due_at = LEAST(outgoing_next_due_at, now()), \
+         act_next_due_at = LEAST(act_next_due_at, now()) WHERE {filter}"
+    ))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_mailbox(
+    tx: &mut Tx<'_>,
+    cipher: &CredentialCipher,
+    want: &DesiredMailbox,
+) -> Result<Outcome, UpsertError> {
+    const TABLE: &str = "mailboxes";
+    let profile_id: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM email_server_profiles WHERE name = $1")
+            .bind(&want.profile)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(profile_id) = profile_id else {
+        return Err(UpsertError::Store(StoreError::Database(format!(
+            "profile {:?} does not exist",
+            want.profile
+        ))));
+    };
+    let existing: Option<MailboxRow> = sqlx::query_as(&format!(
+        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE email_address = $1 FOR UPDATE"
+    ))
+    .bind(&want.address)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let (id, outcome) = match &existing {
+        None => (Uuid::new_v4(), Outcome::Created),
+        Some(row) => {
+            let mut fields = Vec::new();
+            let mut check = |changed: bool, name: &'static str| {
+                if changed {
+                    fields.push(name);
+                }
+            };
+            check(row.profile_id != profile_id, "profile");
+            check(
+                row.allow_credentials_for_email_processing
+                    != want.allow_credentials_for_email_processing,
+                "allow_credentials_for_email_processing",
+            );
+            check(row.username != want.username, "username");
+            check(
+                secret_differs(
+                    cipher,
+                    row.password_enc.as_deref(),
+                    want.password.as_ref(),
+                    SecretSlot::new(TABLE, "password_enc", row.id),
+                ),
+                "password",
+            );
+            check(
+                row.process_email_received_after != want.process_email_received_after,
+                "process_email_received_after",
+            );
+            check(row.incoming_method != want.incoming.as_str(), "incoming");
+            check(row.outgoing_method != want.outgoing.as_str(), "outgoing");
+            check(row.act_method != want.act.as_str(), "act");
+            check(row.approval_status != want.approval.as_str(), "approval");
+            check(
+                row.payload_logging != want.payload_logging,
+                "payload_logging",
+            );
+            if fields.is_empty() {
+                return Ok(Outcome::Unchanged);
+            }
+            (row.id, Outcome::Changed { fields })
+        }
+    };
+    let password = encrypt(
+        cipher,
+        want.password.as_ref(),
+        SecretSlot::new(TABLE, "password_enc", id),
+    )?;
+    sqlx::query(
+        r#"
+        INSERT INTO mailboxes (
+            id, email_address, profile_id, allow_credentials_for_email_processing, username,
+            password_enc, process_email_received_after, incoming_method, outgoing_method,
+            act_method, approval_status, payload_logging)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        ON CONFLICT (id) DO UPDATE SET
+            profile_id = EXCLUDED.profile_id,
+            allow_credentials_for_email_processing = EXCLUDED.allow_credentials_for_email_processing,
+            username = EXCLUDED.username, password_enc = EXCLUDED.password_enc,
+            process_email_received_after = EXCLUDED.process_email_received_after,
+            incoming_method = EXCLUDED.incoming_method,
+            outgoing_method = EXCLUDED.outgoing_method, act_method = EXCLUDED.act_method,
+            approval_status = EXCLUDED.approval_status,
+            payload_logging = EXCLUDED.payload_logging,
+            incoming_next_due_at = LEAST(mailboxes.incoming_next_due_at, now()),
+            outgoing_next_due_at = LEAST(mailboxes.outgoing_next_due_at, now()),
+            act_next_due_at = LEAST(mailboxes.act_next_due_at, now())
+        "#,
+    )
+    .bind(id)
+    .bind(&want.address)
+    .bind(profile_id)
+    .bind(want.allow_credentials_for_email_processing)
+    .bind(&want.username)
+    .bind(password)
+    .bind(want.process_email_received_after)
+    .bind(want.incoming.as_str())
+    .bind(want.outgoing.as_str())
+    .bind(want.act.as_str())
+    .bind(want.approval.as_str())
+    .bind(want.payload_logging)
+    .execute(&mut **tx)
+    .await?;
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_accept_rfc3339_and_bare_dates() {
+        assert!(parse_instant("2026-01-31T08:00:00Z").is_ok());
+        assert!(parse_instant("2026-01-31T08:00:00+02:00").is_ok());
+        assert_eq!(
+            parse_instant("2026-01-31").unwrap().to_rfc3339(),
+            "2026-01-31T00:00:00+00:00"
+        );
+        assert!(parse_instant("31/01/2026").is_err());
+    }
+
+    #[test]
+    fn plausible_addresses_have_one_at_and_a_dotted_domain() {
+        assert!(is_plausible_address("alice@contoso.com"));
+        assert!(!is_plausible_address("alice"));
+        assert!(!is_plausible_address("alice@contoso"));
+        assert!(!is_plausible_address("a@b@c.com"));
+        assert!(!is_plausible_address("al ice@contoso.com"));
+    }
+}

@@ -1,0 +1,300 @@
+//! The command line: parses arguments, loads settings, runs one command, maps errors to exit codes.
+//!
+//! Exit codes: 0 success; 1 a runtime failure (database down, Exchange unreachable, …);
+//! 2 bad input (command line, configuration file, apply file, credential key).
+//! This module and `main` are the only places that use `anyhow`.
+
+use crate::apply::{self, ApplyError};
+use crate::config::{ConfigError, Settings};
+use crate::crypto::{CredentialCipher, CredentialKey, CryptoError};
+use crate::store::{self, Store};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// exsync — server-side synchronization of Exchange mailboxes with a Postgres database.
+#[derive(Debug, Parser)]
+#[command(name = "exsync", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (default: config/exsync.toml when it exists). Environment
+    /// variables EXSYNC__SECTION__KEY override its values; DATABASE_URL sets database.url.
+    #[arg(long, global = true, value_name = "PATH", env = "EXSYNC_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the database migrations (also done at the start of `run`).
+    Migrate,
+    /// Validate the configuration and print the effective settings, secrets redacted.
+    CheckConfig,
+    /// Create or update profiles and mailboxes declared in a TOML file (one transaction).
+    Apply {
+        /// The file (format: config/apply.example.toml).
+        file: PathBuf,
+        /// Validate and compute changes, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every mailbox: methods, statuses, health and stored counts.
+    Status {
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate a new credential encryption key (32 random bytes, base64).
+    GenKey {
+        /// Where to write it (mode 0600); `-` prints it to standard output.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Bad input: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
+/// Parse the command line, run the command, and turn the outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = crate::telemetry::init(&settings.log) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, settings)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            exit_code_for(&error)
+        }
+    }
+}
+
+fn exit_code_for(error: &anyhow::Error) -> ExitCode {
+    let bad_input = error.chain().any(|cause| {
+        cause.is::<BadInput>()
+            || cause.is::<ConfigError>()
+            || matches!(
+                cause.downcast_ref::<ApplyError>(),
+                Some(
+                    ApplyError::Invalid { .. }
+                        | ApplyError::Syntax { .. }
+                        | ApplyError::Unreadable { .. }
+                        | ApplyError::Rejected { .. }
+                )
+            )
+            || matches!(
+                cause.downcast_ref::<CryptoError>(),
+                Some(
+                    CryptoError::NoKeyConfigured
+                        | CryptoError::KeyEnvMissing { .. }
+                        | CryptoError::KeyFileUnreadable { .. }
+                        | CryptoError::KeyMalformed { .. }
+                )
+            )
+    });
+    if bad_input {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Run one command with loaded settings.
+pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Migrate => {
+            let store = connect(&settings).await?;
+            store.migrate().await?;
+            println!("database migrated");
+        }
+        Command::CheckConfig => check_config(&settings)?,
+        Command::Apply {
+            file,
+            dry_run,
+            json,
+        } => {
+            let cipher = CredentialCipher::from_settings(&settings.security)?;
+            let store = connect(&settings).await?;
+            store.migrate().await?;
+            let report = apply::apply_file(&store, &cipher, &file, dry_run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+        }
+        Command::Status { json } => {
+            let store = connect(&settings).await?;
+            ensure_migrated(&store).await?;
+            let statuses = store::mailbox_statuses(&store).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&statuses)?);
+            } else {
+                print_status_table(&statuses);
+            }
+        }
+        Command::GenKey { out, force } => gen_key(&out, force)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Store> {
+    Store::connect(&settings.database).await.with_context(|| {
+        format!(
+            "cannot reach the database at {}",
+            crate::config::redact_url(settings.database.url.expose_secret())
+        )
+    })
+}
+
+async fn ensure_migrated(store: &Store) -> anyhow::Result<()> {
+    let applied: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_name = 'mailboxes')",
+    )
+    .fetch_one(store.pool())
+    .await
+    .map_err(store::StoreError::from)?;
+    if !applied {
+        return Err(
+            BadInput("the database has no exsync schema yet: run `exsync migrate`".into()).into(),
+        );
+    }
+    Ok(())
+}
+
+fn check_config(settings: &Settings) -> anyhow::Result<()> {
+    print!("{}", settings.to_redacted_toml()?);
+    let key = &settings.security;
+    if key.credential_key_file.is_none() && key.credential_key_env.is_none() {
+        eprintln!("note: no credential key configured; `apply`, `run` and `demo` need one (see `exsync gen-key`)");
+    } else {
+        let cipher = CredentialCipher::from_settings(key)?;
+        eprintln!("credential key loaded (key id {})", cipher.current_key_id());
+    }
+    eprintln!("configuration OK");
+    Ok(())
+}
+
+fn gen_key(out: &std::path::Path, force: bool) -> anyhow::Result<()> {
+    let key = CredentialKey::generate();
+    let text = format!("{}\n", key.to_base64().expose_secret());
+    if out == std::path::Path::new("-") {
+        std::io::stdout().write_all(text.as_bytes())?;
+        return Ok(());
+    }
+    if out.exists() && !force {
+        return Err(BadInput(format!(
+            "{} exists; use --force to replace it (values encrypted with the old key then become unreadable)",
+            out.display()
+        ))
+        .into());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(out)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    file.write_all(text.as_bytes())?;
+    eprintln!(
+        "wrote credential key {} (key id {})",
+        out.display(),
+        key.id_hex()
+    );
+    Ok(())
+}
+
+fn print_status_table(statuses: &[store::MailboxStatus]) {
+    if statuses.is_empty() {
+        println!("no mailboxes (declare some with `exsync apply FILE`)");
+        return;
+    }
+    let when = |t: &Option<chrono::DateTime<chrono::Utc>>| {
+        t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    let shown = |method: &str, status: &str| {
+        if method == "none" {
+            "-".to_owned()
+        } else {
+            status.to_owned()
+        }
+    };
+    let address_width = statuses
+        .iter()
+        .map(|s| s.address.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let profile_width = statuses
+        .iter()
+        .map(|s| s.profile.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:<aw$}  {:<pw$}  {:<8} {:<8} {:<8} {:<19} {:<19} {:>5} {:>7} {:>6} {:>8} {:>6} {:>11}  LAST ERROR",
+        "ADDRESS", "PROFILE", "INCOMING", "OUTGOING", "ACT", "LAST SYNC", "NEXT DUE", "FAILS",
+        "EMAILS", "APPTS", "CONTACTS", "TASKS", "OUT P/S/F",
+        aw = address_width,
+        pw = profile_width,
+    );
+    for s in statuses {
+        println!(
+            "{:<aw$}  {:<pw$}  {:<8} {:<8} {:<8} {:<19} {:<19} {:>5} {:>7} {:>6} {:>8} {:>6} {:>11}  {}",
+            s.address,
+            s.profile,
+            shown(&s.incoming, &s.incoming_status),
+            shown(&s.outgoing, &s.outgoing_status),
+            shown(&s.act, &s.act_status),
+            when(&s.last_successful_sync),
+            when(&s.next_due),
+            s.consecutive_failures,
+            s.emails,
+            s.appointments,
+            s.contacts,
+            s.tasks,
+            format!("{}/{}/{}", s.outgoing_pending, s.outgoing_sent, s.outgoing_failed),
+            s.last_error.as_deref().unwrap_or("-"),
+            aw = address_width,
+            pw = profile_width,
+        );
+    }
+}

@@ -1,0 +1,20 @@
+//! Pure domain types: profiles, mailboxes, workloads, alerts and the rules that relate them.
+//!
+//! Owns the vocabulary every other module speaks. Must not do I/O and imports nothing above it
+//! (no `store`, no `ews`, no `config`).
+
+mod alert;
+mod enums;
+mod ids;
+mod mailbox;
+mod profile;
+pub mod rules;
+
+pub use alert::{AlertLevel, AlertTarget};
+pub use enums::{
+    ApprovalStatus, AuthMethod, ParseEnumError, PasswordScheme, ServerType, SyncMethod, Workload,
+    WorkloadStatus,
+};
+pub use ids::{MailboxId, ProfileId};
+pub use mailbox::Mailbox;
+pub use profile::{OAuthSettings, OutgoingSettings, Profile};

@@ -1,0 +1,9 @@
+//! exsync's integration tests: one binary, real Postgres (one fresh database per test via
+//! `sqlx::test`) and, from issue 2 on, the project's own fake Exchange over real HTTP.
+//! Run them with `scripts/test.sh` (it sets DATABASE_URL and starts Postgres if needed).
+
+mod apply_rules;
+mod config_rules;
+mod credentials_at_rest;
+mod schema_rules;
+mod support;
