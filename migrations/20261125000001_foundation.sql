@@ -70,12 +70,34 @@ DECLARE
 BEGIN
     IF (to_jsonb(NEW) - bookkeeping) IS DISTINCT FROM (to_jsonb(OLD) - bookkeeping) THEN
         NEW.updated_at := now();
+        -- New settings (e.g. a new password) lift a credentials block at once.
+        NEW.credentials_blocked_at := NULL;
+        NEW.credentials_blocked_reason := NULL;
     END IF;
     RETURN NEW;
 END $$;
 
 CREATE TRIGGER email_server_profiles_touch BEFORE UPDATE ON email_server_profiles
     FOR EACH ROW EXECUTE FUNCTION exsync_touch_profile_settings();
+
+-- A changed profile's mailboxes are due at the next scheduler tick, blocks lifted.
+CREATE FUNCTION exsync_profile_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.updated_at IS DISTINCT FROM OLD.updated_at THEN
+        UPDATE mailboxes SET
+            incoming_next_due_at = LEAST(incoming_next_due_at, now()),
+            outgoing_next_due_at = LEAST(outgoing_next_due_at, now()),
+            act_next_due_at = LEAST(act_next_due_at, now()),
+            incoming_blocked_code = NULL, incoming_blocked_at = NULL,
+            outgoing_blocked_code = NULL, outgoing_blocked_at = NULL,
+            act_blocked_code = NULL, act_blocked_at = NULL
+        WHERE profile_id = NEW.id;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER email_server_profiles_changed AFTER UPDATE ON email_server_profiles
+    FOR EACH ROW EXECUTE FUNCTION exsync_profile_changed();
 
 -- ---------------------------------------------------------------------------------------
 -- Mailboxes: one user's or queue's mailbox, its settings, statuses and scheduling state.
@@ -176,7 +198,20 @@ BEGIN
         OLD.username, OLD.password_enc, OLD.process_email_received_after,
         OLD.incoming_method, OLD.outgoing_method, OLD.act_method, OLD.approval_status,
         OLD.payload_logging) THEN
+        -- An operator changed the mailbox: it is due at the next tick, with its blocks
+        -- (bad credentials, denied rights, not approved, outage) lifted.
         NEW.updated_at := now();
+        NEW.incoming_next_due_at := LEAST(NEW.incoming_next_due_at, now());
+        NEW.outgoing_next_due_at := LEAST(NEW.outgoing_next_due_at, now());
+        NEW.act_next_due_at := LEAST(NEW.act_next_due_at, now());
+        NEW.credentials_blocked_at := NULL;
+        NEW.credentials_blocked_reason := NULL;
+        NEW.incoming_blocked_code := NULL;
+        NEW.incoming_blocked_at := NULL;
+        NEW.outgoing_blocked_code := NULL;
+        NEW.outgoing_blocked_at := NULL;
+        NEW.act_blocked_code := NULL;
+        NEW.act_blocked_at := NULL;
     END IF;
     RETURN NEW;
 END $$;
@@ -419,8 +454,11 @@ END $$;
 CREATE TRIGGER outgoing_emails_prepare BEFORE INSERT ON outgoing_emails
     FOR EACH ROW EXECUTE FUNCTION exsync_outgoing_prepare();
 
+-- A newly queued email makes its mailbox's outgoing workload due now and wakes schedulers.
 CREATE FUNCTION exsync_outgoing_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    UPDATE mailboxes SET outgoing_next_due_at = now()
+     WHERE id = NEW.mailbox_id AND outgoing_next_due_at > now();
     PERFORM pg_notify('exsync_outgoing', NEW.mailbox_id::text);
     RETURN NULL;
 END $$;

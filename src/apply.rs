@@ -1172,23 +1172,8 @@ async fn upsert_profile(
     .bind(want.enabled)
     .execute(&mut **tx)
     .await?;
-    if existing.is_some() {
-        // A changed profile takes effect for its mailboxes at the next scheduler tick.
-        make_due_now(tx, "profile_id = $1", id).await?;
-    }
+    // A changed profile's mailboxes become due at the next tick (a trigger does it).
     Ok(outcome)
-}
-
-async fn make_due_now(tx: &mut Tx<'_>, filter: &str, id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query(&format!(
-        "UPDATE mailboxes SET incoming_next_due_at = LEAST(incoming_next_due_at, now()), \
-         outgoing_next_due_at = LEAST(outgoing_next_due_at, now()), \
-         act_next_due_at = LEAST(act_next_due_at, now()) WHERE {filter}"
-    ))
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 async fn upsert_mailbox(
@@ -1277,10 +1262,7 @@ async fn upsert_mailbox(
             incoming_method = EXCLUDED.incoming_method,
             outgoing_method = EXCLUDED.outgoing_method, act_method = EXCLUDED.act_method,
             approval_status = EXCLUDED.approval_status,
-            payload_logging = EXCLUDED.payload_logging,
-            incoming_next_due_at = LEAST(mailboxes.incoming_next_due_at, now()),
-            outgoing_next_due_at = LEAST(mailboxes.outgoing_next_due_at, now()),
-            act_next_due_at = LEAST(mailboxes.act_next_due_at, now())
+            payload_logging = EXCLUDED.payload_logging
         "#,
     )
     .bind(id)

@@ -53,6 +53,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Queue an outgoing email from a mailbox (sent by the mailbox's next outgoing pass).
+    Enqueue {
+        /// Sending mailbox (must be declared).
+        #[arg(long, value_name = "ADDR")]
+        from: String,
+        /// Recipient (repeat for several).
+        #[arg(long, value_name = "ADDR", required = true)]
+        to: Vec<String>,
+        /// Cc recipient (repeat for several).
+        #[arg(long, value_name = "ADDR")]
+        cc: Vec<String>,
+        /// Subject.
+        #[arg(long, default_value = "")]
+        subject: String,
+        /// Body (plain text).
+        #[arg(long, default_value = "")]
+        body: String,
+    },
     /// Generate a new credential encryption key (32 random bytes, base64).
     GenKey {
         /// Where to write it (mode 0600); `-` prints it to standard output.
@@ -165,6 +183,29 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             } else {
                 print_status_table(&statuses);
             }
+        }
+        Command::Enqueue {
+            from,
+            to,
+            cc,
+            subject,
+            body,
+        } => {
+            for address in to.iter().chain(cc.iter()).chain(std::iter::once(&from)) {
+                if !apply::is_plausible_address(&address.to_lowercase()) {
+                    return Err(BadInput(format!("{address:?} is not an email address")).into());
+                }
+            }
+            let store = connect(&settings).await?;
+            ensure_migrated(&store).await?;
+            let (id, message_id) =
+                store::outgoing::enqueue(&store, &from, &to, &cc, &subject, &body)
+                    .await
+                    .map_err(|e| match e {
+                        store::StoreError::Database(reason) => anyhow::Error::new(BadInput(reason)),
+                        other => other.into(),
+                    })?;
+            println!("queued {id} ({message_id})");
         }
         Command::GenKey { out, force } => gen_key(&out, force)?,
     }

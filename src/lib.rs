@@ -8,6 +8,8 @@
 //! - [`config`]: typed settings from TOML + `EXSYNC__*` environment overrides.
 //! - [`crypto`]: credentials at rest (AES-256-GCM), the credential key.
 //! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
+//! - [`metrics`]: Prometheus metrics (a leaf: anything records into it).
+//! - [`scheduler`]: claiming due mailboxes, connection limits per profile.
 //! - [`store`]: every SQL statement; rows become domain types with named errors.
 //! - [`apply`]: declarative, transactional upsert of profiles and mailboxes from TOML.
 //! - [`telemetry`]: tracing subscriber (JSON or pretty).
@@ -18,5 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod metrics;
+pub mod scheduler;
 pub mod store;
 pub mod telemetry;

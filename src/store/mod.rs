@@ -3,9 +3,13 @@
 //! Owns every SQL statement of exsync. Bad rows become named errors (`InvalidRow` with the
 //! table, row id and field), never panics. Must not call Exchange or read configuration files.
 
+pub mod alerts;
+pub mod emails;
 mod mailboxes;
+pub mod outgoing;
 mod profiles;
 mod report;
+pub mod scheduling;
 
 pub use mailboxes::{MailboxRow, MAILBOX_COLUMNS};
 pub use profiles::{ProfileRow, PROFILE_COLUMNS};

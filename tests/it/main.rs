@@ -6,4 +6,5 @@ mod apply_rules;
 mod config_rules;
 mod credentials_at_rest;
 mod schema_rules;
+mod store_rules;
 mod support;

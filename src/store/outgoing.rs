@@ -1,0 +1,179 @@
+//! The outgoing email queue: applications insert `pending` rows; a pass claims them
+//! (`sending`, attempt counted before anything reaches Exchange), and records `sent` or a
+//! retry or `failed`. The InternetMessageId fixed at insert is how a retry after a crash
+//! finds out whether Exchange already sent the message (exactly once).
+
+use super::emails::fence;
+use super::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// One queued email, claimed for sending.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutgoingEmail {
+    /// Row id.
+    pub id: Uuid,
+    /// Sending mailbox.
+    pub mailbox_id: Uuid,
+    /// To recipients.
+    pub to_recipients: Vec<String>,
+    /// Cc recipients.
+    pub cc_recipients: Vec<String>,
+    /// Bcc recipients.
+    pub bcc_recipients: Vec<String>,
+    /// Subject.
+    pub subject: String,
+    /// Body.
+    pub body: String,
+    /// `text` or `html`.
+    pub body_type: String,
+    /// The message's Internet Message-ID (set by the database at insert).
+    pub internet_message_id: String,
+    /// Attempts including this one.
+    pub attempts: i32,
+}
+
+impl OutgoingEmail {
+    /// Whether an earlier attempt may already have reached Exchange (so check Sent Items).
+    pub fn may_have_been_sent(&self) -> bool {
+        self.attempts > 1
+    }
+}
+
+/// Claim up to `limit` due emails of a mailbox: they become `sending` with the attempt counted.
+pub async fn claim(
+    store: &Store,
+    mailbox_id: Uuid,
+    token: Uuid,
+    limit: i64,
+) -> Result<Vec<OutgoingEmail>, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    fence(&mut tx, mailbox_id, token).await?;
+    let claimed = sqlx::query_as::<_, OutgoingEmail>(
+        "UPDATE outgoing_emails o SET status = 'sending', attempts = o.attempts + 1
+           FROM (SELECT id FROM outgoing_emails
+                  WHERE mailbox_id = $1 AND status IN ('pending', 'sending')
+                    AND next_attempt_at <= now()
+                  ORDER BY queued_at, id
+                  LIMIT $2
+                  FOR UPDATE SKIP LOCKED) due
+          WHERE o.id = due.id
+         RETURNING o.id, o.mailbox_id, o.to_recipients, o.cc_recipients, o.bcc_recipients,
+                   o.subject, o.body, o.body_type, o.internet_message_id, o.attempts",
+    )
+    .bind(mailbox_id)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut claimed = claimed;
+    claimed.sort_by_key(|e| e.attempts);
+    Ok(claimed)
+}
+
+/// Record a send Exchange accepted: the row becomes `sent` and the message is stored once
+/// in `emails` (so a copy arriving in another tracked mailbox is recognised).
+pub async fn mark_sent(
+    store: &Store,
+    email: &OutgoingEmail,
+    sender_address: &str,
+) -> Result<(), StoreError> {
+    let mut tx = store.pool().begin().await?;
+    sqlx::query(
+        "UPDATE outgoing_emails SET status = 'sent', sent_at = now(), last_error = NULL
+          WHERE id = $1",
+    )
+    .bind(email.id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO emails (internet_message_id, direction, subject, body, body_type,
+                             sender_address, to_recipients, cc_recipients, sent_at)
+         VALUES ($1, 'outgoing', $2, $3, $4, $5, to_jsonb($6::text[]), to_jsonb($7::text[]), now())
+         ON CONFLICT (internet_message_id) DO NOTHING",
+    )
+    .bind(&email.internet_message_id)
+    .bind(&email.subject)
+    .bind(&email.body)
+    .bind(&email.body_type)
+    .bind(sender_address)
+    .bind(&email.to_recipients)
+    .bind(&email.cc_recipients)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Put an email back in the queue after a failed attempt.
+pub async fn mark_retry(
+    store: &Store,
+    id: Uuid,
+    error: &str,
+    next_attempt_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outgoing_emails SET status = 'pending', last_error = $2, next_attempt_at = $3
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(super::scheduling::truncate(error, 2000))
+    .bind(next_attempt_at)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Give an email up for good, keeping the error.
+pub async fn mark_failed(store: &Store, id: Uuid, error: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outgoing_emails SET status = 'failed', last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(super::scheduling::truncate(error, 2000))
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Release emails a pass claimed but did not get to (shutdown): back to `pending`, the
+/// unused attempt not counted.
+pub async fn unclaim(store: &Store, ids: &[Uuid]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE outgoing_emails SET status = 'pending', attempts = GREATEST(attempts - 1, 0)
+          WHERE id = ANY($1) AND status = 'sending'",
+    )
+    .bind(ids)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Queue an email from a mailbox (what `exsync enqueue` and applications do).
+pub async fn enqueue(
+    store: &Store,
+    from_address: &str,
+    to: &[String],
+    cc: &[String],
+    subject: &str,
+    body: &str,
+) -> Result<(Uuid, String), StoreError> {
+    let row: Option<(Uuid, String)> = sqlx::query_as(
+        "INSERT INTO outgoing_emails (mailbox_id, to_recipients, cc_recipients, subject, body)
+         SELECT id, $2, $3, $4, $5 FROM mailboxes WHERE email_address = lower($1)
+         RETURNING id, internet_message_id",
+    )
+    .bind(from_address)
+    .bind(to)
+    .bind(cc)
+    .bind(subject)
+    .bind(body)
+    .fetch_optional(store.pool())
+    .await?;
+    row.ok_or_else(|| {
+        StoreError::Database(format!(
+            "no mailbox {from_address:?}: declare it with `exsync apply` first"
+        ))
+    })
+}

@@ -1,0 +1,337 @@
+//! Claiming due mailboxes with leases, renewing and releasing them, and recording a pass.
+//!
+//! A claim is a lease on one mailbox row (`lease_owner`, `lease_expires_at`) with a fencing
+//! token (`lease_token`): every later write of the pass names the token, so a pass whose
+//! lease was taken over (after a crash or a stall) can no longer write. Claims use
+//! `FOR UPDATE SKIP LOCKED`, so several processes on one database never claim the same
+//! mailbox, and an expired lease is claimable again.
+
+use super::{MailboxRow, Store, StoreError, MAILBOX_COLUMNS};
+use crate::domain::{Workload, WorkloadStatus};
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, QueryBuilder};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A mailbox claimed for one pass: its settings, which workloads are due, and its health.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedMailbox {
+    /// The mailbox's settings row.
+    #[sqlx(flatten)]
+    pub row: MailboxRow,
+    /// Fencing token of this claim.
+    pub lease_token: Uuid,
+    /// Incoming email is due.
+    pub incoming_due: bool,
+    /// Outgoing email is due.
+    pub outgoing_due: bool,
+    /// Appointments, contacts and tasks are due.
+    pub act_due: bool,
+    /// Consecutive failures of incoming email.
+    pub incoming_failures: i32,
+    /// Consecutive failures of outgoing email.
+    pub outgoing_failures: i32,
+    /// Consecutive failures of ACT.
+    pub act_failures: i32,
+    /// Why incoming is blocked, if it is.
+    pub incoming_blocked_code: Option<String>,
+    /// Why outgoing is blocked, if it is.
+    pub outgoing_blocked_code: Option<String>,
+    /// Why ACT is blocked, if it is.
+    pub act_blocked_code: Option<String>,
+    /// When the mailbox's own credentials were rejected (mailbox credentials only).
+    pub credentials_blocked_at: Option<DateTime<Utc>>,
+    /// Newest DateTimeReceived imported.
+    pub incoming_watermark: Option<DateTime<Utc>>,
+}
+
+impl ClaimedMailbox {
+    /// Whether a workload is due in this pass.
+    pub fn is_due(&self, workload: Workload) -> bool {
+        match workload {
+            Workload::Incoming => self.incoming_due,
+            Workload::Outgoing => self.outgoing_due,
+            Workload::Act => self.act_due,
+        }
+    }
+
+    /// Consecutive failures of a workload before this pass.
+    pub fn failures(&self, workload: Workload) -> i32 {
+        match workload {
+            Workload::Incoming => self.incoming_failures,
+            Workload::Outgoing => self.outgoing_failures,
+            Workload::Act => self.act_failures,
+        }
+    }
+
+    /// Block code of a workload before this pass.
+    pub fn blocked_code(&self, workload: Workload) -> Option<&str> {
+        match workload {
+            Workload::Incoming => self.incoming_blocked_code.as_deref(),
+            Workload::Outgoing => self.outgoing_blocked_code.as_deref(),
+            Workload::Act => self.act_blocked_code.as_deref(),
+        }
+    }
+}
+
+/// SQL: a workload is due when its method is on and its due time has come.
+const DUE: &str = "(m.{w}_method = 'server_side_sync' AND m.{w}_next_due_at <= now())";
+
+fn due(workload: &str) -> String {
+    DUE.replace("{w}", workload)
+}
+
+/// Claim up to `limit` due mailboxes of one profile for `owner`, leased for `lease`.
+///
+/// Mailboxes whose credentials (or whose profile's credentials) were rejected are skipped
+/// until `credential_retry` has passed since, or until their row changes (which lifts the
+/// block). Leases of crashed processes are taken over once expired.
+pub async fn claim_due(
+    store: &Store,
+    profile_id: Uuid,
+    owner: &str,
+    lease: Duration,
+    limit: u32,
+    credential_retry: Duration,
+) -> Result<Vec<ClaimedMailbox>, StoreError> {
+    let (incoming, outgoing, act) = (due("incoming"), due("outgoing"), due("act"));
+    let columns = MAILBOX_COLUMNS
+        .split(", ")
+        .map(|c| format!("m.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        r#"
+        WITH candidates AS (
+            SELECT m.id
+              FROM mailboxes m
+              JOIN email_server_profiles p ON p.id = m.profile_id
+             WHERE m.profile_id = $1
+               AND p.enabled
+               AND (m.lease_expires_at IS NULL OR m.lease_expires_at < now())
+               AND (p.credentials_blocked_at IS NULL
+                    OR p.credentials_blocked_at < now() - $5 * interval '1 millisecond')
+               AND (m.credentials_blocked_at IS NULL
+                    OR m.credentials_blocked_at < now() - $5 * interval '1 millisecond')
+               AND ({incoming} OR {outgoing} OR {act})
+             ORDER BY LEAST(m.incoming_next_due_at, m.outgoing_next_due_at, m.act_next_due_at)
+             LIMIT $4
+             FOR UPDATE OF m SKIP LOCKED
+        )
+        UPDATE mailboxes m
+           SET lease_owner = $2,
+               lease_expires_at = now() + $3 * interval '1 millisecond',
+               lease_token = gen_random_uuid()
+          FROM candidates c
+         WHERE m.id = c.id
+        RETURNING {columns}, m.lease_token,
+                  {incoming} AS incoming_due, {outgoing} AS outgoing_due, {act} AS act_due,
+                  m.incoming_failures, m.outgoing_failures, m.act_failures,
+                  m.incoming_blocked_code, m.outgoing_blocked_code, m.act_blocked_code,
+                  m.credentials_blocked_at, m.incoming_watermark
+        "#
+    );
+    let claimed = sqlx::query_as::<_, ClaimedMailbox>(&sql)
+        .bind(profile_id)
+        .bind(owner)
+        .bind(millis(lease))
+        .bind(i64::from(limit))
+        .bind(millis(credential_retry))
+        .fetch_all(store.pool())
+        .await?;
+    Ok(claimed)
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Extend a lease; `false` when it is no longer ours (taken over or released).
+pub async fn renew_lease(
+    store: &Store,
+    mailbox_id: Uuid,
+    token: Uuid,
+    lease: Duration,
+) -> Result<bool, StoreError> {
+    let renewed = sqlx::query(
+        "UPDATE mailboxes SET lease_expires_at = now() + $3 * interval '1 millisecond'
+          WHERE id = $1 AND lease_token = $2",
+    )
+    .bind(mailbox_id)
+    .bind(token)
+    .bind(millis(lease))
+    .execute(store.pool())
+    .await?;
+    Ok(renewed.rows_affected() == 1)
+}
+
+/// Give a lease back without recording a pass (shutdown before the pass started).
+pub async fn release_lease(store: &Store, mailbox_id: Uuid, token: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE mailboxes SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL
+          WHERE id = $1 AND lease_token = $2",
+    )
+    .bind(mailbox_id)
+    .bind(token)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// What one workload's run in a pass leaves behind.
+#[derive(Debug, Clone)]
+pub struct WorkloadRecord {
+    /// Which workload.
+    pub workload: Workload,
+    /// Status to show.
+    pub status: WorkloadStatus,
+    /// Consecutive failures after this run.
+    pub failures: i32,
+    /// When it is next due.
+    pub next_due: DateTime<Utc>,
+    /// `Some(code)` blocks the workload (until its row changes or it is retried);
+    /// `None` lifts any block.
+    pub blocked_code: Option<String>,
+}
+
+/// The last error of a pass, as stored on the mailbox.
+#[derive(Debug, Clone)]
+pub struct ErrorRecord {
+    /// Stable code, e.g. `ews.unauthorized`.
+    pub code: String,
+    /// Operator-facing text (never a secret).
+    pub text: String,
+    /// Workload it happened in.
+    pub workload: Workload,
+}
+
+/// Everything a finished pass writes to its mailbox row (and the lease it releases).
+#[derive(Debug, Clone, Default)]
+pub struct PassRecord {
+    /// One record per workload that ran (or was refused) in the pass.
+    pub workloads: Vec<WorkloadRecord>,
+    /// The pass's error, if any; `None` with `clear_error` wipes the last error.
+    pub error: Option<ErrorRecord>,
+    /// Wipe the stored last error (every workload succeeded).
+    pub clear_error: bool,
+    /// Every workload that ran succeeded.
+    pub succeeded: bool,
+    /// Items imported, sent or written in the pass.
+    pub items_processed: i32,
+    /// Items that failed in the pass.
+    pub items_failed: i32,
+    /// The mailbox's own credentials were rejected: block them.
+    pub block_mailbox_credentials: Option<String>,
+}
+
+/// Record a finished pass and release its lease; `false` when the lease was no longer ours.
+pub async fn finish_pass(
+    store: &Store,
+    mailbox_id: Uuid,
+    token: Uuid,
+    record: &PassRecord,
+) -> Result<bool, StoreError> {
+    let mut query: QueryBuilder<Postgres> = QueryBuilder::new(
+        "UPDATE mailboxes SET lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL",
+    );
+    for w in &record.workloads {
+        let name = w.workload.as_str();
+        query.push(format!(", {name}_status = "));
+        query.push_bind(w.status.as_str());
+        query.push(format!(", {name}_failures = "));
+        query.push_bind(w.failures);
+        query.push(format!(", {name}_next_due_at = "));
+        query.push_bind(w.next_due);
+        match &w.blocked_code {
+            Some(code) => {
+                query.push(format!(", {name}_blocked_code = "));
+                query.push_bind(code.clone());
+                query.push(format!(
+                    ", {name}_blocked_at = COALESCE({name}_blocked_at, now())"
+                ));
+            }
+            None => {
+                query.push(format!(
+                    ", {name}_blocked_code = NULL, {name}_blocked_at = NULL"
+                ));
+            }
+        }
+    }
+    if let Some(error) = &record.error {
+        query.push(", last_error_code = ");
+        query.push_bind(error.code.clone());
+        query.push(", last_error_text = ");
+        query.push_bind(truncate(&error.text, 2000));
+        query.push(", last_error_workload = ");
+        query.push_bind(error.workload.as_str());
+        query.push(", last_error_at = now()");
+    } else if record.clear_error {
+        query.push(
+            ", last_error_code = NULL, last_error_text = NULL, last_error_workload = NULL, last_error_at = NULL",
+        );
+    }
+    if record.succeeded {
+        query.push(", last_successful_sync = now()");
+    }
+    if let Some(reason) = &record.block_mailbox_credentials {
+        query.push(", credentials_blocked_at = now(), credentials_blocked_reason = ");
+        query.push_bind(truncate(reason, 2000));
+    } else if record.succeeded {
+        query.push(", credentials_blocked_at = NULL, credentials_blocked_reason = NULL");
+    }
+    query.push(", items_processed_last_pass = ");
+    query.push_bind(record.items_processed.max(0));
+    query.push(", items_failed_last_pass = ");
+    query.push_bind(record.items_failed.max(0));
+    query.push(" WHERE id = ");
+    query.push_bind(mailbox_id);
+    query.push(" AND lease_token = ");
+    query.push_bind(token);
+    let done = query.build().execute(store.pool()).await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Mark a profile's credentials as rejected by Exchange (all its mailboxes then wait).
+pub async fn block_profile_credentials(
+    store: &Store,
+    profile_id: Uuid,
+    reason: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE email_server_profiles
+            SET credentials_blocked_at = now(), credentials_blocked_reason = $2
+          WHERE id = $1",
+    )
+    .bind(profile_id)
+    .bind(truncate(reason, 2000))
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Lift a profile's credentials block after its credentials worked again.
+pub async fn unblock_profile_credentials(
+    store: &Store,
+    profile_id: Uuid,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE email_server_profiles
+            SET credentials_blocked_at = NULL, credentials_blocked_reason = NULL
+          WHERE id = $1 AND credentials_blocked_at IS NOT NULL",
+    )
+    .bind(profile_id)
+    .execute(store.pool())
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Cut text to at most `max` characters (on a character boundary).
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
