@@ -8,10 +8,12 @@
 //! - [`config`]: typed settings from TOML + `EXSYNC__*` environment overrides.
 //! - [`crypto`]: credentials at rest (AES-256-GCM), the credential key.
 //! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
+//! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: Prometheus metrics (a leaf: anything records into it).
 //! - [`scheduler`]: claiming due mailboxes, connection limits per profile.
 //! - [`store`]: every SQL statement; rows become domain types with named errors.
 //! - [`apply`]: declarative, transactional upsert of profiles and mailboxes from TOML.
+//! - [`sync`]: one pass for one mailbox (incoming, outgoing, ACT).
 //! - [`telemetry`]: tracing subscriber (JSON or pretty).
 //! - [`cli`]: the command line (the only place besides `main` that uses `anyhow`).
 
@@ -20,7 +22,9 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod health;
 pub mod metrics;
 pub mod scheduler;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

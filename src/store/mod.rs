@@ -3,6 +3,7 @@
 //! Owns every SQL statement of exsync. Bad rows become named errors (`InvalidRow` with the
 //! table, row id and field), never panics. Must not call Exchange or read configuration files.
 
+pub mod activities;
 pub mod alerts;
 pub mod emails;
 mod mailboxes;
