@@ -22,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod ews;
 pub mod health;
 pub mod metrics;
 pub mod scheduler;

@@ -1,0 +1,4 @@
+//! EWS: the wire model, the codec and the client. (Temporary map until the codec lands.)
+
+pub mod oauth;
+pub mod transport;
