@@ -9,6 +9,8 @@
 //! - [`crypto`]: credentials at rest (AES-256-GCM), the credential key.
 //! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
 //! - [`metrics`]: Prometheus metrics (a leaf: anything records into it).
+//! - [`ntlm`]: NTLMv2 authentication messages (MS-NLMP), client and fake-server side; a leaf
+//!   that will move under `ews`.
 //! - [`scheduler`]: claiming due mailboxes, connection limits per profile.
 //! - [`store`]: every SQL statement; rows become domain types with named errors.
 //! - [`apply`]: declarative, transactional upsert of profiles and mailboxes from TOML.
@@ -21,6 +23,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod metrics;
+pub mod ntlm;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
