@@ -741,7 +741,7 @@ pub fn authenticate_message(
     creds: &NtlmCredentials,
     challenge: &Challenge,
     client_challenge: [u8; 8],
-    timestamp: FileTime,
+    timestamp: impl Into<FileTime>,
 ) -> Result<Vec<u8>, NtlmError> {
     authenticate_message_with(
         creds,
@@ -774,14 +774,14 @@ pub fn authenticate_message_with(
     challenge: &Challenge,
     options: &AuthenticateOptions,
     client_challenge: [u8; 8],
-    timestamp: FileTime,
+    timestamp: impl Into<FileTime>,
 ) -> Result<Vec<u8>, NtlmError> {
     check_ntlmv2_possible(challenge.flags)?;
     if creds.username.is_empty() {
         return Err(NtlmError::EmptyUserName);
     }
     let server_time = challenge.target_info.timestamp();
-    let time = server_time.unwrap_or(timestamp);
+    let time = server_time.unwrap_or(timestamp.into());
 
     let mut pairs: Vec<AvPair> = challenge
         .target_info
@@ -879,13 +879,13 @@ pub fn random_server_challenge() -> [u8; 8] {
 pub fn challenge_message(
     server_challenge: [u8; 8],
     target_name: &str,
-    timestamp: FileTime,
+    timestamp: impl Into<FileTime>,
 ) -> Vec<u8> {
     let name: String = cap_utf16(target_name, MAX_TARGET_NAME_UNITS);
     let info = TargetInfo::from_pairs(vec![
         AvPair::NbDomainName(name.clone()),
         AvPair::NbComputerName(name.clone()),
-        AvPair::Timestamp(timestamp),
+        AvPair::Timestamp(timestamp.into()),
     ]);
     // Each value is at most 510 bytes, so encoding cannot exceed a 16-bit length.
     let info_bytes = info.to_bytes().unwrap_or_default();
@@ -923,8 +923,9 @@ impl Authenticate {
         let pairs = self
             .nt_response
             .get(NT_PROOF_LEN + BLOB_HEADER_LEN..)
-            .ok_or(NtlmError::AvPairsUnterminated {
-                field: MessageField::ClientAvPairs,
+            .ok_or(NtlmError::Truncated {
+                need: NT_PROOF_LEN + BLOB_HEADER_LEN,
+                len: self.nt_response.len(),
             })?;
         TargetInfo::parse(pairs, MessageField::ClientAvPairs)
     }
@@ -1301,7 +1302,8 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    // Inputs of [MS-NLMP] 4.2.1 "Common Values", used by the NTLMv2 examples of 4.2.4.
+    // Inputs of [MS-NLMP] 4.2.1 "Common Values", used by the NTLMv2 examples of 4.2.4
+    // (learn.microsoft.com/en-us/openspecs/windows_protocols/ms-nlmp/125f7a94-933e-4023-a146-a449e49bf774).
     const USER: &str = "User";
     const DOMAIN: &str = "Domain";
     const PASSWORD: &str = "Password";
@@ -1579,9 +1581,10 @@ mod tests {
     #[test]
     fn without_server_timestamp_the_client_time_goes_into_the_blob() {
         let challenge = parse_challenge(&unhex(SPEC_CHALLENGE_V2)).expect("parse");
-        let now = FileTime::now();
+        let now = Utc::now();
         let msg = authenticate_message(&spec_creds(), &challenge, CLIENT_CHALLENGE, now)
             .expect("authenticate");
+        let now = FileTime::from(now);
         let auth = parse_authenticate(&msg).expect("parse");
         let blob_time = u64::from_le_bytes(auth.nt_response[24..32].try_into().expect("8"));
         assert_eq!(FileTime(blob_time), now);
@@ -1736,8 +1739,16 @@ mod tests {
     #[test]
     fn authenticate_debug_never_shows_the_crackable_responses() {
         let auth = parse_authenticate(&unhex(SPEC_AUTHENTICATE_V2)).expect("parse");
-        let shown = format!("{auth:?}");
-        assert!(!shown.contains("104") && !shown.contains("68cd"), "{shown}");
+        let shown = format!("{auth:?} {auth:#?}");
+        let proof_start = format!("{:?}", &auth.nt_response[..4]); // "[104, 205, 10, 184]"
+        let lm_start = format!("{:?}", &auth.lm_response[..4]);
+        for leak in [
+            &proof_start[1..proof_start.len() - 1],
+            &lm_start[1..lm_start.len() - 1],
+            "68cd",
+        ] {
+            assert!(!shown.contains(leak), "{leak} in {shown}");
+        }
         assert!(
             shown.contains("User") && shown.contains("nt_response_len"),
             "{shown}"
@@ -2193,8 +2204,9 @@ mod tests {
                     parse_authenticate(s)
                         .map(|a| {
                             a.nt_response == auth.nt_response
-                                && a.user == auth.user
                                 && a.domain == auth.domain
+                                && upper_case_like_windows(&a.user)
+                                    == upper_case_like_windows(&auth.user)
                         })
                         .unwrap_or(false)
                 });
