@@ -7,11 +7,10 @@
 //!
 //! - [`config`]: typed settings from TOML + `EXSYNC__*` environment overrides.
 //! - [`crypto`]: credentials at rest (AES-256-GCM), the credential key.
+//! - [`ews`]: the EWS wire model, codec, client (Basic, NTLM, OAuth) and their errors.
 //! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: Prometheus metrics (a leaf: anything records into it).
-//! - [`ntlm`]: NTLMv2 authentication messages (MS-NLMP), client and fake-server side; a leaf
-//!   that will move under `ews`.
 //! - [`scheduler`]: claiming due mailboxes, connection limits per profile.
 //! - [`store`]: every SQL statement; rows become domain types with named errors.
 //! - [`apply`]: declarative, transactional upsert of profiles and mailboxes from TOML.
@@ -27,7 +26,6 @@ pub mod domain;
 pub mod ews;
 pub mod health;
 pub mod metrics;
-pub mod ntlm;
 pub mod scheduler;
 pub mod store;
 pub mod sync;
