@@ -1,2 +1,251 @@
-//! EWS operations (messages.xsd), one module per operation, and the machinery they share:
-//! response-message envelopes in both directions.
+//! EWS operations (messages.xsd), one module per operation, and what they share: writing and
+//! reading response-message envelopes, request-side errors, and server-side dispatch.
+//!
+//! Owns the `m:` layer. Client code calls `XRequest::to_xml` and `XResponse::parse`; the fake
+//! server calls [`parse_request`] and `XResponse::to_xml` / [`error_response_xml`]. Nothing here
+//! does I/O.
+
+use std::time::Duration;
+
+use super::error::EwsError;
+use super::soap::{back_off_from, response_envelope, write_message_xml, SoapError, MESSAGES_NS};
+use super::types::{ResponseClass, ResponseCode, ResponseMessage, WireError};
+use super::xml::{Element, XmlLimits, XmlWriter};
+
+pub mod get_item;
+pub mod sync_folder_items;
+
+pub use get_item::{GetItemRequest, GetItemResponse};
+pub use sync_folder_items::{
+    MaxChangesReturned, SyncFolderItemsRequest, SyncFolderItemsResponse, SyncFolderItemsResult,
+    SyncItemChange, SyncScope,
+};
+
+/// Why a request could not be read (the fake answers ErrorSchemaValidation or ErrorInvalidRequest).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Not a SOAP envelope, not well-formed, or over a limit.
+    #[error("request is not a readable SOAP envelope: {0}")]
+    Envelope(#[from] SoapError),
+    /// The body holds no operation element.
+    #[error("request body is empty")]
+    EmptyBody,
+    /// The body holds an operation this codec does not implement.
+    #[error("unsupported EWS operation {0}")]
+    UnknownOperation(String),
+    /// A different operation element than the one being read.
+    #[error("expected {expected}, found {found}")]
+    WrongOperation {
+        /// The operation being read.
+        expected: &'static str,
+        /// What the body held.
+        found: String,
+    },
+    /// A required element is missing or a value is outside its schema type.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+}
+
+impl RequestError {
+    /// The EWS response code the server answers this with.
+    pub fn response_code(&self) -> ResponseCode {
+        match self {
+            RequestError::UnknownOperation(_) => ResponseCode::ERROR_INVALID_REQUEST,
+            _ => ResponseCode::ERROR_SCHEMA_VALIDATION,
+        }
+    }
+}
+
+/// The operation element in `body`: `body` itself, or its child when `body` is `soap:Body`.
+pub(crate) fn op_element<'a>(
+    body: &'a Element,
+    op: &'static str,
+) -> Result<&'a Element, RequestError> {
+    let el = if body.name == "Body" && body.namespace != MESSAGES_NS {
+        body.children.first().ok_or(RequestError::EmptyBody)?
+    } else {
+        body
+    };
+    if el.namespace == MESSAGES_NS && el.name == op {
+        Ok(el)
+    } else {
+        Err(RequestError::WrongOperation {
+            expected: op,
+            found: super::error::excerpt(&el.name),
+        })
+    }
+}
+
+/// Read a required `m:` child.
+pub(crate) fn m_child<'a>(el: &'a Element, name: &'static str) -> Result<&'a Element, WireError> {
+    el.child(MESSAGES_NS, name).ok_or(WireError::Missing(name))
+}
+
+/// A whole response envelope: `m:{op}Response/m:ResponseMessages/m:{op}ResponseMessage*`;
+/// `payload` writes each message's elements after the common ones (it gets `None` on errors).
+pub(crate) fn write_response<T>(
+    op: &str,
+    messages: &[ResponseMessage<T>],
+    payload: impl Fn(&mut XmlWriter, Option<&T>),
+) -> String {
+    response_envelope(|w| {
+        w.start(&format!("m:{op}Response"));
+        w.start("m:ResponseMessages");
+        for message in messages {
+            w.start(&format!("m:{op}ResponseMessage"))
+                .attr("ResponseClass", message.class.as_str());
+            if let Some(text) = &message.message_text {
+                w.leaf("m:MessageText", text);
+            }
+            w.leaf("m:ResponseCode", message.code.as_str());
+            if let Some(back_off) = message.back_off {
+                write_message_xml(w, "m:MessageXml", back_off);
+            }
+            payload(w, message.payload.as_ref());
+            w.end();
+        }
+        w.end();
+        w.end();
+    })
+}
+
+/// Read a response envelope for `op`; faults and unreadable replies become the matching [`EwsError`].
+pub(crate) fn parse_response<T>(
+    bytes: &[u8],
+    limits: &XmlLimits,
+    op: &str,
+    payload: impl Fn(&Element) -> Result<T, WireError>,
+) -> Result<Vec<ResponseMessage<T>>, EwsError> {
+    let envelope = super::soap::parse_envelope(bytes, limits).map_err(|e| match e {
+        SoapError::Xml(x) => EwsError::Malformed {
+            excerpt: super::error::excerpt(&x.to_string()),
+        },
+        _ => EwsError::malformed(bytes),
+    })?;
+    if let Some(fault) = envelope.fault() {
+        return Err(fault.into_error());
+    }
+    let response_name = format!("{op}Response");
+    let response = envelope
+        .body
+        .children
+        .iter()
+        .find(|c| c.namespace == MESSAGES_NS && c.name == response_name)
+        .ok_or_else(|| EwsError::Malformed {
+            excerpt: format!("SOAP body without m:{response_name}"),
+        })?;
+    let list = response
+        .child(MESSAGES_NS, "ResponseMessages")
+        .ok_or_else(|| EwsError::Malformed {
+            excerpt: "response without m:ResponseMessages".into(),
+        })?;
+    let mut out = Vec::new();
+    for message in list.children.iter().filter(|c| c.namespace == MESSAGES_NS) {
+        let class: ResponseClass = message
+            .attr("ResponseClass")
+            .ok_or(WireError::Missing("@ResponseClass"))?
+            .parse()?;
+        let code = match message.child_text(MESSAGES_NS, "ResponseCode") {
+            Some(c) => ResponseCode::new(c.trim()),
+            None if class == ResponseClass::Error => ResponseCode::ERROR_INTERNAL_SERVER_ERROR,
+            None => ResponseCode::NO_ERROR,
+        };
+        let payload = if class == ResponseClass::Error {
+            None
+        } else {
+            Some(payload(message)?)
+        };
+        out.push(ResponseMessage {
+            class,
+            code,
+            message_text: message
+                .child_text(MESSAGES_NS, "MessageText")
+                .map(str::to_owned),
+            back_off: back_off_from(message.child(MESSAGES_NS, "MessageXml")),
+            payload,
+        });
+    }
+    Ok(out)
+}
+
+impl<T> ResponseMessage<T> {
+    /// The error this message reports, if it is an Error-class message.
+    pub fn to_error(&self) -> Option<EwsError> {
+        (self.class == ResponseClass::Error).then(|| {
+            EwsError::from_response_code(
+                &self.code,
+                self.message_text.as_deref(),
+                self.back_off,
+                None,
+            )
+        })
+    }
+
+    /// The payload, or the error this message reports.
+    pub fn result(&self) -> Result<&T, EwsError> {
+        if let Some(e) = self.to_error() {
+            return Err(e);
+        }
+        self.payload.as_ref().ok_or_else(|| EwsError::Malformed {
+            excerpt: format!("{} response message without content", self.code),
+        })
+    }
+}
+
+/// The first message's payload, or the error it (or its absence) means.
+pub(crate) fn first_payload<T>(messages: &[ResponseMessage<T>]) -> Result<&T, EwsError> {
+    messages
+        .first()
+        .ok_or_else(|| EwsError::Malformed {
+            excerpt: "response without any response message".into(),
+        })?
+        .result()
+}
+
+/// Write the `m:Items` element of an ItemInfo message (required by the schema, even when empty).
+pub(crate) fn write_items(w: &mut XmlWriter, items: Option<&Vec<super::types::Item>>) {
+    w.start("m:Items");
+    for item in items.into_iter().flatten() {
+        item.write(w);
+    }
+    w.end();
+}
+
+/// Read `m:Items` of an ItemInfo message.
+pub(crate) fn read_items(message: &Element) -> Result<Vec<super::types::Item>, WireError> {
+    match message.child(MESSAGES_NS, "Items") {
+        Some(items) => super::types::Item::all_in(items),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// A whole, schema-valid response for `operation` with one Error-class message: how Exchange
+/// reports ErrorServerBusy with HTTP 200, ErrorImpersonateUserDenied, ErrorNonExistentMailbox, ….
+pub fn error_response_xml(
+    operation: &str,
+    code: &ResponseCode,
+    text: &str,
+    back_off: Option<Duration>,
+) -> String {
+    let message: ResponseMessage<()> = ResponseMessage {
+        class: ResponseClass::Error,
+        code: code.clone(),
+        message_text: Some(text.to_owned()),
+        back_off,
+        payload: None,
+    };
+    let item_info = matches!(operation, "GetItem" | "CreateItem" | "UpdateItem");
+    write_response(operation, std::slice::from_ref(&message), |w, _| {
+        if item_info {
+            write_items(w, None);
+        }
+    })
+}
+
+impl From<WireError> for EwsError {
+    fn from(e: WireError) -> Self {
+        EwsError::Malformed {
+            excerpt: super::error::excerpt(&e.to_string()),
+        }
+    }
+}
