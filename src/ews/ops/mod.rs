@@ -12,9 +12,13 @@ use super::soap::{back_off_from, response_envelope, write_message_xml, SoapError
 use super::types::{ResponseClass, ResponseCode, ResponseMessage, WireError};
 use super::xml::{Element, XmlLimits, XmlWriter};
 
+pub mod create_item;
+pub mod find_item;
 pub mod get_item;
 pub mod sync_folder_items;
 
+pub use create_item::{CreateItemRequest, CreateItemResponse};
+pub use find_item::{FindItemRequest, FindItemResponse, FindItemResult};
 pub use get_item::{GetItemRequest, GetItemResponse};
 pub use sync_folder_items::{
     MaxChangesReturned, SyncFolderItemsRequest, SyncFolderItemsResponse, SyncFolderItemsResult,
@@ -79,6 +83,14 @@ pub(crate) fn op_element<'a>(
 /// Read a required `m:` child.
 pub(crate) fn m_child<'a>(el: &'a Element, name: &'static str) -> Result<&'a Element, WireError> {
     el.child(MESSAGES_NS, name).ok_or(WireError::Missing(name))
+}
+
+/// An optional attribute parsed into a schema enum.
+pub(crate) fn opt_attr<T: std::str::FromStr<Err = WireError>>(
+    el: &Element,
+    name: &str,
+) -> Result<Option<T>, WireError> {
+    el.attr(name).map(str::parse).transpose()
 }
 
 /// A whole response envelope: `m:{op}Response/m:ResponseMessages/m:{op}ResponseMessage*`;
