@@ -13,16 +13,29 @@ use super::types::{ResponseClass, ResponseCode, ResponseMessage, WireError};
 use super::xml::{Element, XmlLimits, XmlWriter};
 
 pub mod create_item;
+pub mod delete_item;
 pub mod find_item;
+pub mod get_folder;
 pub mod get_item;
+pub mod sync_folder_hierarchy;
 pub mod sync_folder_items;
+pub mod update_item;
 
 pub use create_item::{CreateItemRequest, CreateItemResponse};
+pub use delete_item::{DeleteItemRequest, DeleteItemResponse};
 pub use find_item::{FindItemRequest, FindItemResponse, FindItemResult};
+pub use get_folder::{GetFolderRequest, GetFolderResponse};
 pub use get_item::{GetItemRequest, GetItemResponse};
+pub use sync_folder_hierarchy::{
+    FolderChange, SyncFolderHierarchyRequest, SyncFolderHierarchyResponse,
+    SyncFolderHierarchyResult,
+};
 pub use sync_folder_items::{
     MaxChangesReturned, SyncFolderItemsRequest, SyncFolderItemsResponse, SyncFolderItemsResult,
     SyncItemChange, SyncScope,
+};
+pub use update_item::{
+    ItemChange, ItemUpdate, UpdateItemRequest, UpdateItemResponse, UpdateItemResult,
 };
 
 /// Why a request could not be read (the fake answers ErrorSchemaValidation or ErrorInvalidRequest).
