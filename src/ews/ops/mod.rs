@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use super::error::EwsError;
-use super::soap::{back_off_from, response_envelope, write_message_xml, SoapError, MESSAGES_NS};
+use super::soap::{
+    back_off_from, response_envelope, write_message_xml, RequestHeader, SoapError, MESSAGES_NS,
+};
 use super::types::{ResponseClass, ResponseCode, ResponseMessage, WireError};
 use super::xml::{Element, XmlLimits, XmlWriter};
 
@@ -267,10 +269,248 @@ pub fn error_response_xml(
     })
 }
 
+/// Every request the codec reads, for the server side to dispatch on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EwsRequest {
+    /// GetFolder.
+    GetFolder(GetFolderRequest),
+    /// SyncFolderHierarchy.
+    SyncFolderHierarchy(SyncFolderHierarchyRequest),
+    /// SyncFolderItems.
+    SyncFolderItems(SyncFolderItemsRequest),
+    /// GetItem.
+    GetItem(GetItemRequest),
+    /// FindItem.
+    FindItem(FindItemRequest),
+    /// CreateItem.
+    CreateItem(CreateItemRequest),
+    /// UpdateItem.
+    UpdateItem(UpdateItemRequest),
+    /// DeleteItem.
+    DeleteItem(DeleteItemRequest),
+}
+
+/// The operation names [`parse_request`] understands (also the SOAPAction suffixes).
+pub const OPERATIONS: [&str; 8] = [
+    "GetFolder",
+    "SyncFolderHierarchy",
+    "SyncFolderItems",
+    "GetItem",
+    "FindItem",
+    "CreateItem",
+    "UpdateItem",
+    "DeleteItem",
+];
+
+impl EwsRequest {
+    /// The EWS operation name (element name, SOAPAction suffix, response prefix).
+    pub fn operation_name(&self) -> &'static str {
+        match self {
+            EwsRequest::GetFolder(_) => "GetFolder",
+            EwsRequest::SyncFolderHierarchy(_) => "SyncFolderHierarchy",
+            EwsRequest::SyncFolderItems(_) => "SyncFolderItems",
+            EwsRequest::GetItem(_) => "GetItem",
+            EwsRequest::FindItem(_) => "FindItem",
+            EwsRequest::CreateItem(_) => "CreateItem",
+            EwsRequest::UpdateItem(_) => "UpdateItem",
+            EwsRequest::DeleteItem(_) => "DeleteItem",
+        }
+    }
+
+    /// The whole request envelope (whichever operation this is).
+    pub fn to_xml(&self, header: &RequestHeader) -> String {
+        match self {
+            EwsRequest::GetFolder(r) => r.to_xml(header),
+            EwsRequest::SyncFolderHierarchy(r) => r.to_xml(header),
+            EwsRequest::SyncFolderItems(r) => r.to_xml(header),
+            EwsRequest::GetItem(r) => r.to_xml(header),
+            EwsRequest::FindItem(r) => r.to_xml(header),
+            EwsRequest::CreateItem(r) => r.to_xml(header),
+            EwsRequest::UpdateItem(r) => r.to_xml(header),
+            EwsRequest::DeleteItem(r) => r.to_xml(header),
+        }
+    }
+}
+
+/// Server side: read a whole request envelope into its header and operation.
+pub fn parse_request(
+    bytes: &[u8],
+    limits: &XmlLimits,
+) -> Result<(RequestHeader, EwsRequest), RequestError> {
+    let envelope = super::soap::parse_envelope(bytes, limits)?;
+    let header = RequestHeader::from_header(envelope.header.as_ref())?;
+    let op = envelope
+        .body
+        .children
+        .first()
+        .ok_or(RequestError::EmptyBody)?;
+    if op.namespace != MESSAGES_NS {
+        return Err(RequestError::UnknownOperation(super::error::excerpt(
+            &op.name,
+        )));
+    }
+    let request = match op.name.as_str() {
+        "GetFolder" => EwsRequest::GetFolder(GetFolderRequest::from_body(op)?),
+        "SyncFolderHierarchy" => {
+            EwsRequest::SyncFolderHierarchy(SyncFolderHierarchyRequest::from_body(op)?)
+        }
+        "SyncFolderItems" => EwsRequest::SyncFolderItems(SyncFolderItemsRequest::from_body(op)?),
+        "GetItem" => EwsRequest::GetItem(GetItemRequest::from_body(op)?),
+        "FindItem" => EwsRequest::FindItem(FindItemRequest::from_body(op)?),
+        "CreateItem" => EwsRequest::CreateItem(CreateItemRequest::from_body(op)?),
+        "UpdateItem" => EwsRequest::UpdateItem(UpdateItemRequest::from_body(op)?),
+        "DeleteItem" => EwsRequest::DeleteItem(DeleteItemRequest::from_body(op)?),
+        other => return Err(RequestError::UnknownOperation(super::error::excerpt(other))),
+    };
+    Ok((header, request))
+}
+
 impl From<WireError> for EwsError {
     fn from(e: WireError) -> Self {
         EwsError::Malformed {
             excerpt: super::error::excerpt(&e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ews::soap::{ExchangeVersion, SOAP_NS};
+    use crate::ews::test_support::check_soap;
+    use crate::ews::types::{
+        BaseFolderId, BaseShape, ConflictResolution, DeleteType, DistinguishedFolderName, FieldUri,
+        Item, ItemId, ItemShape, Message, Traversal,
+    };
+
+    fn every_request() -> Vec<EwsRequest> {
+        let inbox = BaseFolderId::distinguished(DistinguishedFolderName::Inbox);
+        vec![
+            EwsRequest::GetFolder(GetFolderRequest {
+                folder_shape: BaseShape::Default,
+                folder_ids: vec![inbox.clone()],
+            }),
+            EwsRequest::SyncFolderHierarchy(SyncFolderHierarchyRequest {
+                folder_shape: BaseShape::IdOnly,
+                sync_folder_id: None,
+                sync_state: None,
+            }),
+            EwsRequest::SyncFolderItems(SyncFolderItemsRequest {
+                item_shape: ItemShape::new(BaseShape::IdOnly),
+                sync_folder_id: inbox.clone(),
+                sync_state: None,
+                ignore: vec![],
+                max_changes_returned: MaxChangesReturned::MAX,
+                sync_scope: None,
+            }),
+            EwsRequest::GetItem(GetItemRequest {
+                item_shape: ItemShape::new(BaseShape::AllProperties),
+                item_ids: vec![ItemId::new("i")],
+            }),
+            EwsRequest::FindItem(FindItemRequest {
+                traversal: Traversal::Shallow,
+                item_shape: ItemShape::new(BaseShape::IdOnly),
+                page: None,
+                restriction: None,
+                parent_folder_ids: vec![inbox],
+            }),
+            EwsRequest::CreateItem(CreateItemRequest {
+                items: vec![Item::Message(Message::default())],
+                ..CreateItemRequest::default()
+            }),
+            EwsRequest::UpdateItem(UpdateItemRequest {
+                conflict_resolution: ConflictResolution::AutoResolve,
+                message_disposition: None,
+                send_meeting_invitations_or_cancellations: None,
+                item_changes: vec![ItemChange {
+                    item_id: ItemId::with_change_key("i", "c"),
+                    updates: vec![ItemUpdate::DeleteItemField(FieldUri::CATEGORIES)],
+                }],
+            }),
+            EwsRequest::DeleteItem(DeleteItemRequest {
+                delete_type: DeleteType::SoftDelete,
+                send_meeting_cancellations: None,
+                affected_task_occurrences: None,
+                item_ids: vec![ItemId::new("i")],
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_operation_dispatches_with_its_header() {
+        let header = RequestHeader::impersonating(ExchangeVersion::Exchange2016, "u@contoso.test");
+        let requests = every_request();
+        assert_eq!(
+            requests
+                .iter()
+                .map(EwsRequest::operation_name)
+                .collect::<Vec<_>>(),
+            OPERATIONS
+        );
+        for request in requests {
+            let xml = request.to_xml(&header);
+            check_soap(&xml);
+            let (h, r) = parse_request(xml.as_bytes(), &XmlLimits::default()).unwrap();
+            assert_eq!(h, header);
+            assert_eq!(r, request);
+        }
+    }
+
+    #[test]
+    fn error_responses_are_schema_valid_for_every_operation_and_read_back() {
+        for op in OPERATIONS {
+            let xml = error_response_xml(
+                op,
+                &ResponseCode::ERROR_SERVER_BUSY,
+                "The server cannot service this request right now. Try again later.",
+                Some(Duration::from_millis(1500)),
+            );
+            check_soap(&xml);
+            let messages =
+                parse_response(xml.as_bytes(), &XmlLimits::default(), op, |_| Ok(())).unwrap();
+            assert!(matches!(
+                first_payload(&messages),
+                Err(EwsError::ServerBusy { back_off }) if back_off.as_millis() == 1500
+            ));
+        }
+        let xml = error_response_xml(
+            "GetFolder",
+            &ResponseCode::ERROR_IMPERSONATE_USER_DENIED,
+            "The account does not have permission to impersonate the requested user.",
+            None,
+        );
+        let resp = GetFolderResponse::parse(xml.as_bytes(), &XmlLimits::default()).unwrap();
+        assert!(matches!(
+            resp.first(),
+            Err(EwsError::ImpersonationDenied { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_or_broken_requests_name_their_response_code() {
+        let unknown = format!(
+            r#"<s:Envelope xmlns:s="{SOAP_NS}"><s:Body><ResolveNames xmlns="{MESSAGES_NS}"/></s:Body></s:Envelope>"#
+        );
+        let err = parse_request(unknown.as_bytes(), &XmlLimits::default()).unwrap_err();
+        assert!(matches!(err, RequestError::UnknownOperation(ref n) if n == "ResolveNames"));
+        assert_eq!(err.response_code(), ResponseCode::ERROR_INVALID_REQUEST);
+
+        let missing = format!(
+            r#"<s:Envelope xmlns:s="{SOAP_NS}"><s:Body><GetItem xmlns="{MESSAGES_NS}"/></s:Body></s:Envelope>"#
+        );
+        let err = parse_request(missing.as_bytes(), &XmlLimits::default()).unwrap_err();
+        assert_eq!(err.response_code(), ResponseCode::ERROR_SCHEMA_VALIDATION);
+
+        let bad_version = format!(
+            r#"<s:Envelope xmlns:s="{SOAP_NS}" xmlns:t="{}"><s:Header><t:RequestServerVersion Version="Exchange2099"/></s:Header><s:Body/></s:Envelope>"#,
+            crate::ews::soap::TYPES_NS
+        );
+        let err = parse_request(bad_version.as_bytes(), &XmlLimits::default()).unwrap_err();
+        assert_eq!(err.response_code(), ResponseCode::ERROR_SCHEMA_VALIDATION);
+
+        for junk in [&b"not xml"[..], b"<a/>", b"<!DOCTYPE x><a/>"] {
+            let err = parse_request(junk, &XmlLimits::default()).unwrap_err();
+            assert!(matches!(err, RequestError::Envelope(_)));
         }
     }
 }

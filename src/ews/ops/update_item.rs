@@ -20,6 +20,8 @@ use super::{
 const OP: &str = "UpdateItem";
 
 /// One field update (ItemChangeDescriptionType).
+// An item inline keeps the shape simple; a request carries only a handful of updates.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum ItemUpdate {
     /// `t:SetItemField`: `item` carries the new value of `field`.
