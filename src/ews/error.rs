@@ -123,7 +123,9 @@ impl EwsError {
             | EwsError::MailboxNotFound { .. }
             | EwsError::AccessDenied { .. }
             | EwsError::Request { .. } => ErrorKind::Permanent,
-            EwsError::Http { status } if (400..500).contains(status) && *status != 408 => {
+            EwsError::Http { status }
+                if (400..500).contains(status) && !matches!(status, 408 | 429) =>
+            {
                 ErrorKind::Permanent
             }
             EwsError::Http { .. }
@@ -140,9 +142,18 @@ impl EwsError {
         }
     }
 
-    /// The error for a non-SOAP HTTP reply: 401 → Unauthorized, 503 → ServerBusy, others → Http.
+    /// The error for a failed HTTP reply: a SOAP fault in the body wins (Exchange sends
+    /// ErrorServerBusy as HTTP 500 or 503 with a fault); otherwise 401 → Unauthorized,
+    /// 503 → ServerBusy with [`DEFAULT_BACK_OFF`], others → Http. The body is never echoed.
     pub fn from_http_status(status: u16, body: &[u8]) -> EwsError {
-        let _ = body; // Never echoed: a non-SOAP body may be an HTML page with anything in it.
+        if status != 401 && body.len() <= 1024 * 1024 {
+            let limits = super::xml::XmlLimits::default();
+            if let Ok(envelope) = super::soap::parse_envelope(body, &limits) {
+                if let Some(fault) = envelope.fault() {
+                    return fault.into_error();
+                }
+            }
+        }
         match status {
             401 => EwsError::Unauthorized,
             503 => EwsError::ServerBusy {
@@ -284,6 +295,14 @@ mod tests {
             .kind(),
             ErrorKind::Authentication
         );
+    }
+
+    #[test]
+    fn http_500_with_a_soap_fault_is_read_as_the_fault() {
+        let fault =
+            super::super::soap::SoapFault::server_busy(Duration::from_millis(2500)).to_xml();
+        let err = EwsError::from_http_status(500, fault.as_bytes());
+        assert!(matches!(err, EwsError::ServerBusy { back_off } if back_off.as_millis() == 2500));
     }
 
     #[test]

@@ -22,12 +22,21 @@ pub(crate) mod test_support {
     use std::io::Write;
     use std::process::Command;
 
-    const CHECK_SOAP: &str = "/work/shared/ews-schema/check-soap";
+    /// `check-soap` in `$EXSYNC_EWS_SCHEMA`, else in `../shared/ews-schema` beside the package.
+    fn checker() -> std::path::PathBuf {
+        let dir = std::env::var_os("EXSYNC_EWS_SCHEMA")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/ews-schema")
+            });
+        dir.join("check-soap")
+    }
 
     /// Pipe `xml` through `check-soap`; fail the test when the schema rejects it.
     /// Skips (with a printed note) when the checker or python/lxml is unavailable.
     pub(crate) fn check_soap(xml: &str) {
-        let available = std::path::Path::new(CHECK_SOAP).exists()
+        let checker = checker();
+        let available = checker.exists()
             && Command::new("python3")
                 .args(["-c", "import lxml"])
                 .status()
@@ -43,7 +52,7 @@ pub(crate) mod test_support {
             .expect("temp file");
         file.write_all(xml.as_bytes()).expect("write temp file");
         let out = Command::new("python3")
-            .arg(CHECK_SOAP)
+            .arg(&checker)
             .arg(file.path())
             .output()
             .expect("run check-soap");
@@ -52,6 +61,28 @@ pub(crate) mod test_support {
             out.status.success() && stdout.contains("1 valid"),
             "check-soap rejected the document:\n{stdout}\n{}\n--- document ---\n{xml}",
             String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    #[test]
+    fn the_checker_rejects_schema_violations() {
+        // Guards against a vacuous helper: ItemIds before ItemShape breaks GetItem's sequence.
+        if !checker().exists() {
+            eprintln!("note: check-soap unavailable; skipped");
+            return;
+        }
+        let bad = concat!(
+            r#"<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/""#,
+            r#" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages""#,
+            r#" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><soap:Body>"#,
+            r#"<m:GetItem><m:ItemIds><t:ItemId Id="a"/></m:ItemIds>"#,
+            r#"<m:ItemShape><t:BaseShape>IdOnly</t:BaseShape></m:ItemShape></m:GetItem>"#,
+            r#"</soap:Body></soap:Envelope>"#
+        );
+        let result = std::panic::catch_unwind(|| check_soap(bad));
+        assert!(
+            result.is_err(),
+            "check-soap accepted an out-of-order GetItem"
         );
     }
 }

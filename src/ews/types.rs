@@ -292,6 +292,19 @@ impl<T> ResponseMessage<T> {
         }
     }
 
+    /// The Error message Exchange sends when throttling with HTTP 200 (ErrorServerBusy + back-off).
+    pub fn server_busy(back_off: Duration) -> Self {
+        ResponseMessage {
+            class: ResponseClass::Error,
+            code: ResponseCode::ERROR_SERVER_BUSY,
+            message_text: Some(
+                "The server cannot service this request right now. Try again later.".into(),
+            ),
+            back_off: Some(back_off),
+            payload: None,
+        }
+    }
+
     /// An Error message with this code and text.
     pub fn error(code: ResponseCode, text: impl Into<String>) -> Self {
         ResponseMessage {

@@ -162,6 +162,8 @@ pub fn parse(input: &[u8], limits: &XmlLimits) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(input).map_err(|e| XmlError::InvalidUtf8 {
         position: e.valid_up_to(),
     })?;
+    // Exchange (and .NET generally) may start a document with a UTF-8 byte-order mark.
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let mut reader = NsReader::from_str(text);
     {
         let config = reader.config_mut();
@@ -473,6 +475,16 @@ mod tests {
             parse(b"<a><b/><b/><b/></a>", &limits),
             Err(XmlError::TooManyElements { limit: 3 })
         );
+    }
+
+    #[test]
+    fn byte_order_mark_is_accepted() {
+        let root = parse(
+            b"\xEF\xBB\xBF<?xml version=\"1.0\"?><r>x</r>",
+            &XmlLimits::default(),
+        )
+        .unwrap();
+        assert_eq!(root.text, "x");
     }
 
     #[test]

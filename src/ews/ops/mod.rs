@@ -73,6 +73,11 @@ impl RequestError {
             _ => ResponseCode::ERROR_SCHEMA_VALIDATION,
         }
     }
+
+    /// The SOAP fault Exchange answers an unreadable request with (HTTP 500).
+    pub fn to_fault(&self) -> super::soap::SoapFault {
+        super::soap::SoapFault::for_code(self.response_code(), &self.to_string())
+    }
 }
 
 /// The operation element in `body`: `body` itself, or its child when `body` is `soap:Body`.
@@ -512,5 +517,78 @@ mod tests {
             let err = parse_request(junk, &XmlLimits::default()).unwrap_err();
             assert!(matches!(err, RequestError::Envelope(_)));
         }
+    }
+}
+
+#[cfg(test)]
+mod hostile_input {
+    use super::*;
+
+    /// A tiny deterministic generator, so failures reproduce.
+    fn next(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn mutated_responses_and_requests_never_panic() {
+        let valid = SyncFolderItemsResponse {
+            messages: vec![ResponseMessage::success(SyncFolderItemsResult {
+                sync_state: "s".into(),
+                includes_last_item_in_range: true,
+                changes: vec![SyncItemChange::Delete(crate::ews::types::ItemId::new("x"))],
+            })],
+        }
+        .to_xml()
+        .into_bytes();
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..2000 {
+            let mut bytes = valid.clone();
+            for _ in 0..(next(&mut seed) % 8 + 1) {
+                if bytes.len() < 2 {
+                    break;
+                }
+                let len = bytes.len() as u64;
+                let pos = usize::try_from(next(&mut seed) % len).unwrap();
+                match next(&mut seed) % 3 {
+                    0 => bytes[pos] = (next(&mut seed) & 0xff) as u8,
+                    1 => {
+                        bytes.truncate(pos.max(1));
+                    }
+                    _ => {
+                        bytes.remove(pos);
+                    }
+                }
+            }
+            // Any outcome but a panic is fine; errors must stay bounded.
+            if let Err(EwsError::Malformed { excerpt }) =
+                SyncFolderItemsResponse::parse(&bytes, &XmlLimits::default())
+            {
+                assert!(excerpt.chars().count() <= 200);
+            }
+            let _ = parse_request(&bytes, &XmlLimits::default());
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_documents_are_refused_with_limits() {
+        let deep = format!("{}{}", "<a>".repeat(100_000), "</a>".repeat(100_000));
+        assert!(matches!(
+            parse_request(deep.as_bytes(), &XmlLimits::default()),
+            Err(RequestError::Envelope(SoapError::Xml(
+                crate::ews::xml::XmlError::TooDeep { .. }
+            )))
+        ));
+        let small = XmlLimits {
+            max_bytes: 64,
+            ..XmlLimits::default()
+        };
+        let resp = error_response_xml("GetItem", &ResponseCode::NO_ERROR, "x", None);
+        assert!(matches!(
+            GetItemResponse::parse(resp.as_bytes(), &small),
+            Err(EwsError::Malformed { .. })
+        ));
     }
 }
