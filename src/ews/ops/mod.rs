@@ -148,11 +148,12 @@ pub(crate) fn parse_response<T>(
     op: &str,
     payload: impl Fn(&Element) -> Result<T, WireError>,
 ) -> Result<Vec<ResponseMessage<T>>, EwsError> {
-    let envelope = super::soap::parse_envelope(bytes, limits).map_err(|e| match e {
-        SoapError::Xml(x) => EwsError::Malformed {
-            excerpt: super::error::excerpt(&x.to_string()),
-        },
-        _ => EwsError::malformed(bytes),
+    // The excerpt names what was wrong, then what was received (bounded to 200 characters).
+    let envelope = super::soap::parse_envelope(bytes, limits).map_err(|e| EwsError::Malformed {
+        excerpt: super::error::excerpt(&format!(
+            "{e}; received: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(400)])
+        )),
     })?;
     if let Some(fault) = envelope.fault() {
         return Err(fault.into_error());

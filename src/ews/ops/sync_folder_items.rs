@@ -542,7 +542,11 @@ mod tests {
             &XmlLimits::default(),
         )
         .unwrap_err();
-        assert!(matches!(err, EwsError::Malformed { .. }));
+        let EwsError::Malformed { excerpt } = err else {
+            panic!("not malformed")
+        };
+        assert!(excerpt.contains("not a SOAP envelope"), "{excerpt}");
+        assert!(excerpt.contains("Service Unavailable"), "{excerpt}");
         let err =
             SyncFolderItemsResponse::parse(b"<soap:Envelope", &XmlLimits::default()).unwrap_err();
         assert!(matches!(err, EwsError::Malformed { .. }));
