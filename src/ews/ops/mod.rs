@@ -493,6 +493,87 @@ mod tests {
     }
 
     #[test]
+    fn any_prefixes_and_any_order_are_read() {
+        // Unusual prefixes, elements out of schema order, and an unknown element in between.
+        let xml = r#"<x:Envelope xmlns:x="http://schemas.xmlsoap.org/soap/envelope/"
+              xmlns:ns1="http://schemas.microsoft.com/exchange/services/2006/messages"
+              xmlns:ns2="http://schemas.microsoft.com/exchange/services/2006/types">
+          <x:Header><ns2:RequestServerVersion Version="Exchange2013_SP1"/></x:Header>
+          <x:Body>
+            <ns1:SyncFolderItems>
+              <ns1:MaxChangesReturned> 25 </ns1:MaxChangesReturned>
+              <ns1:SomethingNewer>ignored</ns1:SomethingNewer>
+              <ns1:SyncFolderId><ns2:DistinguishedFolderId Id="calendar"/></ns1:SyncFolderId>
+              <ns1:ItemShape><ns2:BaseShape>IdOnly</ns2:BaseShape></ns1:ItemShape>
+            </ns1:SyncFolderItems>
+          </x:Body>
+        </x:Envelope>"#;
+        let (header, request) = parse_request(xml.as_bytes(), &XmlLimits::default()).unwrap();
+        assert_eq!(header, RequestHeader::new(ExchangeVersion::Exchange2013Sp1));
+        let EwsRequest::SyncFolderItems(r) = request else {
+            panic!("wrong operation")
+        };
+        assert_eq!(r.max_changes_returned.get(), 25);
+        assert_eq!(
+            r.sync_folder_id,
+            BaseFolderId::distinguished(DistinguishedFolderName::Calendar)
+        );
+        assert_eq!(r.item_shape, ItemShape::new(BaseShape::IdOnly));
+
+        let response = r#"<a:Envelope xmlns:a="http://schemas.xmlsoap.org/soap/envelope/"><a:Body>
+          <r:GetItemResponse xmlns:r="http://schemas.microsoft.com/exchange/services/2006/messages"
+                             xmlns:q="http://schemas.microsoft.com/exchange/services/2006/types">
+            <r:ResponseMessages><r:GetItemResponseMessage ResponseClass="Success">
+              <r:Items><q:Message>
+                <q:IsRead>true</q:IsRead>
+                <q:Subject>late subject</q:Subject>
+                <q:Future><q:Nested/></q:Future>
+                <q:ItemId Id="i1" ChangeKey="c1"/>
+              </q:Message></r:Items>
+              <r:ResponseCode>NoError</r:ResponseCode>
+            </r:GetItemResponseMessage></r:ResponseMessages>
+          </r:GetItemResponse></a:Body></a:Envelope>"#;
+        let resp = GetItemResponse::parse(response.as_bytes(), &XmlLimits::default()).unwrap();
+        let Item::Message(m) = &resp.first().unwrap()[0] else {
+            panic!("not a message")
+        };
+        assert_eq!(m.is_read, Some(true));
+        assert_eq!(m.base.subject.as_deref(), Some("late subject"));
+        assert_eq!(m.base.item_id, Some(ItemId::with_change_key("i1", "c1")));
+    }
+
+    #[test]
+    fn exchange_schema_validation_fault_is_a_permanent_request_error() {
+        // The fault shape Exchange returns (HTTP 500) for a request that breaks the schema.
+        let fault = r#"<?xml version="1.0" encoding="utf-8"?>
+<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">
+  <s:Body>
+    <s:Fault>
+      <faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:ErrorSchemaValidation</faultcode>
+      <faultstring xml:lang="en-US">The request failed schema validation: The element 'GetItem' in namespace 'http://schemas.microsoft.com/exchange/services/2006/messages' has invalid child element 'ItemIds'.</faultstring>
+      <detail>
+        <e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorSchemaValidation</e:ResponseCode>
+        <e:Message xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">The request failed schema validation.</e:Message>
+        <t:MessageXml xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+          <t:LineNumber>2</t:LineNumber>
+          <t:LinePosition>630</t:LinePosition>
+          <t:Violation>The element 'GetItem' has invalid child element 'ItemIds'.</t:Violation>
+        </t:MessageXml>
+      </detail>
+    </s:Fault>
+  </s:Body>
+</s:Envelope>"#;
+        let err = GetItemResponse::parse(fault.as_bytes(), &XmlLimits::default()).unwrap_err();
+        assert!(matches!(&err, EwsError::Request { code, .. } if code == "ErrorSchemaValidation"));
+        assert_eq!(err.kind(), crate::ews::error::ErrorKind::Permanent);
+        let back = RequestError::EmptyBody.to_fault();
+        assert_eq!(
+            back.response_code,
+            Some(ResponseCode::ERROR_SCHEMA_VALIDATION)
+        );
+    }
+
+    #[test]
     fn unknown_or_broken_requests_name_their_response_code() {
         let unknown = format!(
             r#"<s:Envelope xmlns:s="{SOAP_NS}"><s:Body><ResolveNames xmlns="{MESSAGES_NS}"/></s:Body></s:Envelope>"#
