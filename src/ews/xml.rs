@@ -359,7 +359,10 @@ impl XmlWriter {
             self.out.push(' ');
             self.out.push_str(name);
             self.out.push_str("=\"");
-            self.out.push_str(&escape(value));
+            // Newlines and tabs as character references: attribute-value normalization would
+            // otherwise turn them into spaces on the reading side.
+            let escaped = escape(value).replace('\n', "&#10;").replace('\t', "&#9;");
+            self.out.push_str(&escaped);
             self.out.push('"');
         }
         self
@@ -505,14 +508,14 @@ mod tests {
         let mut w = XmlWriter::new();
         w.start("r")
             .attr("xmlns", "urn:r")
-            .attr("v", "a\"<&'")
+            .attr("v", "a\"<&'\n\tb")
             .leaf("x", "1 < 2 & \"3\"\r\n")
             .empty("y")
             .start("z")
             .end();
         let xml = w.finish();
         let root = p(&xml).unwrap();
-        assert_eq!(root.attr("v"), Some("a\"<&'"));
+        assert_eq!(root.attr("v"), Some("a\"<&'\n\tb"));
         assert_eq!(root.child_text("urn:r", "x"), Some("1 < 2 & \"3\"\r\n"));
         assert!(root.child("urn:r", "y").is_some());
         assert!(root.child("urn:r", "z").is_some());
