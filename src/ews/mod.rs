@@ -4,6 +4,7 @@
 //! Shared by the client and the fake Exchange server; it imports nothing from `store`, `config`
 //! or `sync`.
 
+pub mod client;
 pub mod error;
 pub mod ntlm;
 pub mod ntlm_http;

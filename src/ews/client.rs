@@ -1,0 +1,420 @@
+//! The EWS client: one per credential, shared by every mailbox those credentials reach.
+//!
+//! Owns the rules that protect an account on Exchange: a refused credential is never tried
+//! again by this client (no lock-out storm: at most one failed request per credential until the
+//! credential changes), and a `BackOffMilliseconds` received is honoured exactly for the whole
+//! account (no request leaves before it elapses). It speaks typed operations
+//! ([`EwsOperation`]) and returns typed responses; per-item results stay data.
+
+use super::error::EwsError;
+use super::ntlm_http::{NtlmHttpError, NtlmSessionPool};
+use super::oauth::TokenSource;
+use super::ops::{
+    CreateItemRequest, CreateItemResponse, DeleteItemRequest, DeleteItemResponse, FindItemRequest,
+    FindItemResponse, GetFolderRequest, GetFolderResponse, GetItemRequest, GetItemResponse,
+    SyncFolderHierarchyRequest, SyncFolderHierarchyResponse, SyncFolderItemsRequest,
+    SyncFolderItemsResponse, UpdateItemRequest, UpdateItemResponse,
+};
+use super::soap::{ExchangeVersion, RequestHeader};
+use super::transport::{RawResponse, SoapPost, Transport};
+use super::types::ResponseMessage;
+use super::xml::XmlLimits;
+use crate::metrics::{labels, metrics};
+use base64::Engine;
+use reqwest::header::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use url::Url;
+
+/// How requests of one client are authenticated.
+pub enum EwsAuth {
+    /// HTTP Basic with a user name and password.
+    Basic {
+        /// User name as Exchange expects it (`user@domain` or `DOMAIN\user`).
+        username: String,
+        /// The password (sent only in the Authorization header).
+        password: SecretString,
+    },
+    /// NTLM on connections the pool owns (on-premises Exchange).
+    Ntlm(Arc<NtlmSessionPool>),
+    /// OAuth2 client-credentials bearer tokens.
+    OAuth(Arc<TokenSource>),
+}
+
+impl std::fmt::Debug for EwsAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EwsAuth::Basic { username, .. } => write!(f, "Basic({username})"),
+            EwsAuth::Ntlm(pool) => write!(f, "Ntlm({pool:?})"),
+            EwsAuth::OAuth(source) => write!(f, "OAuth({source:?})"),
+        }
+    }
+}
+
+/// Behaviour knobs of a client.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// `RequestServerVersion` sent with every request.
+    pub version: ExchangeVersion,
+    /// A server back-off at most this long is waited out inside `call`; a longer one is
+    /// returned as [`EwsError::ServerBusy`] with the time still to wait.
+    pub max_inline_back_off: Duration,
+    /// Log request and response bodies at debug level (diagnosis of one mailbox).
+    pub log_payloads: bool,
+    /// Limits on parsed responses.
+    pub limits: XmlLimits,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            version: ExchangeVersion::Exchange2013Sp1,
+            max_inline_back_off: Duration::from_secs(2),
+            log_payloads: false,
+            limits: XmlLimits::default(),
+        }
+    }
+}
+
+/// Which mailbox a request works on and how it reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Primary SMTP address of the mailbox (also sent as `X-AnchorMailbox`).
+    pub mailbox: String,
+    /// Send the `ExchangeImpersonation` header for it.
+    pub impersonate: bool,
+}
+
+/// One EWS operation the client can send: its name, envelope and response parser.
+pub trait EwsOperation {
+    /// The operation name (SOAPAction, metrics label).
+    const NAME: &'static str;
+    /// The typed response.
+    type Response;
+    /// The whole request envelope.
+    fn envelope(&self, header: &RequestHeader) -> String;
+    /// Read a response body.
+    fn parse(bytes: &[u8], limits: &XmlLimits) -> Result<Self::Response, EwsError>;
+    /// The back-off of an ErrorServerBusy sent as an Error-class message with HTTP 200.
+    fn busy(response: &Self::Response) -> Option<Duration>;
+}
+
+/// The server back-off carried by any message of a response, if one is ErrorServerBusy.
+fn busy_in<T>(messages: &[ResponseMessage<T>]) -> Option<Duration> {
+    messages.iter().find_map(|m| match m.to_error() {
+        Some(EwsError::ServerBusy { back_off }) => Some(back_off),
+        _ => None,
+    })
+}
+
+macro_rules! operation {
+    ($request:ty, $response:ty, $name:literal) => {
+        impl EwsOperation for $request {
+            const NAME: &'static str = $name;
+            type Response = $response;
+            fn envelope(&self, header: &RequestHeader) -> String {
+                self.to_xml(header)
+            }
+            fn parse(bytes: &[u8], limits: &XmlLimits) -> Result<$response, EwsError> {
+                <$response>::parse(bytes, limits)
+            }
+            fn busy(response: &$response) -> Option<Duration> {
+                busy_in(&response.messages)
+            }
+        }
+    };
+}
+
+operation!(GetFolderRequest, GetFolderResponse, "GetFolder");
+operation!(
+    SyncFolderHierarchyRequest,
+    SyncFolderHierarchyResponse,
+    "SyncFolderHierarchy"
+);
+operation!(
+    SyncFolderItemsRequest,
+    SyncFolderItemsResponse,
+    "SyncFolderItems"
+);
+operation!(GetItemRequest, GetItemResponse, "GetItem");
+operation!(FindItemRequest, FindItemResponse, "FindItem");
+operation!(CreateItemRequest, CreateItemResponse, "CreateItem");
+operation!(UpdateItemRequest, UpdateItemResponse, "UpdateItem");
+operation!(DeleteItemRequest, DeleteItemResponse, "DeleteItem");
+
+#[derive(Debug, Default)]
+struct AccountState {
+    /// Exchange refused these credentials: no further request is sent with them.
+    rejected: bool,
+    /// No request before this instant (the last BackOffMilliseconds received).
+    not_before: Option<Instant>,
+}
+
+/// An EWS client for one endpoint and one credential.
+#[derive(Debug)]
+pub struct EwsClient {
+    url: Url,
+    auth: EwsAuth,
+    transport: Transport,
+    options: ClientOptions,
+    state: Mutex<AccountState>,
+}
+
+impl EwsClient {
+    /// A client for `url` authenticating with `auth` over `transport`.
+    pub fn new(url: Url, auth: EwsAuth, transport: Transport, options: ClientOptions) -> Self {
+        Self {
+            url,
+            auth,
+            transport,
+            options,
+            state: Mutex::new(AccountState::default()),
+        }
+    }
+
+    /// The endpoint.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Whether Exchange refused this client's credentials (it sends nothing more).
+    pub fn credentials_rejected(&self) -> bool {
+        self.lock().rejected
+    }
+
+    /// How long the account must still wait after a server back-off, if at all.
+    pub fn back_off_remaining(&self) -> Option<Duration> {
+        let not_before = self.lock().not_before?;
+        not_before.checked_duration_since(Instant::now())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AccountState> {
+        // The state is two plain fields: a panic elsewhere cannot leave it inconsistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Send `request` for `target` (or the account's own mailbox) and read its response.
+    ///
+    /// Errors say what to do ([`EwsError::kind`]); an Error-class message that is not
+    /// ErrorServerBusy is returned as data inside the response.
+    pub async fn call<O: EwsOperation>(
+        &self,
+        target: Option<&Target>,
+        request: &O,
+    ) -> Result<O::Response, EwsError> {
+        if self.credentials_rejected() {
+            return Err(EwsError::Unauthorized);
+        }
+        if let Some(wait) = self.back_off_remaining() {
+            if wait > self.options.max_inline_back_off {
+                return Err(EwsError::ServerBusy { back_off: wait });
+            }
+            tokio::time::sleep(wait).await;
+        }
+        let header = match target {
+            Some(t) if t.impersonate => {
+                RequestHeader::impersonating(self.options.version, t.mailbox.clone())
+            }
+            _ => RequestHeader::new(self.options.version),
+        };
+        let envelope = request.envelope(&header);
+        if self.options.log_payloads {
+            tracing::debug!(operation = O::NAME, request = %envelope, "EWS request payload");
+        }
+        let anchor = target.map(|t| t.mailbox.as_str());
+        let started = Instant::now();
+        let outcome = self.exchange::<O>(envelope.into_bytes(), anchor).await;
+        let outcome = outcome.map_err(|e| fill_mailbox(e, target));
+        let code = match &outcome {
+            Ok(_) => "NoError".to_owned(),
+            Err(e) => error_label(e),
+        };
+        let m = metrics();
+        m.ews_requests
+            .get_or_create(&labels([("operation", O::NAME), ("code", &code)]))
+            .inc();
+        m.ews_latency
+            .get_or_create(&labels([("operation", O::NAME)]))
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(EwsError::ServerBusy { back_off }) = &outcome {
+            let mut state = self.lock();
+            let until = Instant::now() + *back_off;
+            state.not_before = Some(state.not_before.map_or(until, |t| t.max(until)));
+        }
+        if let Err(EwsError::Unauthorized | EwsError::Ntlm(_)) = &outcome {
+            self.lock().rejected = true;
+        }
+        if let Err(EwsError::Token(super::oauth::TokenError::Rejected { .. })) = &outcome {
+            self.lock().rejected = true;
+        }
+        outcome
+    }
+
+    async fn exchange<O: EwsOperation>(
+        &self,
+        body: Vec<u8>,
+        anchor: Option<&str>,
+    ) -> Result<O::Response, EwsError> {
+        let mut raw = self.post(O::NAME, body.clone(), anchor).await?;
+        if raw.status == reqwest::StatusCode::UNAUTHORIZED {
+            if let EwsAuth::OAuth(source) = &self.auth {
+                // An expired or revoked token: fetch a new one and try once more.
+                source.invalidate().await;
+                raw = self.post(O::NAME, body, anchor).await?;
+            }
+        }
+        if self.options.log_payloads {
+            tracing::debug!(
+                operation = O::NAME,
+                status = raw.status.as_u16(),
+                response = %String::from_utf8_lossy(&raw.body[..raw.body.len().min(64 * 1024)]),
+                "EWS response payload"
+            );
+        }
+        if !raw.status.is_success() {
+            return Err(EwsError::from_http_status(raw.status.as_u16(), &raw.body));
+        }
+        let response = O::parse(&raw.body, &self.options.limits)?;
+        if let Some(back_off) = O::busy(&response) {
+            return Err(EwsError::ServerBusy { back_off });
+        }
+        Ok(response)
+    }
+
+    async fn post(
+        &self,
+        operation: &'static str,
+        body: Vec<u8>,
+        anchor: Option<&str>,
+    ) -> Result<RawResponse, EwsError> {
+        let mut post = SoapPost {
+            url: &self.url,
+            body,
+            operation,
+            anchor_mailbox: anchor,
+            authorization: None,
+        };
+        match &self.auth {
+            EwsAuth::Basic { username, password } => {
+                let token = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{username}:{}", password.expose_secret()));
+                post.authorization = HeaderValue::from_str(&format!("Basic {token}")).ok();
+                Ok(self.transport.post(post).await?)
+            }
+            EwsAuth::OAuth(source) => {
+                let token = source.token(&self.transport).await?;
+                post.authorization =
+                    HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).ok();
+                Ok(self.transport.post(post).await?)
+            }
+            EwsAuth::Ntlm(pool) => match pool.post(post).await {
+                Ok(raw) => Ok(raw),
+                Err(NtlmHttpError::Transport(e)) => Err(EwsError::Transport(e)),
+                Err(NtlmHttpError::Rejected) => Err(EwsError::Unauthorized),
+                Err(other) => Err(EwsError::Ntlm(other.to_string())),
+            },
+        }
+    }
+}
+
+/// Exchange rarely names the mailbox in ErrorImpersonateUserDenied / ErrorNonExistentMailbox:
+/// the client knows which one it asked for.
+fn fill_mailbox(error: EwsError, target: Option<&Target>) -> EwsError {
+    let Some(target) = target else { return error };
+    match error {
+        EwsError::ImpersonationDenied { mailbox } if mailbox.is_empty() => {
+            EwsError::ImpersonationDenied {
+                mailbox: target.mailbox.clone(),
+            }
+        }
+        EwsError::MailboxNotFound { mailbox } if mailbox.is_empty() => EwsError::MailboxNotFound {
+            mailbox: target.mailbox.clone(),
+        },
+        other => other,
+    }
+}
+
+/// A bounded metrics label for an error: the EWS code, `HTTP_nnn`, or the failure's class.
+fn error_label(error: &EwsError) -> String {
+    match error {
+        EwsError::ServerBusy { .. } => "ErrorServerBusy".into(),
+        EwsError::Unauthorized => "HTTP_401".into(),
+        EwsError::ImpersonationDenied { .. } => "ErrorImpersonateUserDenied".into(),
+        EwsError::MailboxNotFound { .. } => "ErrorNonExistentMailbox".into(),
+        EwsError::InvalidSyncState => "ErrorInvalidSyncStateData".into(),
+        EwsError::AccessDenied { .. } => "ErrorAccessDenied".into(),
+        EwsError::ServerError { code, .. } | EwsError::Request { code, .. } => {
+            code.chars().take(64).collect()
+        }
+        EwsError::Http { status } => format!("HTTP_{status}"),
+        EwsError::Malformed { .. } => "malformed".into(),
+        EwsError::Transport(_) => "transport".into(),
+        EwsError::Token(_) => "token".into(),
+        EwsError::Ntlm(_) => "ntlm".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ews::ops::GetFolderRequest;
+    use crate::ews::types::{BaseShape, ResponseClass, ResponseCode};
+
+    #[test]
+    fn a_busy_message_inside_a_200_reply_is_found() {
+        let messages = vec![ResponseMessage::<()> {
+            class: ResponseClass::Error,
+            code: ResponseCode::ERROR_SERVER_BUSY,
+            message_text: None,
+            back_off: Some(Duration::from_millis(750)),
+            payload: None,
+        }];
+        assert_eq!(busy_in(&messages), Some(Duration::from_millis(750)));
+        let ok = vec![ResponseMessage::<()> {
+            class: ResponseClass::Success,
+            code: ResponseCode::NO_ERROR,
+            message_text: None,
+            back_off: None,
+            payload: Some(()),
+        }];
+        assert_eq!(busy_in(&ok), None);
+    }
+
+    #[test]
+    fn impersonation_sets_the_header_and_the_anchor() {
+        let request = GetFolderRequest {
+            folder_shape: BaseShape::IdOnly,
+            folder_ids: vec![],
+        };
+        let header = RequestHeader::impersonating(ExchangeVersion::Exchange2013Sp1, "a@b.c");
+        let xml = request.envelope(&header);
+        assert!(xml.contains("ExchangeImpersonation"), "{xml}");
+        assert!(xml.contains("a@b.c"), "{xml}");
+        assert!(xml.contains("Exchange2013_SP1"), "{xml}");
+    }
+
+    #[test]
+    fn errors_name_the_mailbox_that_was_asked_for() {
+        let target = Target {
+            mailbox: "x@y.z".into(),
+            impersonate: true,
+        };
+        let e = fill_mailbox(
+            EwsError::ImpersonationDenied {
+                mailbox: String::new(),
+            },
+            Some(&target),
+        );
+        assert!(e.to_string().contains("x@y.z"));
+    }
+
+    #[test]
+    fn the_basic_auth_debug_form_hides_the_password() {
+        let auth = EwsAuth::Basic {
+            username: "svc".into(),
+            password: SecretString::from("hunter2".to_owned()),
+        };
+        assert!(!format!("{auth:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,196 @@
+//! One EWS client per credential, shared by every mailbox those credentials reach, so that an
+//! account's throttling back-off and a refused password hold for all of them at once.
+//!
+//! Clients are keyed by a salted fingerprint of the credential (never the secret itself): a
+//! changed password gives a new key, hence a fresh client that is allowed to try again.
+
+use super::plan::{ConnectionPlan, CredentialSource};
+use crate::domain::{Mailbox, OutgoingSettings, PasswordScheme, Profile};
+use crate::ews::client::{ClientOptions, EwsAuth, EwsClient};
+use crate::ews::ntlm::NtlmCredentials;
+use crate::ews::ntlm_http::NtlmSessionPool;
+use crate::ews::oauth::{OAuthApp, TokenSource};
+use crate::ews::transport::Transport;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Why no client could be made for a plan.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The row lacks the user name or password the plan needs.
+    #[error("{0} has no user name or password configured")]
+    MissingCredentials(&'static str),
+    /// The profile uses OAuth but has no OAuth settings.
+    #[error("the profile has no OAuth application configured")]
+    MissingOAuth,
+}
+
+struct Cached {
+    client: Arc<EwsClient>,
+    rejected_seen: Option<Instant>,
+}
+
+/// The process's EWS clients.
+pub struct ClientCache {
+    transport: Transport,
+    options: ClientOptions,
+    salt: [u8; 16],
+    retry_rejected_after: Duration,
+    clients: Mutex<HashMap<[u8; 32], Cached>>,
+    tokens: Mutex<HashMap<[u8; 32], Arc<TokenSource>>>,
+}
+
+impl std::fmt::Debug for ClientCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClientCache")
+    }
+}
+
+impl ClientCache {
+    /// An empty cache; a client whose credentials were refused is replaced (one new try)
+    /// after `retry_rejected_after`.
+    pub fn new(
+        transport: Transport,
+        options: ClientOptions,
+        retry_rejected_after: Duration,
+    ) -> Self {
+        Self {
+            transport,
+            options,
+            salt: rand::random(),
+            retry_rejected_after,
+            clients: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client for `plan` (created on first use).
+    pub fn client_for(
+        &self,
+        profile: &Profile,
+        mailbox: &Mailbox,
+        plan: &ConnectionPlan,
+    ) -> Result<Arc<EwsClient>, ClientError> {
+        let (username, password) = match plan.credentials {
+            CredentialSource::Profile => (profile.username.as_deref(), profile.password.as_ref()),
+            CredentialSource::ProfileOutgoing => match &profile.outgoing {
+                OutgoingSettings::Separate {
+                    username, password, ..
+                } => (
+                    username.as_deref().or(profile.username.as_deref()),
+                    password.as_ref().or(profile.password.as_ref()),
+                ),
+                OutgoingSettings::SameAsIncoming => {
+                    (profile.username.as_deref(), profile.password.as_ref())
+                }
+            },
+            CredentialSource::Mailbox => (mailbox.username.as_deref(), mailbox.password.as_ref()),
+            CredentialSource::OAuthApp => (None, None),
+        };
+        let key = match plan.credentials {
+            CredentialSource::OAuthApp => {
+                let oauth = profile.oauth.as_ref().ok_or(ClientError::MissingOAuth)?;
+                self.fingerprint(&[
+                    "oauth",
+                    plan.endpoint.as_str(),
+                    oauth.token_url.as_str(),
+                    &oauth.client_id,
+                    oauth.client_secret.expose_secret(),
+                ])
+            }
+            _ => {
+                let who = match plan.credentials {
+                    CredentialSource::Mailbox => "the mailbox",
+                    _ => "the profile",
+                };
+                let (Some(user), Some(pass)) = (username, password) else {
+                    return Err(ClientError::MissingCredentials(who));
+                };
+                self.fingerprint(&[
+                    profile.password_scheme.as_str(),
+                    plan.endpoint.as_str(),
+                    user,
+                    pass.expose_secret(),
+                ])
+            }
+        };
+        let mut options = self.options.clone();
+        options.log_payloads = mailbox.payload_logging;
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cached) = clients.get_mut(&key) {
+            if !cached.client.credentials_rejected() {
+                return Ok(cached.client.clone());
+            }
+            // Refused: keep answering "refused" without a request, until the slow retry.
+            let seen = *cached.rejected_seen.get_or_insert_with(Instant::now);
+            if seen.elapsed() < self.retry_rejected_after {
+                return Ok(cached.client.clone());
+            }
+        }
+        let auth = match plan.credentials {
+            CredentialSource::OAuthApp => {
+                let oauth = profile.oauth.as_ref().ok_or(ClientError::MissingOAuth)?;
+                let source = {
+                    let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+                    tokens
+                        .entry(key)
+                        .or_insert_with(|| {
+                            Arc::new(TokenSource::new(OAuthApp {
+                                token_url: oauth.token_url.clone(),
+                                client_id: oauth.client_id.clone(),
+                                client_secret: oauth.client_secret.clone(),
+                                scope: oauth.scope.clone(),
+                            }))
+                        })
+                        .clone()
+                };
+                EwsAuth::OAuth(source)
+            }
+            _ => {
+                let (Some(user), Some(pass)) = (username, password) else {
+                    return Err(ClientError::MissingCredentials("the profile"));
+                };
+                match profile.password_scheme {
+                    PasswordScheme::Basic => EwsAuth::Basic {
+                        username: user.to_owned(),
+                        password: SecretString::from(pass.expose_secret().to_owned()),
+                    },
+                    PasswordScheme::Ntlm => EwsAuth::Ntlm(Arc::new(NtlmSessionPool::new(
+                        NtlmCredentials::from_account(
+                            user,
+                            SecretString::from(pass.expose_secret().to_owned()),
+                        ),
+                        self.transport.settings(),
+                    ))),
+                }
+            }
+        };
+        let client = Arc::new(EwsClient::new(
+            plan.endpoint.clone(),
+            auth,
+            self.transport.clone(),
+            options,
+        ));
+        clients.insert(
+            key,
+            Cached {
+                client: client.clone(),
+                rejected_seen: None,
+            },
+        );
+        Ok(client)
+    }
+
+    fn fingerprint(&self, parts: &[&str]) -> [u8; 32] {
+        let mut hash = Sha256::new();
+        hash.update(self.salt);
+        for part in parts {
+            hash.update((part.len() as u64).to_le_bytes());
+            hash.update(part.as_bytes());
+        }
+        hash.finalize().into()
+    }
+}

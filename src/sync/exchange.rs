@@ -1,0 +1,782 @@
+//! The narrow adapter between the sync engine and EWS: one mailbox, reached one way, spoken to
+//! in domain words (changes, emails, activities, sends). Every SOAP type stops here.
+
+use super::plan::Access;
+use crate::ews::client::{EwsClient, Target};
+use crate::ews::ops::{
+    CreateItemRequest, DeleteItemRequest, FindItemRequest, GetItemRequest, ItemChange, ItemUpdate,
+    MaxChangesReturned, SyncFolderItemsRequest, SyncItemChange, UpdateItemRequest,
+};
+use crate::ews::types::{
+    BaseFolderId, BaseShape, Body, BodyType, CalendarItem, ConflictResolution, Contact, DeleteType,
+    DistinguishedFolderName, EmailAddress, FieldUri, IndexedPageView, Item, ItemBase, ItemId,
+    ItemShape, Message, MessageDisposition, Restriction, SendMeetingInvitations,
+    SendMeetingInvitationsOrCancellations, Task, TaskStatus, Traversal,
+};
+use crate::ews::EwsError;
+use crate::store::activities::{ActFields, ActKind, AppointmentFields, ContactFields, TaskFields};
+use crate::store::emails::NewEmail;
+use crate::store::outgoing::OutgoingEmail;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// One change SyncFolderItems reported, in domain words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new item (fetch it).
+    Created(ItemRef),
+    /// A changed item (fetch it).
+    Updated(ItemRef),
+    /// The item is gone.
+    Deleted(String),
+    /// Only the read flag changed.
+    ReadFlag(String, bool),
+}
+
+/// An item's id and change key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemRef {
+    /// EWS item id.
+    pub id: String,
+    /// EWS change key.
+    pub change_key: Option<String>,
+}
+
+/// One page of a folder's changes and the state that follows it.
+#[derive(Debug, Clone)]
+pub struct ChangePage {
+    /// The SyncState to store with what this page changed.
+    pub sync_state: String,
+    /// `IncludesLastItemInRange`: no more pages now.
+    pub last: bool,
+    /// The changes, in server order.
+    pub changes: Vec<Change>,
+}
+
+/// Why one item of a batch could not be had (the rest of the batch is fine).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemError {
+    /// The item.
+    pub id: String,
+    /// Exchange's code and text.
+    pub error: String,
+}
+
+/// An activity as Exchange holds it.
+#[derive(Debug, Clone)]
+pub struct ExchangeActivity {
+    /// Id and change key.
+    pub item: ItemRef,
+    /// LastModifiedTime in Exchange.
+    pub modified_at: Option<DateTime<Utc>>,
+    /// The fields exsync keeps.
+    pub fields: ActFields,
+}
+
+/// The result of writing to Exchange with a change key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Written; the item's new id and change key.
+    Written(ItemRef),
+    /// Exchange holds a newer version (the change key was stale): not written.
+    Conflict,
+    /// The item no longer exists in Exchange.
+    Missing,
+    /// Exchange refused this one item (the error is kept on the row).
+    Refused(String),
+}
+
+/// One mailbox as the sync engine sees it: a client, and how it reaches the mailbox.
+#[derive(Debug, Clone)]
+pub struct MailboxConnection {
+    client: Arc<EwsClient>,
+    target: Target,
+    delegate: bool,
+    max_changes: u32,
+    batch: usize,
+}
+
+impl MailboxConnection {
+    /// A connection to `address` through `client`, reached by `access`.
+    pub fn new(
+        client: Arc<EwsClient>,
+        address: &str,
+        access: Access,
+        max_changes: u32,
+        batch: usize,
+    ) -> Self {
+        Self {
+            client,
+            target: Target {
+                mailbox: address.to_owned(),
+                impersonate: access == Access::Impersonate,
+            },
+            delegate: access == Access::Delegate,
+            max_changes: max_changes.clamp(1, 512),
+            batch: batch.max(1),
+        }
+    }
+
+    /// The mailbox's address.
+    pub fn address(&self) -> &str {
+        &self.target.mailbox
+    }
+
+    fn folder(&self, name: DistinguishedFolderName) -> BaseFolderId {
+        BaseFolderId::Distinguished {
+            name,
+            mailbox: self.delegate.then(|| self.target.mailbox.clone()),
+        }
+    }
+
+    /// The next page of changes of a folder after `sync_state` (`None`: from the beginning).
+    pub async fn folder_changes(
+        &self,
+        folder: DistinguishedFolderName,
+        sync_state: Option<String>,
+    ) -> Result<ChangePage, EwsError> {
+        let request = SyncFolderItemsRequest {
+            item_shape: ItemShape::new(BaseShape::IdOnly),
+            sync_folder_id: self.folder(folder),
+            sync_state,
+            ignore: Vec::new(),
+            max_changes_returned: MaxChangesReturned::new(self.max_changes).map_err(|e| {
+                EwsError::Malformed {
+                    excerpt: e.to_string(),
+                }
+            })?,
+            sync_scope: None,
+        };
+        let response = self.client.call(Some(&self.target), &request).await?;
+        let result = response.first()?;
+        let changes = result
+            .changes
+            .iter()
+            .filter_map(|change| match change {
+                SyncItemChange::Create(item) => {
+                    item.item_id().map(|id| Change::Created(item_ref(id)))
+                }
+                SyncItemChange::Update(item) => {
+                    item.item_id().map(|id| Change::Updated(item_ref(id)))
+                }
+                SyncItemChange::Delete(id) => Some(Change::Deleted(id.id.clone())),
+                SyncItemChange::ReadFlagChange { item_id, is_read } => {
+                    Some(Change::ReadFlag(item_id.id.clone(), *is_read))
+                }
+            })
+            .collect();
+        Ok(ChangePage {
+            sync_state: result.sync_state.clone(),
+            last: result.includes_last_item_in_range,
+            changes,
+        })
+    }
+
+    /// Fetch items in batches; each item is the item or why it could not be had.
+    async fn get_items(&self, ids: &[String]) -> Result<Vec<Result<Item, ItemError>>, EwsError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(self.batch) {
+            let mut shape = ItemShape::new(BaseShape::AllProperties);
+            shape.additional_properties = vec![
+                FieldUri::INTERNET_MESSAGE_ID,
+                FieldUri::IN_REPLY_TO,
+                FieldUri::CONVERSATION_ID,
+            ];
+            let request = GetItemRequest {
+                item_shape: shape,
+                item_ids: chunk.iter().map(ItemId::new).collect(),
+            };
+            let response = self.client.call(Some(&self.target), &request).await?;
+            for (index, id) in chunk.iter().enumerate() {
+                let Some(message) = response.messages.get(index) else {
+                    out.push(Err(ItemError {
+                        id: id.clone(),
+                        error: "Exchange returned no response for this item".into(),
+                    }));
+                    continue;
+                };
+                match message.result() {
+                    Ok(items) => match items.first() {
+                        Some(item) => out.push(Ok(item.clone())),
+                        None => out.push(Err(ItemError {
+                            id: id.clone(),
+                            error: "Exchange returned an empty item".into(),
+                        })),
+                    },
+                    Err(e) if e.kind() == crate::ews::ErrorKind::Throttled => return Err(e),
+                    Err(e) => out.push(Err(ItemError {
+                        id: id.clone(),
+                        error: format!("{}: {e}", message.code),
+                    })),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fetch messages and turn them into emails to store; items that are not email messages
+    /// come back as `Ok(None)`.
+    pub async fn fetch_emails(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, Result<Option<NewEmail>, ItemError>)>, EwsError> {
+        let items = self.get_items(ids).await?;
+        Ok(ids
+            .iter()
+            .cloned()
+            .zip(items)
+            .map(|(id, item)| {
+                let email = item.map(|item| match item {
+                    Item::Message(m) if is_email(&m) => Some(to_new_email(&id, m)),
+                    _ => None,
+                });
+                (id, email)
+            })
+            .collect())
+    }
+
+    /// Fetch activities of `kind`.
+    pub async fn fetch_activities(
+        &self,
+        kind: ActKind,
+        ids: &[String],
+    ) -> Result<Vec<Result<ExchangeActivity, ItemError>>, EwsError> {
+        let items = self.get_items(ids).await?;
+        Ok(items
+            .into_iter()
+            .zip(ids)
+            .map(|(item, id)| {
+                let item = item?;
+                to_activity(kind, item).ok_or_else(|| ItemError {
+                    id: id.clone(),
+                    error: format!("not a {} item", kind.as_str()),
+                })
+            })
+            .collect())
+    }
+
+    /// Whether Sent Items holds a message with this Internet Message-ID (a send that Exchange
+    /// accepted before a crash or a lost reply).
+    pub async fn sent_items_contain(&self, internet_message_id: &str) -> Result<bool, EwsError> {
+        let request = FindItemRequest {
+            traversal: Traversal::Shallow,
+            item_shape: ItemShape::new(BaseShape::IdOnly),
+            page: Some(IndexedPageView {
+                max_entries_returned: 1,
+                offset: 0,
+                base_point_beginning: true,
+            }),
+            restriction: Some(Restriction::IsEqualTo(
+                FieldUri::INTERNET_MESSAGE_ID,
+                internet_message_id.to_owned(),
+            )),
+            parent_folder_ids: vec![self.folder(DistinguishedFolderName::SentItems)],
+        };
+        let response = self.client.call(Some(&self.target), &request).await?;
+        Ok(!response.first()?.items.is_empty())
+    }
+
+    /// Send a queued email as this mailbox, keeping a copy in its Sent Items.
+    /// `Ok(Err(text))`: Exchange refused this one message (bad recipient, too large, …).
+    pub async fn send(&self, email: &OutgoingEmail) -> Result<Result<(), String>, EwsError> {
+        let addresses = |list: &[String]| -> Vec<EmailAddress> {
+            list.iter().map(|a| EmailAddress::new(None, a)).collect()
+        };
+        let message = Message {
+            base: ItemBase {
+                subject: Some(email.subject.clone()),
+                body: Some(Body {
+                    body_type: if email.body_type == "html" {
+                        BodyType::Html
+                    } else {
+                        BodyType::Text
+                    },
+                    content: email.body.clone(),
+                }),
+                ..ItemBase::default()
+            },
+            to_recipients: addresses(&email.to_recipients),
+            cc_recipients: addresses(&email.cc_recipients),
+            bcc_recipients: addresses(&email.bcc_recipients),
+            internet_message_id: Some(email.internet_message_id.clone()),
+            ..Message::default()
+        };
+        let request = CreateItemRequest {
+            message_disposition: Some(MessageDisposition::SendAndSaveCopy),
+            send_meeting_invitations: None,
+            saved_item_folder_id: Some(self.folder(DistinguishedFolderName::SentItems)),
+            items: vec![Item::Message(message)],
+        };
+        let response = self.client.call(Some(&self.target), &request).await?;
+        match response.messages.first().and_then(|m| m.to_error()) {
+            None => Ok(Ok(())),
+            Some(e) if item_level(&e) => Ok(Err(e.to_string())),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// Create an activity in its folder.
+    pub async fn create_activity(&self, fields: &ActFields) -> Result<WriteOutcome, EwsError> {
+        let folder = folder_of(fields.kind());
+        let request = CreateItemRequest {
+            message_disposition: None,
+            send_meeting_invitations: matches!(fields, ActFields::Appointment(_))
+                .then_some(SendMeetingInvitations::SendToNone),
+            saved_item_folder_id: Some(self.folder(folder)),
+            items: vec![to_item(fields)],
+        };
+        let response = self.client.call(Some(&self.target), &request).await?;
+        written(
+            response
+                .messages
+                .first()
+                .map(|m| (m.to_error(), m.payload.as_ref())),
+        )
+    }
+
+    /// Update an activity, refusing to overwrite a newer version in Exchange.
+    pub async fn update_activity(
+        &self,
+        item: &ItemRef,
+        fields: &ActFields,
+    ) -> Result<WriteOutcome, EwsError> {
+        let updates = set_fields(fields);
+        let request = UpdateItemRequest {
+            conflict_resolution: ConflictResolution::NeverOverwrite,
+            message_disposition: None,
+            send_meeting_invitations_or_cancellations: matches!(fields, ActFields::Appointment(_))
+                .then_some(SendMeetingInvitationsOrCancellations::SendToNone),
+            item_changes: vec![ItemChange {
+                item_id: ItemId {
+                    id: item.id.clone(),
+                    change_key: item.change_key.clone(),
+                },
+                updates,
+            }],
+        };
+        let response = self.client.call(Some(&self.target), &request).await?;
+        let Some(message) = response.messages.first() else {
+            return Err(EwsError::Malformed {
+                excerpt: "UpdateItem response without a message".into(),
+            });
+        };
+        if let Some(e) = message.to_error() {
+            return match message.code.as_str() {
+                "ErrorIrresolvableConflict" | "ErrorChangeKeyRequiredForWriteOperations" => {
+                    Ok(WriteOutcome::Conflict)
+                }
+                "ErrorItemNotFound" => Ok(WriteOutcome::Missing),
+                _ if item_level(&e) => Ok(WriteOutcome::Refused(e.to_string())),
+                _ => Err(e),
+            };
+        }
+        let items = message.payload.as_ref().map(|r| &r.items);
+        match items.and_then(|i| i.first()).and_then(Item::item_id) {
+            Some(id) => Ok(WriteOutcome::Written(item_ref(id))),
+            None => Ok(WriteOutcome::Written(item.clone())),
+        }
+    }
+
+    /// Delete an item (to Deleted Items, as a user would). `Ok(false)`: it was already gone.
+    pub async fn delete_item(&self, id: &str) -> Result<bool, EwsError> {
+        let request = DeleteItemRequest {
+            delete_type: DeleteType::MoveToDeletedItems,
+            send_meeting_cancellations: Some(SendMeetingInvitations::SendToNone),
+            affected_task_occurrences: Some(
+                crate::ews::types::AffectedTaskOccurrences::AllOccurrences,
+            ),
+            item_ids: vec![ItemId::new(id)],
+        };
+        let response = self.client.call(Some(&self.target), &request).await?;
+        match response.messages.first() {
+            Some(m) if m.code.as_str() == "ErrorItemNotFound" => Ok(false),
+            Some(m) => match m.to_error() {
+                Some(e) => Err(e),
+                None => Ok(true),
+            },
+            None => Err(EwsError::Malformed {
+                excerpt: "DeleteItem response without a message".into(),
+            }),
+        }
+    }
+}
+
+/// Errors that concern one item, not the mailbox or the connection.
+fn item_level(error: &EwsError) -> bool {
+    matches!(error, EwsError::Request { .. })
+}
+
+fn written(
+    message: Option<(Option<EwsError>, Option<&Vec<Item>>)>,
+) -> Result<WriteOutcome, EwsError> {
+    match message {
+        None => Err(EwsError::Malformed {
+            excerpt: "CreateItem response without a message".into(),
+        }),
+        Some((Some(e), _)) if item_level(&e) => Ok(WriteOutcome::Refused(e.to_string())),
+        Some((Some(e), _)) => Err(e),
+        Some((None, items)) => match items.and_then(|i| i.first()).and_then(Item::item_id) {
+            Some(id) => Ok(WriteOutcome::Written(item_ref(id))),
+            None => Err(EwsError::Malformed {
+                excerpt: "CreateItem response without the new item's id".into(),
+            }),
+        },
+    }
+}
+
+fn item_ref(id: &ItemId) -> ItemRef {
+    ItemRef {
+        id: id.id.clone(),
+        change_key: id.change_key.clone(),
+    }
+}
+
+/// The distinguished folder that holds activities of `kind`.
+pub fn folder_of(kind: ActKind) -> DistinguishedFolderName {
+    match kind {
+        ActKind::Appointment => DistinguishedFolderName::Calendar,
+        ActKind::Contact => DistinguishedFolderName::Contacts,
+        ActKind::Task => DistinguishedFolderName::Tasks,
+    }
+}
+
+/// Meeting requests, receipts and reports land in the inbox but are not email to track.
+fn is_email(message: &Message) -> bool {
+    match message.base.item_class.as_deref() {
+        None => true,
+        Some(class) => {
+            let class = class.to_ascii_lowercase();
+            class == "ipm.note" || class.starts_with("ipm.note.")
+        }
+    }
+}
+
+fn to_new_email(id: &str, m: Message) -> NewEmail {
+    let (body, body_type) = match m.base.body {
+        Some(Body {
+            body_type: BodyType::Html,
+            content,
+        }) => (content, "html"),
+        Some(Body { content, .. }) => (content, "text"),
+        None => (String::new(), "text"),
+    };
+    let sender = m.from.or(m.sender);
+    NewEmail {
+        ews_item_id: id.to_owned(),
+        change_key: m.base.item_id.and_then(|i| i.change_key),
+        internet_message_id: m.internet_message_id.filter(|s| !s.trim().is_empty()),
+        subject: m.base.subject.unwrap_or_default(),
+        body,
+        body_type,
+        sender_address: sender.as_ref().map(|s| s.address.to_ascii_lowercase()),
+        sender_name: sender.and_then(|s| s.name),
+        to_recipients: m.to_recipients.into_iter().map(|a| a.address).collect(),
+        cc_recipients: m.cc_recipients.into_iter().map(|a| a.address).collect(),
+        in_reply_to: m.base.in_reply_to,
+        conversation_id: m.base.conversation_id,
+        received_at: m.base.date_time_received,
+        sent_at: m.base.date_time_sent,
+        is_read: m.is_read,
+    }
+}
+
+fn body_text(base: &ItemBase) -> String {
+    base.body
+        .as_ref()
+        .map(|b| b.content.clone())
+        .unwrap_or_default()
+}
+
+fn to_activity(kind: ActKind, item: Item) -> Option<ExchangeActivity> {
+    let base = item.base().clone();
+    let reference = item_ref(base.item_id.as_ref()?);
+    let fields = match (kind, item) {
+        (ActKind::Appointment, Item::CalendarItem(c)) => {
+            let start = c.start.or(base.date_time_created)?;
+            ActFields::Appointment(AppointmentFields {
+                subject: base.subject.clone().unwrap_or_default(),
+                body: body_text(&base),
+                location: c.location.unwrap_or_default(),
+                start_at: start,
+                end_at: c.end.unwrap_or(start),
+                is_all_day: c.is_all_day_event.unwrap_or(false),
+                organizer: c.organizer.map(|o| o.address),
+                attendees: c
+                    .required_attendees
+                    .into_iter()
+                    .map(|a| a.address)
+                    .collect(),
+            })
+        }
+        (ActKind::Contact, Item::Contact(c)) => ActFields::Contact(ContactFields {
+            display_name: c.display_name.unwrap_or_default(),
+            given_name: c.given_name.unwrap_or_default(),
+            surname: c.surname.unwrap_or_default(),
+            company_name: c.company_name.unwrap_or_default(),
+            job_title: c.job_title.unwrap_or_default(),
+            email_addresses: c.email_addresses.into_iter().map(|(_, a)| a).collect(),
+            phone_numbers: c.phone_numbers.into_iter().collect::<BTreeMap<_, _>>(),
+        }),
+        (ActKind::Task, Item::Task(t)) => ActFields::Task(TaskFields {
+            subject: base.subject.clone().unwrap_or_default(),
+            body: body_text(&base),
+            status: t
+                .status
+                .unwrap_or(TaskStatus::NotStarted)
+                .as_str()
+                .to_owned(),
+            start_at: t.start_date,
+            due_at: t.due_date,
+            completed_at: t.complete_date,
+            percent_complete: t.percent_complete.unwrap_or(0.0).round().clamp(0.0, 100.0) as i32,
+        }),
+        _ => return None,
+    };
+    Some(ExchangeActivity {
+        item: reference,
+        modified_at: base.last_modified_time,
+        fields,
+    })
+}
+
+fn text_body(text: &str) -> Option<Body> {
+    Some(Body {
+        body_type: BodyType::Text,
+        content: text.to_owned(),
+    })
+}
+
+fn non_empty(text: &str) -> Option<String> {
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
+/// The EWS item holding an activity's fields (for CreateItem).
+fn to_item(fields: &ActFields) -> Item {
+    match fields {
+        ActFields::Appointment(a) => Item::CalendarItem(CalendarItem {
+            base: ItemBase {
+                subject: Some(a.subject.clone()),
+                body: text_body(&a.body),
+                ..ItemBase::default()
+            },
+            start: Some(a.start_at),
+            end: Some(a.end_at),
+            is_all_day_event: Some(a.is_all_day),
+            location: non_empty(&a.location),
+            required_attendees: a
+                .attendees
+                .iter()
+                .map(|x| EmailAddress::new(None, x))
+                .collect(),
+            ..CalendarItem::default()
+        }),
+        ActFields::Contact(c) => Item::Contact(Contact {
+            display_name: non_empty(&c.display_name),
+            given_name: non_empty(&c.given_name),
+            surname: non_empty(&c.surname),
+            company_name: non_empty(&c.company_name),
+            job_title: non_empty(&c.job_title),
+            email_addresses: c
+                .email_addresses
+                .iter()
+                .take(3)
+                .enumerate()
+                .map(|(i, a)| (format!("EmailAddress{}", i + 1), a.clone()))
+                .collect(),
+            phone_numbers: c
+                .phone_numbers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            ..Contact::default()
+        }),
+        ActFields::Task(t) => Item::Task(Task {
+            base: ItemBase {
+                subject: Some(t.subject.clone()),
+                body: text_body(&t.body),
+                ..ItemBase::default()
+            },
+            due_date: t.due_at,
+            start_date: t.start_at,
+            status: t.status.parse().ok(),
+            percent_complete: Some(f64::from(t.percent_complete)),
+            complete_date: None,
+        }),
+    }
+}
+
+/// SetItemField updates for the fields exsync owns (contact email addresses and phone
+/// numbers are written when the contact is created only: indexed fields are left as they are).
+fn set_fields(fields: &ActFields) -> Vec<ItemUpdate> {
+    let item = to_item(fields);
+    let fields: Vec<FieldUri> = match fields {
+        ActFields::Appointment(a) => {
+            let mut f = vec![
+                FieldUri::SUBJECT,
+                FieldUri::BODY,
+                FieldUri::START,
+                FieldUri::END,
+                FieldUri::IS_ALL_DAY_EVENT,
+            ];
+            if !a.location.is_empty() {
+                f.push(FieldUri::LOCATION);
+            }
+            f
+        }
+        ActFields::Contact(c) => [
+            (FieldUri::DISPLAY_NAME, &c.display_name),
+            (FieldUri::GIVEN_NAME, &c.given_name),
+            (FieldUri::SURNAME, &c.surname),
+            (FieldUri::COMPANY_NAME, &c.company_name),
+            (FieldUri::JOB_TITLE, &c.job_title),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(f, _)| f)
+        .collect(),
+        ActFields::Task(t) => {
+            let mut f = vec![
+                FieldUri::SUBJECT,
+                FieldUri::BODY,
+                FieldUri::PERCENT_COMPLETE,
+            ];
+            if t.status.parse::<TaskStatus>().is_ok() {
+                f.push(FieldUri::STATUS);
+            }
+            if t.due_at.is_some() {
+                f.push(FieldUri::DUE_DATE);
+            }
+            if t.start_at.is_some() {
+                f.push(FieldUri::START_DATE);
+            }
+            f
+        }
+    };
+    fields
+        .into_iter()
+        .map(|field| ItemUpdate::SetItemField {
+            item: only_field(&item, &field),
+            field,
+        })
+        .collect()
+}
+
+/// A copy of `item` holding only `field` (SetItemField carries exactly the field it sets).
+fn only_field(item: &Item, field: &FieldUri) -> Item {
+    let mut out = item.clone();
+    let keep = field.as_str();
+    let base = out.base_mut();
+    let subject = base.subject.take();
+    let body = base.body.take();
+    *base = ItemBase::default();
+    match keep {
+        "item:Subject" => base.subject = subject,
+        "item:Body" => base.body = body,
+        _ => {}
+    }
+    match &mut out {
+        Item::CalendarItem(c) => {
+            if keep != "calendar:Start" {
+                c.start = None;
+            }
+            if keep != "calendar:End" {
+                c.end = None;
+            }
+            if keep != "calendar:IsAllDayEvent" {
+                c.is_all_day_event = None;
+            }
+            if keep != "calendar:Location" {
+                c.location = None;
+            }
+            c.required_attendees.clear();
+            c.organizer = None;
+            c.uid = None;
+        }
+        Item::Contact(c) => {
+            if keep != "contacts:DisplayName" {
+                c.display_name = None;
+            }
+            if keep != "contacts:GivenName" {
+                c.given_name = None;
+            }
+            if keep != "contacts:Surname" {
+                c.surname = None;
+            }
+            if keep != "contacts:CompanyName" {
+                c.company_name = None;
+            }
+            if keep != "contacts:JobTitle" {
+                c.job_title = None;
+            }
+            c.email_addresses.clear();
+            c.phone_numbers.clear();
+        }
+        Item::Task(t) => {
+            if keep != "task:DueDate" {
+                t.due_date = None;
+            }
+            if keep != "task:StartDate" {
+                t.start_date = None;
+            }
+            if keep != "task:Status" {
+                t.status = None;
+            }
+            if keep != "task:PercentComplete" {
+                t.percent_complete = None;
+            }
+            t.complete_date = None;
+        }
+        Item::Message(_) => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn meeting_requests_and_reports_are_not_tracked_as_email() {
+        let mut m = Message::default();
+        assert!(is_email(&m));
+        m.base.item_class = Some("IPM.Note".into());
+        assert!(is_email(&m));
+        m.base.item_class = Some("IPM.Schedule.Meeting.Request".into());
+        assert!(!is_email(&m));
+        m.base.item_class = Some("REPORT.IPM.Note.NDR".into());
+        assert!(!is_email(&m));
+    }
+
+    #[test]
+    fn an_update_sets_only_the_field_it_names() {
+        let fields = ActFields::Task(TaskFields {
+            subject: "s".into(),
+            body: "b".into(),
+            status: "InProgress".into(),
+            start_at: None,
+            due_at: Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()),
+            completed_at: None,
+            percent_complete: 50,
+        });
+        let updates = set_fields(&fields);
+        assert!(updates.len() >= 4);
+        for update in updates {
+            let ItemUpdate::SetItemField { field, item } = update else {
+                panic!("not a set")
+            };
+            let Item::Task(t) = item else {
+                panic!("not a task")
+            };
+            let set = [
+                t.base.subject.is_some(),
+                t.base.body.is_some(),
+                t.due_date.is_some(),
+                t.status.is_some(),
+                t.percent_complete.is_some(),
+            ];
+            assert_eq!(set.iter().filter(|x| **x).count(), 1, "{field}");
+        }
+    }
+}

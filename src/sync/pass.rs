@@ -1,0 +1,726 @@
+//! One pass over one claimed mailbox: each due workload runs (outgoing first, so queued mail
+//! is not held up by a long import), each failure gets the reaction its type calls for, and
+//! the pass's outcome is recorded with the lease released. A heartbeat renews the lease; a
+//! pass whose lease is taken over stops writing at once (every write is fenced by the token).
+
+use super::clients::ClientCache;
+use super::exchange::MailboxConnection;
+use super::plan::{self, connection_for, CredentialSource};
+use super::reaction::{react, Scope};
+use super::{act, incoming, outgoing, FailureKind, SyncError};
+use crate::config::{SchedulerSettings, SyncSettings};
+use crate::crypto::CredentialCipher;
+use crate::domain::rules::effective_process_from;
+use crate::domain::WorkloadStatus;
+use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMethod, Workload};
+use crate::metrics::{labels, metrics};
+use crate::store::scheduling::{self, ClaimedMailbox, ErrorRecord, PassRecord, WorkloadRecord};
+use crate::store::{alerts, Store};
+use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// What one workload of a pass did.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadSummary {
+    /// Items imported, sent, written or deleted.
+    pub processed: usize,
+    /// Items that failed (skipped this time, retried later a bounded number of times).
+    pub failed: usize,
+    /// Items left out on purpose (older than the Process-From date, not email).
+    pub skipped: usize,
+    /// Items found already stored (a replay after a reset or a crash).
+    pub already_present: usize,
+    /// Newest DateTimeReceived imported.
+    pub newest: Option<DateTime<Utc>>,
+    /// More work is waiting than one pass does: due again at once.
+    pub more_waiting: bool,
+    /// Operator-facing descriptions of item failures (for the warning alert).
+    pub item_errors: Vec<String>,
+}
+
+/// How a workload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It ran to the end.
+    Success,
+    /// It failed; the code says why and `kind` how it is treated.
+    Failed {
+        /// Stable error code.
+        code: String,
+        /// Operator-facing message.
+        message: String,
+        /// The reaction class.
+        kind: FailureKind,
+    },
+    /// It may not run for this mailbox (delegation, not approved, credentials not allowed).
+    Refused {
+        /// Stable refusal code.
+        code: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// One workload's result within a pass.
+#[derive(Debug, Clone)]
+pub struct WorkloadReport {
+    /// Which workload.
+    pub workload: Workload,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// What it did.
+    pub summary: WorkloadSummary,
+    /// How long it took.
+    pub duration: Duration,
+}
+
+/// The result of a pass, for the scheduler, `exsync demo` and tests.
+#[derive(Debug, Clone)]
+pub struct PassSummary {
+    /// The mailbox.
+    pub mailbox_id: Uuid,
+    /// Its address.
+    pub address: String,
+    /// Its profile.
+    pub profile_id: Uuid,
+    /// One report per workload that was due.
+    pub reports: Vec<WorkloadReport>,
+    /// The lease was lost (another process owns the mailbox): nothing more was written.
+    pub lease_lost: bool,
+}
+
+impl PassSummary {
+    /// The report of one workload, if it was due.
+    pub fn report(&self, workload: Workload) -> Option<&WorkloadReport> {
+        self.reports.iter().find(|r| r.workload == workload)
+    }
+}
+
+/// What every step of a pass needs.
+pub struct PassContext<'a> {
+    /// The database.
+    pub store: &'a Store,
+    /// The mailbox.
+    pub mailbox_id: Uuid,
+    /// The claim's fencing token.
+    pub lease_token: Uuid,
+    /// `[sync]` settings.
+    pub sync: &'a SyncSettings,
+    /// `[scheduler]` settings.
+    pub scheduler: &'a SchedulerSettings,
+    cancel: &'a CancellationToken,
+    lease_lost: &'a AtomicBool,
+}
+
+impl PassContext<'_> {
+    /// Stop here if the lease was lost or shutdown's deadline passed.
+    pub fn check(&self) -> Result<(), SyncError> {
+        if self.lease_lost.load(Ordering::SeqCst) {
+            Err(SyncError::LeaseLost)
+        } else if self.cancel.is_cancelled() {
+            Err(SyncError::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Runs passes: owns the settings, the credential cipher and the EWS clients.
+pub struct SyncEngine {
+    store: Store,
+    cipher: Arc<CredentialCipher>,
+    scheduler: SchedulerSettings,
+    sync: SyncSettings,
+    clients: ClientCache,
+}
+
+impl SyncEngine {
+    /// An engine over `store` with these settings and clients.
+    pub fn new(
+        store: Store,
+        cipher: Arc<CredentialCipher>,
+        scheduler: SchedulerSettings,
+        sync: SyncSettings,
+        clients: ClientCache,
+    ) -> Self {
+        Self {
+            store,
+            cipher,
+            scheduler,
+            sync,
+            clients,
+        }
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The credential cipher (profiles and mailboxes are decrypted with it).
+    pub fn cipher(&self) -> &CredentialCipher {
+        &self.cipher
+    }
+
+    /// The scheduler settings in force.
+    pub fn scheduler_settings(&self) -> &SchedulerSettings {
+        &self.scheduler
+    }
+
+    /// Run one pass over a claimed mailbox of `profile`; `cancel` is shutdown's hard stop.
+    pub async fn run_pass(
+        &self,
+        claimed: ClaimedMailbox,
+        profile: &Profile,
+        cancel: CancellationToken,
+    ) -> PassSummary {
+        let span = tracing::info_span!(
+            "pass",
+            profile.id = %profile.id,
+            mailbox.id = %claimed.row.id,
+        );
+        self.pass(claimed, profile, cancel).instrument(span).await
+    }
+
+    async fn pass(
+        &self,
+        claimed: ClaimedMailbox,
+        profile: &Profile,
+        cancel: CancellationToken,
+    ) -> PassSummary {
+        let mailbox_id = claimed.row.id;
+        let token = claimed.lease_token;
+        let mut summary = PassSummary {
+            mailbox_id,
+            address: claimed.row.email_address.clone(),
+            profile_id: profile.id.0,
+            reports: Vec::new(),
+            lease_lost: false,
+        };
+        let lease_lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = self.heartbeat(mailbox_id, token, lease_lost.clone());
+        let mut record = PassRecord {
+            succeeded: true,
+            clear_error: true,
+            ..PassRecord::default()
+        };
+        match claimed.row.clone().into_mailbox(&self.cipher) {
+            Err(e) => {
+                // A bad row stops only this mailbox: named error, alert, slow retry (a fix
+                // to the row makes it due at once).
+                let message = e.to_string();
+                tracing::error!(error = %message, "mailbox row cannot be used");
+                self.alert(
+                    AlertTarget::Mailbox(MailboxId(mailbox_id)),
+                    AlertLevel::Error,
+                    "mailbox.invalid_row",
+                    None,
+                    &message,
+                )
+                .await;
+                for workload in Workload::ALL.iter().copied() {
+                    if claimed.is_due(workload) {
+                        record.workloads.push(WorkloadRecord {
+                            workload,
+                            status: WorkloadStatus::Failure,
+                            failures: claimed.failures(workload),
+                            next_due: after(self.scheduler.outage_retry_interval),
+                            blocked_code: Some("mailbox.invalid_row".into()),
+                        });
+                    }
+                }
+                record.succeeded = false;
+                record.error = Some(ErrorRecord {
+                    code: "mailbox.invalid_row".into(),
+                    text: message,
+                    workload: Workload::Incoming,
+                });
+            }
+            Ok(mailbox) => {
+                let ctx = PassContext {
+                    store: &self.store,
+                    mailbox_id,
+                    lease_token: token,
+                    sync: &self.sync,
+                    scheduler: &self.scheduler,
+                    cancel: &cancel,
+                    lease_lost: &lease_lost,
+                };
+                for workload in [Workload::Outgoing, Workload::Incoming, Workload::Act] {
+                    if !claimed.is_due(workload)
+                        || mailbox.method(workload) != SyncMethod::ServerSideSync
+                    {
+                        continue;
+                    }
+                    if ctx.check().is_err() {
+                        break;
+                    }
+                    let span = tracing::info_span!("workload", workload = workload.as_str());
+                    let report = self
+                        .workload(&ctx, &claimed, profile, &mailbox, workload, &mut record)
+                        .instrument(span)
+                        .await;
+                    summary.reports.push(report);
+                }
+            }
+        }
+        heartbeat.abort();
+        if lease_lost.load(Ordering::SeqCst) {
+            summary.lease_lost = true;
+            return summary;
+        }
+        match scheduling::finish_pass(&self.store, mailbox_id, token, &record).await {
+            Ok(true) => {}
+            Ok(false) => summary.lease_lost = true,
+            Err(e) => {
+                // The lease expires and the mailbox is claimed again; nothing half-written.
+                tracing::error!(error = %e, "could not record the pass; the lease will expire");
+            }
+        }
+        summary
+    }
+
+    fn heartbeat(
+        &self,
+        mailbox_id: Uuid,
+        token: Uuid,
+        lost: Arc<AtomicBool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.store.clone();
+        let lease = self.scheduler.lease_duration;
+        tokio::spawn(async move {
+            let every = (lease / 3).max(Duration::from_millis(100));
+            loop {
+                tokio::time::sleep(every).await;
+                match scheduling::renew_lease(&store, mailbox_id, token, lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!("lease taken over by another process; stopping the pass");
+                        lost.store(true, Ordering::SeqCst);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not renew the lease; retrying"),
+                }
+            }
+        })
+    }
+
+    async fn workload(
+        &self,
+        ctx: &PassContext<'_>,
+        claimed: &ClaimedMailbox,
+        profile: &Profile,
+        mailbox: &Mailbox,
+        workload: Workload,
+        record: &mut PassRecord,
+    ) -> WorkloadReport {
+        let started = Instant::now();
+        let target = AlertTarget::Mailbox(mailbox.id);
+        let plan = match connection_for(profile, mailbox, workload) {
+            Ok(plan) => plan,
+            Err(refusal) => {
+                let level = if refusal.is_warning {
+                    AlertLevel::Warning
+                } else {
+                    AlertLevel::Error
+                };
+                self.alert(
+                    target,
+                    level,
+                    refusal.code,
+                    Some(workload),
+                    &refusal.message,
+                )
+                .await;
+                record.workloads.push(WorkloadRecord {
+                    workload,
+                    status: WorkloadStatus::Failure,
+                    failures: claimed.failures(workload),
+                    next_due: after(self.scheduler.outage_retry_interval),
+                    blocked_code: Some(refusal.code.to_owned()),
+                });
+                record.succeeded = false;
+                record.error = Some(ErrorRecord {
+                    code: refusal.code.to_owned(),
+                    text: refusal.message.clone(),
+                    workload,
+                });
+                return self.finish(
+                    workload,
+                    Outcome::Refused {
+                        code: refusal.code.to_owned(),
+                        message: refusal.message,
+                    },
+                    WorkloadSummary::default(),
+                    started,
+                );
+            }
+        };
+        let result = match self.clients.client_for(profile, mailbox, &plan) {
+            Err(e) => Err(e.to_string()),
+            Ok(client) => {
+                let conn = MailboxConnection::new(
+                    client,
+                    &mailbox.address,
+                    plan.access,
+                    self.sync.max_changes_per_request,
+                    self.sync.get_item_batch_size as usize,
+                );
+                Ok(match workload {
+                    Workload::Incoming => {
+                        let from = effective_process_from(
+                            profile.process_emails_from,
+                            mailbox.process_email_received_after,
+                        );
+                        incoming::run(ctx, &conn, from).await
+                    }
+                    Workload::Outgoing => outgoing::run(ctx, &conn).await,
+                    Workload::Act => act::run(ctx, &conn).await,
+                })
+            }
+        };
+        let result = match result {
+            Ok(result) => result,
+            Err(missing) => {
+                let code = "credentials.missing";
+                self.alert(target, AlertLevel::Error, code, Some(workload), &missing)
+                    .await;
+                record.workloads.push(WorkloadRecord {
+                    workload,
+                    status: WorkloadStatus::Failure,
+                    failures: claimed.failures(workload),
+                    next_due: after(self.scheduler.outage_retry_interval),
+                    blocked_code: Some(code.into()),
+                });
+                record.succeeded = false;
+                return self.finish(
+                    workload,
+                    Outcome::Refused {
+                        code: code.into(),
+                        message: missing,
+                    },
+                    WorkloadSummary::default(),
+                    started,
+                );
+            }
+        };
+        match result {
+            Ok(done) => {
+                self.on_success(
+                    claimed,
+                    profile,
+                    mailbox,
+                    workload,
+                    &plan.credentials,
+                    &done,
+                )
+                .await;
+                let activity = plan::activity(done.processed, done.newest, Utc::now());
+                let next = if done.more_waiting {
+                    Duration::ZERO
+                } else {
+                    plan::cadence(
+                        &self.scheduler,
+                        workload,
+                        activity,
+                        profile.min_polling_interval,
+                    )
+                };
+                record.workloads.push(WorkloadRecord {
+                    workload,
+                    status: WorkloadStatus::Success,
+                    failures: 0,
+                    next_due: after(next),
+                    blocked_code: None,
+                });
+                record.items_processed += done.processed as i32;
+                record.items_failed += done.failed as i32;
+                self.finish(workload, Outcome::Success, done, started)
+            }
+            Err(error) => {
+                let kind = error.kind();
+                let code = error.code();
+                let message = error.to_string();
+                if kind == FailureKind::Abandoned {
+                    return self.finish(
+                        workload,
+                        Outcome::Failed {
+                            code,
+                            message,
+                            kind,
+                        },
+                        WorkloadSummary::default(),
+                        started,
+                    );
+                }
+                let reaction = react(
+                    kind,
+                    &code,
+                    claimed.failures(workload),
+                    Some(plan.credentials),
+                    error.server_back_off(),
+                    &self.scheduler,
+                    plan::random_jitter(),
+                );
+                if kind == FailureKind::Throttled {
+                    metrics()
+                        .throttled
+                        .get_or_create(&labels([("profile", &profile.id.to_string())]))
+                        .inc();
+                }
+                if let Some(alert) = &reaction.alert {
+                    let alert_target = match alert.scope {
+                        Scope::Profile => AlertTarget::Profile(profile.id),
+                        Scope::Mailbox => target,
+                    };
+                    let text = guidance(kind, &message, &reaction, &self.scheduler);
+                    let workload_tag = (alert.scope == Scope::Mailbox).then_some(workload);
+                    self.alert(alert_target, alert.level, &alert.code, workload_tag, &text)
+                        .await;
+                }
+                match reaction.block_credentials {
+                    Some(Scope::Profile) => {
+                        if let Err(e) = scheduling::block_profile_credentials(
+                            &self.store,
+                            profile.id.0,
+                            &message,
+                        )
+                        .await
+                        {
+                            tracing::warn!(error = %e, "could not record the profile's credential block");
+                        }
+                    }
+                    Some(Scope::Mailbox) => {
+                        record.block_mailbox_credentials = Some(message.clone())
+                    }
+                    None => {}
+                }
+                record.workloads.push(WorkloadRecord {
+                    workload,
+                    status: reaction.status,
+                    failures: reaction.failures,
+                    next_due: after(reaction.retry_in),
+                    blocked_code: reaction.blocked_code.clone(),
+                });
+                record.succeeded = false;
+                record.clear_error = false;
+                record.error = Some(ErrorRecord {
+                    code: code.clone(),
+                    text: message.clone(),
+                    workload,
+                });
+                self.finish(
+                    workload,
+                    Outcome::Failed {
+                        code,
+                        message,
+                        kind,
+                    },
+                    WorkloadSummary::default(),
+                    started,
+                )
+            }
+        }
+    }
+
+    /// Clear what healed (with an information alert) and report item failures.
+    async fn on_success(
+        &self,
+        claimed: &ClaimedMailbox,
+        profile: &Profile,
+        mailbox: &Mailbox,
+        workload: Workload,
+        credentials: &CredentialSource,
+        done: &WorkloadSummary,
+    ) {
+        let target = AlertTarget::Mailbox(mailbox.id);
+        let keep: &[&str] = if done.failed > 0 {
+            &["item.failed"]
+        } else {
+            &[]
+        };
+        let was_unhealthy = claimed.failures(workload) > 0
+            || claimed.blocked_code(workload).is_some()
+            || claimed.credentials_blocked_at.is_some();
+        if was_unhealthy || done.failed == 0 {
+            match alerts::resolve(&self.store, target, Some(workload), keep).await {
+                Ok(closed) if !closed.is_empty() => {
+                    let text = format!(
+                        "{} of {} works again (cleared: {})",
+                        workload,
+                        mailbox.address,
+                        closed.join(", ")
+                    );
+                    self.alert(
+                        target,
+                        AlertLevel::Information,
+                        "workload.resumed",
+                        Some(workload),
+                        &text,
+                    )
+                    .await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not clear healed alerts"),
+            }
+        }
+        if matches!(credentials, CredentialSource::Mailbox) {
+            // Credential alerts of the mailbox are raised without a workload.
+            self.clear(target, &mailbox.address).await;
+        } else {
+            let profile_target = AlertTarget::Profile(profile.id);
+            let _ = scheduling::unblock_profile_credentials(&self.store, profile.id.0).await;
+            self.clear(profile_target, &profile.name).await;
+        }
+        if done.failed > 0 {
+            let first = done.item_errors.first().cloned().unwrap_or_default();
+            let text = format!(
+                "{} item(s) of {} failed in this {} pass and will be retried on later passes (up to {} attempts): {}",
+                done.failed, mailbox.address, workload, self.sync.item_max_attempts, first
+            );
+            self.alert(
+                target,
+                AlertLevel::Warning,
+                "item.failed",
+                Some(workload),
+                &text,
+            )
+            .await;
+        }
+    }
+
+    async fn clear(&self, target: AlertTarget, name: &str) {
+        match alerts::resolve(&self.store, target, None, &[]).await {
+            Ok(closed) if !closed.is_empty() => {
+                let text = format!("{name} works again (cleared: {})", closed.join(", "));
+                self.alert(
+                    target,
+                    AlertLevel::Information,
+                    "credentials.accepted",
+                    None,
+                    &text,
+                )
+                .await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not clear healed alerts"),
+        }
+    }
+
+    async fn alert(
+        &self,
+        target: AlertTarget,
+        level: AlertLevel,
+        code: &str,
+        workload: Option<Workload>,
+        message: &str,
+    ) {
+        if let Err(e) = alerts::raise(&self.store, target, level, code, workload, message).await {
+            tracing::warn!(error = %e, code, "could not record an alert");
+        }
+    }
+
+    fn finish(
+        &self,
+        workload: Workload,
+        outcome: Outcome,
+        summary: WorkloadSummary,
+        started: Instant,
+    ) -> WorkloadReport {
+        let duration = started.elapsed();
+        let name = workload.as_str();
+        let outcome_label = match &outcome {
+            Outcome::Success => "success",
+            Outcome::Failed { .. } => "failure",
+            Outcome::Refused { .. } => "refused",
+        };
+        let m = metrics();
+        m.passes
+            .get_or_create(&labels([("workload", name), ("outcome", outcome_label)]))
+            .inc();
+        let result = match workload {
+            Workload::Incoming => "imported",
+            Workload::Outgoing => "sent",
+            Workload::Act => "written",
+        };
+        m.items
+            .get_or_create(&labels([("workload", name), ("result", result)]))
+            .inc_by(summary.processed as u64);
+        m.items
+            .get_or_create(&labels([("workload", name), ("result", "failed")]))
+            .inc_by(summary.failed as u64);
+        m.items
+            .get_or_create(&labels([("workload", name), ("result", "skipped")]))
+            .inc_by(summary.skipped as u64);
+        let duration_ms = duration.as_millis() as u64;
+        match &outcome {
+            Outcome::Success => tracing::info!(
+                outcome = outcome_label,
+                processed = summary.processed,
+                failed = summary.failed,
+                skipped = summary.skipped,
+                already_present = summary.already_present,
+                duration_ms,
+                "workload pass finished"
+            ),
+            Outcome::Failed { code, message, .. } | Outcome::Refused { code, message } => {
+                tracing::warn!(
+                    outcome = outcome_label,
+                    error.code = %code,
+                    error = %message,
+                    duration_ms,
+                    "workload pass finished"
+                )
+            }
+        }
+        WorkloadReport {
+            workload,
+            outcome,
+            summary,
+            duration,
+        }
+    }
+}
+
+/// Operator-facing alert text: what happened and what exsync does about it.
+fn guidance(
+    kind: FailureKind,
+    message: &str,
+    reaction: &super::reaction::Reaction,
+    settings: &SchedulerSettings,
+) -> String {
+    let retry = humanize(settings.outage_retry_interval);
+    match kind {
+        FailureKind::Authentication => format!(
+            "{message}. These credentials are not used again until they are updated (then sync resumes by itself), or once every {retry} to check"
+        ),
+        FailureKind::Permanent => format!(
+            "{message}. The workload is paused; it resumes by itself when the mailbox or profile row changes (e.g. rights granted), and is retried every {retry}"
+        ),
+        FailureKind::Transient if reaction.blocked_code.is_some() => format!(
+            "{message}. {} consecutive failures: the workload is paused and retried every {retry}; no action is needed when Exchange recovers",
+            reaction.failures
+        ),
+        _ => format!("{message} ({} consecutive failures; retrying with backoff)", reaction.failures),
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 && secs % 3600 == 0 {
+        format!("{} h", secs / 3600)
+    } else if secs >= 60 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{} s", secs.max(1))
+    }
+}
+
+fn after(delay: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::hours(1))
+}
