@@ -32,6 +32,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: migrate, then synchronise every due mailbox until SIGTERM / SIGINT.
+    Run,
     /// Apply the database migrations (also done at the start of `run`).
     Migrate,
     /// Validate the configuration and print the effective settings, secrets redacted.
@@ -153,6 +155,17 @@ fn exit_code_for(error: &anyhow::Error) -> ExitCode {
 /// Run one command with loaded settings.
 pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Run => {
+            let app = crate::app::App::build(settings).await?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let trigger = shutdown.clone();
+            tokio::spawn(async move {
+                crate::app::shutdown_signal().await;
+                tracing::info!("shutdown requested");
+                trigger.cancel();
+            });
+            app.run(shutdown).await?;
+        }
         Command::Migrate => {
             let store = connect(&settings).await?;
             store.migrate().await?;

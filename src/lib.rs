@@ -13,11 +13,13 @@
 //! - [`metrics`]: Prometheus metrics (a leaf: anything records into it).
 //! - [`scheduler`]: claiming due mailboxes, connection limits per profile.
 //! - [`store`]: every SQL statement; rows become domain types with named errors.
+//! - [`app`]: the running service (scheduler + health server) and its shutdown.
 //! - [`apply`]: declarative, transactional upsert of profiles and mailboxes from TOML.
 //! - [`sync`]: one pass for one mailbox (incoming, outgoing, ACT).
 //! - [`telemetry`]: tracing subscriber (JSON or pretty).
 //! - [`cli`]: the command line (the only place besides `main` that uses `anyhow`).
 
+pub mod app;
 pub mod apply;
 pub mod cli;
 pub mod config;

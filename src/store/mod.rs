@@ -6,9 +6,9 @@
 pub mod activities;
 pub mod alerts;
 pub mod emails;
-mod mailboxes;
+pub mod mailboxes;
 pub mod outgoing;
-mod profiles;
+pub mod profiles;
 mod report;
 pub mod scheduling;
 

@@ -206,3 +206,28 @@ impl ProfileRow {
 
 /// Scope of app-only EWS tokens for Exchange Online.
 pub const DEFAULT_OAUTH_SCOPE: &str = "https://outlook.office365.com/.default";
+
+/// Every profile row, in name order (the scheduler reloads them each tick).
+pub async fn list_rows(store: &super::Store) -> Result<Vec<ProfileRow>, StoreError> {
+    let rows = sqlx::query_as::<_, ProfileRow>(&format!(
+        "SELECT {PROFILE_COLUMNS} FROM email_server_profiles ORDER BY name"
+    ))
+    .fetch_all(store.pool())
+    .await?;
+    Ok(rows)
+}
+
+/// Mailboxes with a workload due now, and with a workload disabled now (for metrics).
+pub async fn due_and_disabled_counts(store: &super::Store) -> Result<(i64, i64), StoreError> {
+    let counts: (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE (incoming_method = 'server_side_sync' AND incoming_next_due_at <= now())
+                                    OR (outgoing_method = 'server_side_sync' AND outgoing_next_due_at <= now())
+                                    OR (act_method = 'server_side_sync' AND act_next_due_at <= now())),
+                count(*) FILTER (WHERE incoming_blocked_code IS NOT NULL OR outgoing_blocked_code IS NOT NULL
+                                    OR act_blocked_code IS NOT NULL OR credentials_blocked_at IS NOT NULL)
+           FROM mailboxes",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    Ok(counts)
+}

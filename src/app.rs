@@ -1,0 +1,173 @@
+//! The running service: wires the database, the credential cipher, the EWS clients, the sync
+//! engine, the scheduler and the health server, and runs them until shutdown.
+
+use crate::config::Settings;
+use crate::crypto::{CredentialCipher, CryptoError};
+use crate::ews::client::ClientOptions;
+use crate::ews::transport::{Transport, TransportError, TransportSettings};
+use crate::health::{self, HealthError, Readiness};
+use crate::scheduler::{Scheduler, SchedulerError};
+use crate::store::{Store, StoreError};
+use crate::sync::clients::ClientCache;
+use crate::sync::{PassSummary, SyncEngine};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Why the service could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The database could not be reached or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The credential key is missing or wrong.
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    /// The HTTP client could not be set up.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The health server could not start.
+    #[error(transparent)]
+    Health(#[from] HealthError),
+    /// The scheduler failed.
+    #[error(transparent)]
+    Scheduler(#[from] SchedulerError),
+}
+
+/// A built service, ready to run.
+pub struct App {
+    settings: Settings,
+    store: Store,
+    engine: Arc<SyncEngine>,
+    readiness: Arc<Readiness>,
+    events: Option<mpsc::UnboundedSender<PassSummary>>,
+}
+
+impl App {
+    /// Connect to the database (migrating it), load the credential key, build the engine.
+    pub async fn build(settings: Settings) -> Result<App, AppError> {
+        let cipher = CredentialCipher::from_settings(&settings.security)?;
+        let store = Store::connect(&settings.database).await?;
+        store.migrate().await?;
+        App::build_with(settings, store, cipher)
+    }
+
+    /// Build over an existing database pool and cipher (tests, demo, bench).
+    pub fn build_with(
+        settings: Settings,
+        store: Store,
+        cipher: CredentialCipher,
+    ) -> Result<App, AppError> {
+        let transport = Transport::new(TransportSettings {
+            connect_timeout: settings.http.connect_timeout,
+            request_timeout: settings.http.request_timeout,
+            max_response_bytes: settings.http.max_response_bytes,
+            accept_invalid_certs: settings.http.accept_invalid_certs,
+        })?;
+        let clients = ClientCache::new(
+            transport,
+            ClientOptions::default(),
+            settings.scheduler.outage_retry_interval,
+        );
+        let engine = Arc::new(SyncEngine::new(
+            store.clone(),
+            Arc::new(cipher),
+            settings.scheduler.clone(),
+            settings.sync.clone(),
+            clients,
+        ));
+        Ok(App {
+            settings,
+            store,
+            engine,
+            readiness: Arc::new(Readiness::default()),
+            events: None,
+        })
+    }
+
+    /// Also report every finished pass here.
+    pub fn with_events(mut self, events: mpsc::UnboundedSender<PassSummary>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// The sync engine (for one-off passes in tools and tests).
+    pub fn engine(&self) -> Arc<SyncEngine> {
+        self.engine.clone()
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The lease owner name of this process: configured, or host name + process id.
+    pub fn instance_id(&self) -> String {
+        self.settings
+            .scheduler
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| {
+                let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "exsync".to_owned());
+                format!(
+                    "{host}:{}:{}",
+                    std::process::id(),
+                    &uuid::Uuid::new_v4().to_string()[..8]
+                )
+            })
+    }
+
+    /// Run the scheduler (and the health server when `server.listen` is set) until
+    /// `shutdown`; in-flight passes drain within `scheduler.shutdown_deadline`.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let health = match self.settings.server.listen {
+            Some(addr) => {
+                let (bound, handle) = health::serve(
+                    addr,
+                    self.store.clone(),
+                    self.readiness.clone(),
+                    shutdown.clone(),
+                )
+                .await?;
+                tracing::info!(listen = %bound, "health and metrics endpoints up");
+                Some(handle)
+            }
+            None => None,
+        };
+        let mut scheduler = Scheduler::new(self.engine.clone(), self.instance_id());
+        if let Some(events) = self.events.clone() {
+            scheduler = scheduler.with_events(events);
+        }
+        self.readiness.set_scheduler_running(true);
+        let result = scheduler.run(shutdown.clone()).await;
+        self.readiness.set_scheduler_running(false);
+        shutdown.cancel();
+        if let Some(handle) = health {
+            let _ = handle.await;
+        }
+        result.map_err(AppError::from)
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (what container runtimes and Ctrl-C send).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
