@@ -82,6 +82,18 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Run the fake Exchange (EWS at /EWS/Exchange.asmx, control API under /_fake/) until ctrl-c.
+    FakeExchange {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: std::net::SocketAddr,
+        /// Seed file (TOML, or JSON by extension): accounts, rights, items, faults.
+        #[arg(long, value_name = "FILE")]
+        seed: Option<PathBuf>,
+        /// Serve HTTPS with a self-signed certificate generated at start.
+        #[arg(long)]
+        tls: bool,
+    },
 }
 
 /// Bad input: exit status 2.
@@ -221,6 +233,16 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             println!("queued {id} ({message_id})");
         }
         Command::GenKey { out, force } => gen_key(&out, force)?,
+        Command::FakeExchange { listen, seed, tls } => {
+            crate::fake_exchange::run_standalone(listen, seed, tls)
+                .await
+                .map_err(|e| match e {
+                    crate::fake_exchange::FakeError::Seed { .. } => {
+                        anyhow::Error::new(BadInput(e.to_string()))
+                    }
+                    other => other.into(),
+                })?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

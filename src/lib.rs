@@ -8,6 +8,7 @@
 //! - [`config`]: typed settings from TOML + `EXSYNC__*` environment overrides.
 //! - [`crypto`]: credentials at rest (AES-256-GCM), the credential key.
 //! - [`ews`]: the EWS wire model, codec, client (Basic, NTLM, OAuth) and their errors.
+//! - [`fake_exchange`]: an EWS server on the same codec, for tests, demos and `exsync fake-exchange`.
 //! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: Prometheus metrics (a leaf: anything records into it).
@@ -26,6 +27,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod ews;
+pub mod fake_exchange;
 pub mod health;
 pub mod metrics;
 pub mod scheduler;

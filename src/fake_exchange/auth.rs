@@ -1,0 +1,137 @@
+//! Who is calling: Basic (user, DOMAIN\user or address) and Bearer tokens from the fake's token
+//! endpoint, the way Exchange answers a failed sign-in (HTTP 401 with `WWW-Authenticate`).
+//!
+//! Owns credential checks and the `failed_logins` counter; never logs or returns a secret.
+
+use std::time::Instant;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use http::HeaderMap;
+use secrecy::ExposeSecret;
+
+use super::state::{AccountKind, Inner};
+
+/// Why a request was not signed in (all answered with HTTP 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AuthError {
+    /// No Authorization header, or a scheme the fake does not speak.
+    #[error("no credentials")]
+    Missing,
+    /// Unknown user or wrong password.
+    #[error("wrong user name or password")]
+    Wrong,
+    /// The password has expired.
+    #[error("password expired")]
+    Expired,
+    /// Unknown or expired bearer token.
+    #[error("invalid bearer token")]
+    BadToken,
+}
+
+/// The signed-in caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Principal {
+    /// User name or client id (the stats key).
+    pub(crate) username: String,
+    /// User or app.
+    pub(crate) kind: AccountKind,
+    /// The caller's own mailbox, if it has one.
+    pub(crate) address: Option<String>,
+}
+
+/// Check the Authorization header against the accounts; counts failed logins.
+pub(crate) fn authenticate(inner: &mut Inner, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AuthError::Missing)?;
+    let (scheme, rest) = value.split_once(' ').ok_or(AuthError::Missing)?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD
+            .decode(rest.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or(AuthError::Wrong)?;
+        let (user, password) = decoded.split_once(':').ok_or(AuthError::Wrong)?;
+        let Some(account) = inner.find_login(user) else {
+            return Err(AuthError::Wrong);
+        };
+        let name = account.username.clone();
+        let result =
+            if account.kind != AccountKind::User || account.password.expose_secret() != password {
+                Err(AuthError::Wrong)
+            } else if account.expired {
+                Err(AuthError::Expired)
+            } else {
+                Ok(Principal {
+                    username: name.clone(),
+                    kind: account.kind,
+                    address: account.address.clone(),
+                })
+            };
+        if result.is_err() {
+            inner.account_stats(&name).failed_logins += 1;
+        }
+        result
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        let token = inner.tokens.get(rest.trim()).ok_or(AuthError::BadToken)?;
+        if token.expires <= Instant::now() {
+            return Err(AuthError::BadToken);
+        }
+        let account = inner
+            .find_login(&token.username)
+            .ok_or(AuthError::BadToken)?;
+        Ok(Principal {
+            username: account.username.clone(),
+            kind: account.kind,
+            address: account.address.clone(),
+        })
+    } else {
+        Err(AuthError::Missing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ews::xml::XmlLimits;
+    use crate::fake_exchange::state::{FakeState, NewAccount};
+    use crate::fake_exchange::Faults;
+    use http::HeaderValue;
+
+    fn basic(user: &str, pw: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let v = format!("Basic {}", STANDARD.encode(format!("{user}:{pw}")));
+        h.insert(
+            http::header::AUTHORIZATION,
+            HeaderValue::from_str(&v).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn basic_accepts_user_domain_user_and_address_forms() {
+        let s = FakeState::new(Faults::default(), 1, XmlLimits::default());
+        s.add_account(&NewAccount {
+            address: Some("anna@contoso.test".into()),
+            username: Some("anna".into()),
+            password: "pw".into(),
+        })
+        .unwrap();
+        let mut inner = s.lock();
+        for login in ["anna", "CONTOSO\\anna", "anna@contoso.test"] {
+            let p = authenticate(&mut inner, &basic(login, "pw")).unwrap();
+            assert_eq!(p.username, "anna");
+        }
+        assert_eq!(
+            authenticate(&mut inner, &basic("anna", "nope")),
+            Err(AuthError::Wrong)
+        );
+        assert_eq!(inner.stats.accounts["anna"].failed_logins, 1);
+        assert_eq!(
+            authenticate(&mut inner, &HeaderMap::new()),
+            Err(AuthError::Missing)
+        );
+    }
+}

@@ -1,0 +1,944 @@
+//! One handler per EWS operation, run against the fake's state under its lock: resolving the
+//! target mailbox (impersonation, delegate access, own mailbox), folders and item ids, and
+//! building each answer with the codec's response types.
+//!
+//! Owns Exchange's per-operation rules (what is a fault, what is a per-item error). It does no
+//! I/O and writes no XML by hand.
+
+use std::collections::BTreeSet;
+
+use chrono::Utc;
+
+use super::auth::Principal;
+use super::state::{
+    default_folder, folder_id_string, item_id_string, parse_folder_id, parse_item_id, AccountKind,
+    FakeState, Inner, NetChange, MAILBOX_FOLDERS,
+};
+use crate::ews::ops::{
+    CreateItemRequest, CreateItemResponse, DeleteItemRequest, DeleteItemResponse, EwsRequest,
+    FindItemRequest, FindItemResponse, FindItemResult, FolderChange, GetFolderRequest,
+    GetFolderResponse, GetItemRequest, GetItemResponse, ItemUpdate, SyncFolderHierarchyRequest,
+    SyncFolderHierarchyResponse, SyncFolderHierarchyResult, SyncFolderItemsRequest,
+    SyncFolderItemsResponse, SyncFolderItemsResult, SyncItemChange, UpdateItemRequest,
+    UpdateItemResponse, UpdateItemResult,
+};
+use crate::ews::soap::{RequestHeader, SoapFault};
+use crate::ews::types::{
+    format_time, BaseFolderId, BaseShape, ConflictResolution, DeleteType, DistinguishedFolderName,
+    EmailAddress, FieldUri, Folder, FolderId, Item, ItemId, ItemShape, Message, MessageDisposition,
+    ResponseCode, ResponseMessage, Restriction, SendMeetingInvitations,
+};
+
+/// What the HTTP layer sends back.
+pub(crate) enum Answer {
+    /// A response envelope (HTTP 200) and the first message's response code.
+    Xml {
+        /// The envelope.
+        xml: String,
+        /// First response code, for the request log.
+        code: String,
+    },
+    /// A SOAP fault (HTTP 500).
+    Fault(SoapFault),
+}
+
+/// An error for one response message.
+type OpError = (ResponseCode, String);
+
+fn err(code: ResponseCode, text: impl Into<String>) -> OpError {
+    (code, text.into())
+}
+
+fn lower(s: &str) -> String {
+    s.trim().to_ascii_lowercase()
+}
+
+/// Who acts, on which mailbox by default, and what else they may open.
+struct Ctx<'a> {
+    state: &'a FakeState,
+    who: &'a Principal,
+    impersonated: Option<String>,
+    default_mailbox: Option<String>,
+}
+
+impl Ctx<'_> {
+    /// The canonical address of `address` if it exists and the caller may open it.
+    fn mailbox_access(&self, inner: &Inner, address: &str) -> Result<String, OpError> {
+        let mailbox = inner.mailbox(address).ok_or_else(|| {
+            err(
+                ResponseCode::ERROR_NON_EXISTENT_MAILBOX,
+                format!("The SMTP address {address} has no mailbox associated with it."),
+            )
+        })?;
+        let canonical = mailbox.address.clone();
+        let allowed = match &self.impersonated {
+            Some(imp) => lower(imp) == lower(&canonical),
+            None => {
+                self.who.address.as_deref().map(lower) == Some(lower(&canonical))
+                    || inner
+                        .find_login(&self.who.username)
+                        .is_some_and(|a| a.delegate.contains(&lower(&canonical)))
+            }
+        };
+        if allowed {
+            Ok(canonical)
+        } else {
+            Err(err(
+                ResponseCode::ERROR_ACCESS_DENIED,
+                "Access is denied. Check credentials and try again.",
+            ))
+        }
+    }
+
+    fn own_mailbox(&self) -> Result<String, OpError> {
+        self.default_mailbox.clone().ok_or_else(|| {
+            err(
+                ResponseCode::ERROR_NON_EXISTENT_MAILBOX,
+                "The account has no mailbox; name one with impersonation or a Mailbox element.",
+            )
+        })
+    }
+
+    fn folder(
+        &self,
+        inner: &Inner,
+        id: &BaseFolderId,
+    ) -> Result<(String, DistinguishedFolderName), OpError> {
+        let (address, name) = match id {
+            BaseFolderId::Distinguished {
+                name,
+                mailbox: Some(m),
+            } => (self.mailbox_access(inner, m)?, *name),
+            BaseFolderId::Distinguished {
+                name,
+                mailbox: None,
+            } => (self.own_mailbox()?, *name),
+            BaseFolderId::Folder(f) => {
+                let (address, name) = parse_folder_id(&f.id).ok_or_else(|| {
+                    err(ResponseCode::ERROR_INVALID_ID_MALFORMED, "Id is malformed.")
+                })?;
+                if inner.mailbox(&address).is_none() {
+                    return Err(err(
+                        ResponseCode::ERROR_FOLDER_NOT_FOUND,
+                        "The specified folder could not be found in the store.",
+                    ));
+                }
+                (self.mailbox_access(inner, &address)?, name)
+            }
+        };
+        if MAILBOX_FOLDERS.contains(&name) {
+            Ok((address, name))
+        } else {
+            Err(err(
+                ResponseCode::ERROR_FOLDER_NOT_FOUND,
+                "The specified folder could not be found in the store.",
+            ))
+        }
+    }
+
+    fn item(&self, inner: &Inner, id: &ItemId) -> Result<(String, u64), OpError> {
+        let (address, n) = parse_item_id(&id.id)
+            .ok_or_else(|| err(ResponseCode::ERROR_INVALID_ID_MALFORMED, "Id is malformed."))?;
+        let not_found = || {
+            err(
+                ResponseCode::ERROR_ITEM_NOT_FOUND,
+                "The specified object was not found in the store.",
+            )
+        };
+        if inner.mailbox(&address).is_none() {
+            return Err(not_found());
+        }
+        let address = self.mailbox_access(inner, &address)?;
+        match inner.mailbox(&address).and_then(|m| m.item(n)) {
+            Some(_) => Ok((address, n)),
+            None => Err(not_found()),
+        }
+    }
+}
+
+/// Run one parsed request for `who`.
+pub(crate) fn handle(
+    state: &FakeState,
+    inner: &mut Inner,
+    who: &Principal,
+    header: &RequestHeader,
+    request: EwsRequest,
+) -> Answer {
+    let mut ctx = Ctx {
+        state,
+        who,
+        impersonated: None,
+        default_mailbox: who.address.clone(),
+    };
+    if let Some(target) = &header.impersonation {
+        let Some(mailbox) = inner.mailbox(target) else {
+            return Answer::Fault(SoapFault::for_code(
+                ResponseCode::ERROR_NON_EXISTENT_MAILBOX,
+                &format!("The SMTP address {target} has no mailbox associated with it."),
+            ));
+        };
+        let canonical = mailbox.address.clone();
+        let allowed = inner
+            .find_login(&who.username)
+            .is_some_and(|a| a.impersonate_all || a.impersonate.contains(&lower(&canonical)));
+        if !allowed {
+            return Answer::Fault(SoapFault::for_code(
+                ResponseCode::ERROR_IMPERSONATE_USER_DENIED,
+                "The account does not have permission to impersonate the requested user.",
+            ));
+        }
+        ctx.impersonated = Some(canonical.clone());
+        ctx.default_mailbox = Some(canonical);
+    } else if who.kind == AccountKind::App {
+        // App-only tokens have no mailbox of their own: Exchange demands impersonation.
+        ctx.default_mailbox = None;
+    }
+    match request {
+        EwsRequest::GetFolder(r) => get_folder(&ctx, inner, &r),
+        EwsRequest::SyncFolderHierarchy(r) => sync_folder_hierarchy(&ctx, inner, &r),
+        EwsRequest::SyncFolderItems(r) => sync_folder_items(&ctx, inner, &r),
+        EwsRequest::GetItem(r) => get_item(&ctx, inner, &r),
+        EwsRequest::FindItem(r) => find_item(&ctx, inner, &r),
+        EwsRequest::CreateItem(r) => create_item(&ctx, inner, &r),
+        EwsRequest::UpdateItem(r) => update_item(&ctx, inner, &r),
+        EwsRequest::DeleteItem(r) => delete_item(&ctx, inner, &r),
+    }
+}
+
+fn first_code<T>(messages: &[ResponseMessage<T>]) -> String {
+    messages
+        .first()
+        .map(|m| m.code.as_str().to_owned())
+        .unwrap_or_else(|| "NoError".into())
+}
+
+fn message<T>(result: Result<T, OpError>) -> ResponseMessage<T> {
+    match result {
+        Ok(payload) => ResponseMessage::success(payload),
+        Err((code, text)) => ResponseMessage::error(code, text),
+    }
+}
+
+fn shaped(item: &Item, shape: &ItemShape) -> Item {
+    if shape.base_shape == BaseShape::IdOnly && shape.additional_properties.is_empty() {
+        item.id_only()
+    } else {
+        item.clone()
+    }
+}
+
+fn display_name(name: DistinguishedFolderName) -> (&'static str, &'static str) {
+    match name {
+        DistinguishedFolderName::Inbox => ("Inbox", "IPF.Note"),
+        DistinguishedFolderName::SentItems => ("Sent Items", "IPF.Note"),
+        DistinguishedFolderName::Drafts => ("Drafts", "IPF.Note"),
+        DistinguishedFolderName::DeletedItems => ("Deleted Items", "IPF.Note"),
+        DistinguishedFolderName::Outbox => ("Outbox", "IPF.Note"),
+        DistinguishedFolderName::Calendar => ("Calendar", "IPF.Appointment"),
+        DistinguishedFolderName::Contacts => ("Contacts", "IPF.Contact"),
+        DistinguishedFolderName::Tasks => ("Tasks", "IPF.Task"),
+        DistinguishedFolderName::JunkEmail => ("Junk Email", "IPF.Note"),
+        DistinguishedFolderName::MsgFolderRoot => ("Top of Information Store", "IPF.Note"),
+        DistinguishedFolderName::Root => ("root", "IPF.Note"),
+    }
+}
+
+fn folder_view(
+    inner: &Inner,
+    address: &str,
+    name: DistinguishedFolderName,
+    shape: BaseShape,
+) -> Folder {
+    let id = FolderId {
+        id: folder_id_string(address, name),
+        change_key: Some("AQAAABYAAAA".into()),
+    };
+    if shape == BaseShape::IdOnly {
+        return Folder {
+            folder_id: Some(id),
+            ..Folder::default()
+        };
+    }
+    let (display, class) = display_name(name);
+    let data = inner.mailbox(address).and_then(|m| m.folder(name));
+    let total = data.map(|d| d.items.len()).unwrap_or(0);
+    let unread = data
+        .map(|d| {
+            d.items
+                .values()
+                .filter(|s| matches!(&s.item, Item::Message(m) if m.is_read == Some(false)))
+                .count()
+        })
+        .unwrap_or(0);
+    let parent = match name {
+        DistinguishedFolderName::Root => None,
+        DistinguishedFolderName::MsgFolderRoot => Some(DistinguishedFolderName::Root),
+        _ => Some(DistinguishedFolderName::MsgFolderRoot),
+    };
+    let children = match name {
+        DistinguishedFolderName::Root => 1,
+        DistinguishedFolderName::MsgFolderRoot => MAILBOX_FOLDERS.len() - 2,
+        _ => 0,
+    };
+    Folder {
+        folder_id: Some(id),
+        parent_folder_id: parent.map(|p| FolderId::new(folder_id_string(address, p))),
+        folder_class: Some(class.into()),
+        display_name: Some(display.into()),
+        total_count: Some(u32::try_from(total).unwrap_or(u32::MAX)),
+        child_folder_count: Some(u32::try_from(children).unwrap_or(0)),
+        unread_count: Some(u32::try_from(unread).unwrap_or(u32::MAX)),
+    }
+}
+
+fn get_folder(ctx: &Ctx, inner: &mut Inner, r: &GetFolderRequest) -> Answer {
+    let messages: Vec<_> = r
+        .folder_ids
+        .iter()
+        .map(|id| {
+            message(
+                ctx.folder(inner, id)
+                    .map(|(a, n)| folder_view(inner, &a, n, r.folder_shape)),
+            )
+        })
+        .collect();
+    let code = first_code(&messages);
+    Answer::Xml {
+        xml: GetFolderResponse { messages }.to_xml(),
+        code,
+    }
+}
+
+const HIERARCHY: &str = "hierarchy";
+
+fn sync_folder_hierarchy(ctx: &Ctx, inner: &mut Inner, r: &SyncFolderHierarchyRequest) -> Answer {
+    let result = (|| {
+        let address = match &r.sync_folder_id {
+            Some(id) => ctx.folder(inner, id)?.0,
+            None => ctx.own_mailbox()?,
+        };
+        let epoch = inner.mailbox(&address).map(|m| m.epoch).unwrap_or(0);
+        let known = match r.sync_state.as_deref().filter(|s| !s.trim().is_empty()) {
+            None => false,
+            Some(token) => {
+                ctx.state
+                    .read_sync_token(token, &address, HIERARCHY, epoch)
+                    .ok_or_else(invalid_sync_state)?;
+                true
+            }
+        };
+        let changes = if known {
+            Vec::new()
+        } else {
+            MAILBOX_FOLDERS
+                .iter()
+                .filter(|f| {
+                    !matches!(
+                        f,
+                        DistinguishedFolderName::MsgFolderRoot | DistinguishedFolderName::Root
+                    )
+                })
+                .map(|f| FolderChange::Create(folder_view(inner, &address, *f, r.folder_shape)))
+                .collect()
+        };
+        Ok(SyncFolderHierarchyResult {
+            sync_state: ctx.state.sync_token(&address, HIERARCHY, epoch, 1),
+            includes_last_folder_in_range: true,
+            changes,
+        })
+    })();
+    let messages = vec![message(result)];
+    let code = first_code(&messages);
+    Answer::Xml {
+        xml: SyncFolderHierarchyResponse { messages }.to_xml(),
+        code,
+    }
+}
+
+fn invalid_sync_state() -> OpError {
+    err(
+        ResponseCode::ERROR_INVALID_SYNC_STATE_DATA,
+        "Synchronization state data is corrupt or otherwise invalid.",
+    )
+}
+
+fn sync_folder_items(ctx: &Ctx, inner: &mut Inner, r: &SyncFolderItemsRequest) -> Answer {
+    let result = (|| {
+        let (address, folder) = ctx.folder(inner, &r.sync_folder_id)?;
+        let mailbox = inner
+            .mailbox(&address)
+            .ok_or_else(|| err(ResponseCode::ERROR_FOLDER_NOT_FOUND, "No such folder."))?;
+        let since = match r.sync_state.as_deref().filter(|s| !s.trim().is_empty()) {
+            None => 0,
+            Some(token) => ctx
+                .state
+                .read_sync_token(token, &address, folder.as_str(), mailbox.epoch)
+                .ok_or_else(invalid_sync_state)?,
+        };
+        let data = mailbox
+            .folder(folder)
+            .ok_or_else(|| err(ResponseCode::ERROR_FOLDER_NOT_FOUND, "No such folder."))?;
+        if since > data.seq {
+            return Err(invalid_sync_state());
+        }
+        let ignore: BTreeSet<u64> = r
+            .ignore
+            .iter()
+            .filter_map(|id| parse_item_id(&id.id))
+            .filter(|(a, _)| lower(a) == lower(&address))
+            .map(|(_, n)| n)
+            .collect();
+        let max = usize::try_from(r.max_changes_returned.get()).unwrap_or(512);
+        let (net, position, last) = data.changes_since(since, max, &ignore);
+        let current = |n: u64| data.items.get(&n).map(|s| &s.item);
+        let mut changes = Vec::new();
+        for change in net {
+            match change {
+                NetChange::Create(n) | NetChange::Update(n) => {
+                    let Some(item) = current(n) else { continue };
+                    let item = shaped(item, &r.item_shape);
+                    changes.push(if matches!(change, NetChange::Create(_)) {
+                        SyncItemChange::Create(item)
+                    } else {
+                        SyncItemChange::Update(item)
+                    });
+                }
+                NetChange::ReadFlag(n) => {
+                    let Some(Item::Message(m)) = current(n) else {
+                        continue;
+                    };
+                    changes.push(SyncItemChange::ReadFlagChange {
+                        item_id: m.base.item_id.clone().unwrap_or_default(),
+                        is_read: m.is_read.unwrap_or(false),
+                    });
+                }
+                NetChange::Delete(n) => {
+                    changes.push(SyncItemChange::Delete(ItemId::new(item_id_string(
+                        &address, n,
+                    ))));
+                }
+            }
+        }
+        Ok(SyncFolderItemsResult {
+            sync_state: ctx
+                .state
+                .sync_token(&address, folder.as_str(), mailbox.epoch, position),
+            includes_last_item_in_range: last,
+            changes,
+        })
+    })();
+    let messages = vec![message(result)];
+    let code = first_code(&messages);
+    Answer::Xml {
+        xml: SyncFolderItemsResponse { messages }.to_xml(),
+        code,
+    }
+}
+
+fn get_item(ctx: &Ctx, inner: &mut Inner, r: &GetItemRequest) -> Answer {
+    let messages: Vec<_> = r
+        .item_ids
+        .iter()
+        .map(|id| {
+            message(ctx.item(inner, id).and_then(|(address, n)| {
+                inner
+                    .mailbox(&address)
+                    .and_then(|m| m.item(n))
+                    .map(|(_, s)| vec![shaped(&s.item, &r.item_shape)])
+                    .ok_or_else(|| err(ResponseCode::ERROR_ITEM_NOT_FOUND, "Item not found."))
+            }))
+        })
+        .collect();
+    let code = first_code(&messages);
+    Answer::Xml {
+        xml: GetItemResponse { messages }.to_xml(),
+        code,
+    }
+}
+
+/// The text of a field, for restrictions.
+fn field_text(item: &Item, field: &FieldUri) -> Option<String> {
+    let base = item.base();
+    let time = |t: &Option<chrono::DateTime<Utc>>| t.as_ref().map(format_time);
+    let addr = |a: &Option<EmailAddress>| a.as_ref().map(|a| a.address.clone());
+    match (field.as_str(), item) {
+        ("item:Subject", _) => base.subject.clone(),
+        ("item:ItemClass", _) => base.item_class.clone(),
+        ("item:DateTimeReceived", _) => time(&base.date_time_received),
+        ("item:DateTimeSent", _) => time(&base.date_time_sent),
+        ("item:DateTimeCreated", _) => time(&base.date_time_created),
+        ("item:LastModifiedTime", _) => time(&base.last_modified_time),
+        ("item:InReplyTo", _) => base.in_reply_to.clone(),
+        ("item:ConversationId", _) => base.conversation_id.clone(),
+        ("item:Body", _) => base.body.as_ref().map(|b| b.content.clone()),
+        ("message:InternetMessageId", Item::Message(m)) => m.internet_message_id.clone(),
+        ("message:IsRead", Item::Message(m)) => m.is_read.map(|b| b.to_string()),
+        ("message:From", Item::Message(m)) => addr(&m.from),
+        ("message:Sender", Item::Message(m)) => addr(&m.sender),
+        ("message:References", Item::Message(m)) => m.references.clone(),
+        ("calendar:Start", Item::CalendarItem(c)) => time(&c.start),
+        ("calendar:End", Item::CalendarItem(c)) => time(&c.end),
+        ("calendar:UID", Item::CalendarItem(c)) => c.uid.clone(),
+        ("calendar:Location", Item::CalendarItem(c)) => c.location.clone(),
+        ("contacts:DisplayName", Item::Contact(c)) => c.display_name.clone(),
+        ("contacts:GivenName", Item::Contact(c)) => c.given_name.clone(),
+        ("contacts:Surname", Item::Contact(c)) => c.surname.clone(),
+        ("task:DueDate", Item::Task(t)) => time(&t.due_date),
+        ("task:Status", Item::Task(t)) => t.status.map(|s| s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn compare(actual: &str, wanted: &str) -> std::cmp::Ordering {
+    let time = |s: &str| chrono::DateTime::parse_from_rfc3339(s.trim()).ok();
+    if let (Some(a), Some(b)) = (time(actual), time(wanted)) {
+        return a.cmp(&b);
+    }
+    if let (Ok(a), Ok(b)) = (actual.trim().parse::<f64>(), wanted.trim().parse::<f64>()) {
+        return a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal);
+    }
+    // Exchange compares strings case-insensitively.
+    actual.to_lowercase().cmp(&wanted.to_lowercase())
+}
+
+fn matches(item: &Item, restriction: &Restriction) -> bool {
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let test = |field: &FieldUri, value: &str, ok: &dyn Fn(std::cmp::Ordering) -> bool| {
+        field_text(item, field).is_some_and(|v| ok(compare(&v, value)))
+    };
+    match restriction {
+        Restriction::IsEqualTo(f, v) => test(f, v, &|o| o == Equal),
+        Restriction::IsGreaterThanOrEqualTo(f, v) => test(f, v, &|o| o != Less),
+        Restriction::IsGreaterThan(f, v) => test(f, v, &|o| o == Greater),
+        Restriction::IsLessThan(f, v) => test(f, v, &|o| o == Less),
+        Restriction::And(all) => all.iter().all(|r| matches(item, r)),
+        Restriction::Or(any) => any.iter().any(|r| matches(item, r)),
+    }
+}
+
+fn find_item(ctx: &Ctx, inner: &mut Inner, r: &FindItemRequest) -> Answer {
+    let messages: Vec<_> = r
+        .parent_folder_ids
+        .iter()
+        .map(|folder_id| {
+            message(ctx.folder(inner, folder_id).map(|(address, folder)| {
+                let mut found: Vec<&Item> = if r.traversal == crate::ews::types::Traversal::Shallow
+                {
+                    inner
+                        .mailbox(&address)
+                        .and_then(|m| m.folder(folder))
+                        .map(|d| d.items.values().map(|s| &s.item).collect())
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                if let Some(restriction) = &r.restriction {
+                    found.retain(|i| matches(i, restriction));
+                }
+                // Newest first, like Outlook's default view.
+                found.sort_by(|a, b| {
+                    let t = |i: &Item| i.base().date_time_received.or(i.base().date_time_created);
+                    t(b).cmp(&t(a))
+                });
+                let total = found.len();
+                let (offset, max) = match &r.page {
+                    Some(p) => {
+                        let offset = usize::try_from(p.offset).unwrap_or(usize::MAX);
+                        let max = usize::try_from(p.max_entries_returned).unwrap_or(usize::MAX);
+                        if p.base_point_beginning {
+                            (offset.min(total), max)
+                        } else {
+                            let end = total.saturating_sub(offset);
+                            (end.saturating_sub(max), end.min(max))
+                        }
+                    }
+                    None => (0, usize::MAX),
+                };
+                let page: Vec<Item> = found
+                    .iter()
+                    .skip(offset)
+                    .take(max)
+                    .map(|i| shaped(i, &r.item_shape))
+                    .collect();
+                let next = offset + page.len();
+                FindItemResult {
+                    indexed_paging_offset: r.page.map(|_| u32::try_from(next).unwrap_or(u32::MAX)),
+                    total_items_in_view: u32::try_from(total).unwrap_or(u32::MAX),
+                    includes_last_item_in_range: next >= total,
+                    items: page,
+                }
+            }))
+        })
+        .collect();
+    let code = first_code(&messages);
+    Answer::Xml {
+        xml: FindItemResponse { messages }.to_xml(),
+        code,
+    }
+}
+
+fn create_item(ctx: &Ctx, inner: &mut Inner, r: &CreateItemRequest) -> Answer {
+    let target = match &r.saved_item_folder_id {
+        Some(id) => ctx.folder(inner, id).map(|(a, f)| (a, Some(f))),
+        None => ctx.own_mailbox().map(|a| (a, None)),
+    };
+    let messages: Vec<_> = r
+        .items
+        .iter()
+        .map(|item| {
+            message(
+                target
+                    .clone()
+                    .and_then(|(address, folder)| create_one(inner, r, &address, folder, item)),
+            )
+        })
+        .collect();
+    let code = first_code(&messages);
+    Answer::Xml {
+        xml: CreateItemResponse { messages }.to_xml(),
+        code,
+    }
+}
+
+fn internal(e: super::FakeError) -> OpError {
+    err(ResponseCode::ERROR_INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn create_one(
+    inner: &mut Inner,
+    r: &CreateItemRequest,
+    address: &str,
+    folder: Option<DistinguishedFolderName>,
+    item: &Item,
+) -> Result<Vec<Item>, OpError> {
+    let now = Utc::now();
+    let me = EmailAddress::new(None, address);
+    let mut item = item.clone();
+    item.base_mut().item_id = None;
+    match &mut item {
+        Item::Message(m) => {
+            let disposition = r
+                .message_disposition
+                .unwrap_or(MessageDisposition::SaveOnly);
+            if disposition == MessageDisposition::SaveOnly {
+                m.is_read.get_or_insert(true);
+                let folder = folder.unwrap_or(DistinguishedFolderName::Drafts);
+                let id = inner.insert_item(address, folder, item).map_err(internal)?;
+                return Ok(vec![id_only_message(id)]);
+            }
+            m.from.get_or_insert_with(|| me.clone());
+            m.sender.get_or_insert_with(|| me.clone());
+            m.internet_message_id
+                .get_or_insert_with(|| format!("<{}@exsync.test>", uuid::Uuid::new_v4()));
+            m.base.date_time_sent = Some(now);
+            m.base.date_time_received = Some(now);
+            let recipients: BTreeSet<String> = m
+                .to_recipients
+                .iter()
+                .chain(&m.cc_recipients)
+                .chain(&m.bcc_recipients)
+                .map(|a| lower(&a.address))
+                .collect();
+            if recipients.is_empty() {
+                return Err(err(
+                    ResponseCode::ERROR_INVALID_RECIPIENTS,
+                    "At least one recipient is required.",
+                ));
+            }
+            let mut delivered = m.clone();
+            delivered.bcc_recipients.clear();
+            delivered.is_read = Some(false);
+            for rcpt in recipients {
+                let Some(canonical) = inner.mailbox(&rcpt).map(|mb| mb.address.clone()) else {
+                    continue; // outside the fake: delivered elsewhere
+                };
+                inner
+                    .insert_item(
+                        &canonical,
+                        DistinguishedFolderName::Inbox,
+                        Item::Message(delivered.clone()),
+                    )
+                    .map_err(internal)?;
+            }
+            if disposition == MessageDisposition::SendAndSaveCopy {
+                m.is_read = Some(true);
+                let folder = folder.unwrap_or(DistinguishedFolderName::SentItems);
+                inner.insert_item(address, folder, item).map_err(internal)?;
+            }
+            // Exchange answers a send with an empty Items element.
+            Ok(Vec::new())
+        }
+        Item::CalendarItem(c) => {
+            c.organizer.get_or_insert_with(|| me.clone());
+            c.uid
+                .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+            let invite = matches!(
+                r.send_meeting_invitations,
+                Some(
+                    SendMeetingInvitations::SendOnlyToAll
+                        | SendMeetingInvitations::SendToAllAndSaveCopy
+                )
+            );
+            let attendees: Vec<String> = c
+                .required_attendees
+                .iter()
+                .map(|a| lower(&a.address))
+                .filter(|a| *a != lower(address))
+                .collect();
+            let created = item.clone();
+            let folder = folder.unwrap_or(DistinguishedFolderName::Calendar);
+            let id = inner
+                .insert_item(address, folder, created.clone())
+                .map_err(internal)?;
+            if invite {
+                for attendee in attendees {
+                    let Some(canonical) = inner.mailbox(&attendee).map(|m| m.address.clone())
+                    else {
+                        continue;
+                    };
+                    let request = Message {
+                        base: crate::ews::types::ItemBase {
+                            item_class: Some("IPM.Schedule.Meeting.Request".into()),
+                            subject: created.base().subject.clone(),
+                            body: created.base().body.clone(),
+                            date_time_received: Some(now),
+                            date_time_sent: Some(now),
+                            ..Default::default()
+                        },
+                        from: Some(me.clone()),
+                        sender: Some(me.clone()),
+                        to_recipients: vec![EmailAddress::new(None, &canonical)],
+                        is_read: Some(false),
+                        internet_message_id: Some(format!(
+                            "<{}@exsync.test>",
+                            uuid::Uuid::new_v4()
+                        )),
+                        ..Message::default()
+                    };
+                    inner
+                        .insert_item(
+                            &canonical,
+                            DistinguishedFolderName::Inbox,
+                            Item::Message(request),
+                        )
+                        .map_err(internal)?;
+                    inner
+                        .insert_item(
+                            &canonical,
+                            DistinguishedFolderName::Calendar,
+                            created.clone(),
+                        )
+                        .map_err(internal)?;
+                }
+            }
+            let mut out = created.id_only();
+            out.base_mut().item_id = Some(id);
+            Ok(vec![out])
+        }
+        Item::Contact(_) | Item::Task(_) => {
+            let folder = folder.unwrap_or_else(|| default_folder(&item));
+            let mut out = item.id_only();
+            let id = inner.insert_item(address, folder, item).map_err(internal)?;
+            out.base_mut().item_id = Some(id);
+            Ok(vec![out])
+        }
+    }
+}
+
+fn id_only_message(id: ItemId) -> Item {
+    let mut item = Item::Message(Message::default());
+    item.base_mut().item_id = Some(id);
+    item
+}
+
+/// Copy `field` from `source` into `target`, or clear it when `source` is `None`.
+fn set_field(target: &mut Item, source: Option<&Item>, field: &FieldUri) -> Result<(), OpError> {
+    let bad = || {
+        err(
+            ResponseCode::ERROR_INVALID_PROPERTY_SET,
+            format!("The property {field} cannot be set on this item."),
+        )
+    };
+    macro_rules! base {
+        ($f:ident) => {{
+            target.base_mut().$f = source.map(|s| s.base().$f.clone()).unwrap_or_default();
+            Ok(())
+        }};
+    }
+    macro_rules! kind {
+        ($variant:ident, $f:ident) => {{
+            match (target, source) {
+                (Item::$variant(t), Some(Item::$variant(s))) => {
+                    t.$f = s.$f.clone();
+                    Ok(())
+                }
+                (Item::$variant(t), None) => {
+                    t.$f = Default::default();
+                    Ok(())
+                }
+                _ => Err(bad()),
+            }
+        }};
+    }
+    let (uri, index) = field.split_index();
+    match uri {
+        "item:Subject" => base!(subject),
+        "item:Body" => base!(body),
+        "item:ItemClass" => base!(item_class),
+        "item:Categories" => base!(categories),
+        "item:InReplyTo" => base!(in_reply_to),
+        "item:DateTimeReceived" => base!(date_time_received),
+        "item:DateTimeSent" => base!(date_time_sent),
+        "message:IsRead" => kind!(Message, is_read),
+        "message:From" => kind!(Message, from),
+        "message:Sender" => kind!(Message, sender),
+        "message:ToRecipients" => kind!(Message, to_recipients),
+        "message:CcRecipients" => kind!(Message, cc_recipients),
+        "message:BccRecipients" => kind!(Message, bcc_recipients),
+        "message:InternetMessageId" => kind!(Message, internet_message_id),
+        "message:References" => kind!(Message, references),
+        "calendar:Start" => kind!(CalendarItem, start),
+        "calendar:End" => kind!(CalendarItem, end),
+        "calendar:IsAllDayEvent" => kind!(CalendarItem, is_all_day_event),
+        "calendar:Location" => kind!(CalendarItem, location),
+        "calendar:Organizer" => kind!(CalendarItem, organizer),
+        "calendar:RequiredAttendees" => kind!(CalendarItem, required_attendees),
+        "calendar:UID" => kind!(CalendarItem, uid),
+        "contacts:DisplayName" => kind!(Contact, display_name),
+        "contacts:GivenName" => kind!(Contact, given_name),
+        "contacts:Surname" => kind!(Contact, surname),
+        "contacts:CompanyName" => kind!(Contact, company_name),
+        "contacts:JobTitle" => kind!(Contact, job_title),
+        "contacts:EmailAddress" | "contacts:PhoneNumber" => {
+            let Some(index) = index else {
+                return Err(bad());
+            };
+            let emails = uri == "contacts:EmailAddress";
+            let (Item::Contact(t), src) = (target, source) else {
+                return Err(bad());
+            };
+            let list = if emails {
+                &mut t.email_addresses
+            } else {
+                &mut t.phone_numbers
+            };
+            list.retain(|(k, _)| k != index);
+            if let Some(Item::Contact(s)) = src {
+                let from = if emails {
+                    &s.email_addresses
+                } else {
+                    &s.phone_numbers
+                };
+                if let Some(entry) = from.iter().find(|(k, _)| k == index) {
+                    list.push(entry.clone());
+                }
+            }
+            Ok(())
+        }
+        "task:DueDate" => kind!(Task, due_date),
+        "task:StartDate" => kind!(Task, start_date),
+        "task:Status" => kind!(Task, status),
+        "task:PercentComplete" => kind!(Task, percent_complete),
+        "task:CompleteDate" => kind!(Task, complete_date),
+        _ => Err(bad()),
+    }
+}
+
+fn update_item(ctx: &Ctx, inner: &mut Inner, r: &UpdateItemRequest) -> Answer {
+    let messages: Vec<_> = r
+        .item_changes
+        .iter()
+        .map(|change| {
+            message((|| {
+                let (address, n) = ctx.item(inner, &change.item_id)?;
+                let current = inner
+                    .mailbox(&address)
+                    .and_then(|m| m.item(n))
+                    .map(|(_, s)| s.item.clone())
+                    .ok_or_else(|| err(ResponseCode::ERROR_ITEM_NOT_FOUND, "Item not found."))?;
+                let current_key = current.item_id().and_then(|i| i.change_key.clone());
+                let stale = match &change.item_id.change_key {
+                    Some(k) => Some(k) != current_key.as_ref(),
+                    None if r.conflict_resolution == ConflictResolution::NeverOverwrite => {
+                        return Err(err(
+                            ResponseCode::ERROR_CHANGE_KEY_REQUIRED_FOR_WRITE_OPERATIONS,
+                            "A change key is required with ConflictResolution NeverOverwrite.",
+                        ))
+                    }
+                    None => false,
+                };
+                if stale && r.conflict_resolution == ConflictResolution::NeverOverwrite {
+                    return Err(err(
+                        ResponseCode::ERROR_IRRESOLVABLE_CONFLICT,
+                        "The send or update operation could not be performed because the change key passed in the request does not match the current change key for the item.",
+                    ));
+                }
+                let mut edited = current;
+                for update in &change.updates {
+                    match update {
+                        ItemUpdate::SetItemField { field, item } => {
+                            set_field(&mut edited, Some(item), field)?
+                        }
+                        ItemUpdate::DeleteItemField(field) => set_field(&mut edited, None, field)?,
+                    }
+                }
+                let read_only = !change.updates.is_empty()
+                    && change.updates.iter().all(|u| match u {
+                        ItemUpdate::SetItemField { field, .. } => *field == FieldUri::IS_READ,
+                        ItemUpdate::DeleteItemField(field) => *field == FieldUri::IS_READ,
+                    });
+                let id = inner
+                    .update_item(&address, n, read_only, move |item| *item = edited)
+                    .ok_or_else(|| err(ResponseCode::ERROR_ITEM_NOT_FOUND, "Item not found."))?;
+                let mut out = inner
+                    .mailbox(&address)
+                    .and_then(|m| m.item(n))
+                    .map(|(_, s)| s.item.id_only())
+                    .unwrap_or_else(|| id_only_message(id.clone()));
+                out.base_mut().item_id = Some(id);
+                Ok(UpdateItemResult {
+                    items: vec![out],
+                    conflict_results: u32::from(stale),
+                })
+            })())
+        })
+        .collect();
+    let code = first_code(&messages);
+    Answer::Xml {
+        xml: UpdateItemResponse { messages }.to_xml(),
+        code,
+    }
+}
+
+fn delete_item(ctx: &Ctx, inner: &mut Inner, r: &DeleteItemRequest) -> Answer {
+    let messages: Vec<_> = r
+        .item_ids
+        .iter()
+        .map(|id| {
+            message((|| {
+                let (address, n) = ctx.item(inner, id)?;
+                let folder = inner
+                    .mailbox(&address)
+                    .and_then(|m| m.item(n))
+                    .map(|(f, _)| f);
+                let removed = inner
+                    .remove_item(&address, n)
+                    .ok_or_else(|| err(ResponseCode::ERROR_ITEM_NOT_FOUND, "Item not found."))?;
+                if r.delete_type == DeleteType::MoveToDeletedItems
+                    && folder != Some(DistinguishedFolderName::DeletedItems)
+                {
+                    // A move gives the item a new id in Deleted Items, as Exchange does.
+                    inner
+                        .insert_item(&address, DistinguishedFolderName::DeletedItems, removed)
+                        .map_err(internal)?;
+                }
+                Ok(())
+            })())
+        })
+        .collect();
+    let code = first_code(&messages);
+    Answer::Xml {
+        xml: DeleteItemResponse { messages }.to_xml(),
+        code,
+    }
+}

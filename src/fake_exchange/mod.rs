@@ -1,0 +1,331 @@
+//! The fake Exchange: an EWS server built on the crate's own codec (`crate::ews`), for tests,
+//! `exsync demo` and `exsync fake-exchange`.
+//!
+//! Owns accounts, mailboxes, items, rights, sync states, throttling and fault injection, and the
+//! `/_fake/` JSON control API (see `docs/fake-exchange.md`). Every EWS request is read with
+//! `parse_request` and every answer is written by the codec: no hand-written SOAP here.
+//! It imports nothing but `ews` (it must not know `store`, `sync` or `config`).
+
+mod auth;
+mod ews_ops;
+mod routes;
+pub mod seed;
+mod server;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::ews::xml::XmlLimits;
+
+pub use seed::Seed;
+pub use state::FakeState;
+
+/// Why the fake Exchange could not start or be configured.
+#[derive(Debug, thiserror::Error)]
+pub enum FakeError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The self-signed certificate or the TLS configuration could not be made.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    /// The seed file could not be read or is invalid.
+    #[error("seed file {path}: {reason}")]
+    Seed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A control request was refused (bad value, unknown account, duplicate, …).
+    #[error("{0}")]
+    Invalid(String),
+    /// The named account, mailbox or item does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The account or mailbox already exists.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The server stopped with an I/O error.
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How an ErrorServerBusy answer is sent (Exchange uses all three, clients must handle each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusyShape {
+    /// A SOAP fault with HTTP 500 (Exchange's usual throttling answer).
+    #[default]
+    Fault500,
+    /// An Error-class response message with HTTP 200.
+    Message200,
+    /// HTTP 503 with the SOAP fault as body.
+    Http503,
+}
+
+/// Fault and load injection knobs (`PUT /_fake/faults` updates them partially).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Sleep this long before answering each EWS request.
+    pub latency_ms: u64,
+    /// Fraction (0..=1) of EWS requests answered ErrorServerBusy.
+    pub throttle_rate: f64,
+    /// BackOffMilliseconds sent with ErrorServerBusy.
+    pub back_off_ms: u64,
+    /// Fraction (0..=1) of EWS requests answered with a plain HTTP 500 HTML page.
+    pub http_500_rate: f64,
+    /// Fraction (0..=1) of EWS requests answered with HTTP 503.
+    pub http_503_rate: f64,
+    /// Fraction (0..=1) of EWS answers truncated into malformed XML (HTTP 200).
+    pub malformed_rate: f64,
+    /// Concurrent EWS requests one account may have in flight (EWSMaxConcurrency).
+    pub max_concurrency_per_account: u32,
+    /// How ErrorServerBusy is sent.
+    pub busy_shape: BusyShape,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency_ms: 0,
+            throttle_rate: 0.0,
+            back_off_ms: 2000,
+            http_500_rate: 0.0,
+            http_503_rate: 0.0,
+            malformed_rate: 0.0,
+            max_concurrency_per_account: 27,
+            busy_shape: BusyShape::Fault500,
+        }
+    }
+}
+
+/// A partial update of [`Faults`]: absent fields keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultsPatch {
+    /// See [`Faults::latency_ms`].
+    pub latency_ms: Option<u64>,
+    /// See [`Faults::throttle_rate`].
+    pub throttle_rate: Option<f64>,
+    /// See [`Faults::back_off_ms`].
+    pub back_off_ms: Option<u64>,
+    /// See [`Faults::http_500_rate`].
+    pub http_500_rate: Option<f64>,
+    /// See [`Faults::http_503_rate`].
+    pub http_503_rate: Option<f64>,
+    /// See [`Faults::malformed_rate`].
+    pub malformed_rate: Option<f64>,
+    /// See [`Faults::max_concurrency_per_account`].
+    pub max_concurrency_per_account: Option<u32>,
+    /// See [`Faults::busy_shape`].
+    pub busy_shape: Option<BusyShape>,
+}
+
+impl Faults {
+    /// Refuse rates outside 0..=1 (and NaN), so a typo cannot silently disable a test.
+    pub fn validate(&self) -> Result<(), FakeError> {
+        for (name, rate) in [
+            ("throttle_rate", self.throttle_rate),
+            ("http_500_rate", self.http_500_rate),
+            ("http_503_rate", self.http_503_rate),
+            ("malformed_rate", self.malformed_rate),
+        ] {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(FakeError::Invalid(format!(
+                    "{name} must be between 0 and 1, got {rate}"
+                )));
+            }
+        }
+        if self.max_concurrency_per_account == 0 {
+            return Err(FakeError::Invalid(
+                "max_concurrency_per_account must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// These faults with `patch` applied, validated.
+    pub fn patched(&self, patch: &FaultsPatch) -> Result<Faults, FakeError> {
+        let mut f = self.clone();
+        if let Some(v) = patch.latency_ms {
+            f.latency_ms = v;
+        }
+        if let Some(v) = patch.throttle_rate {
+            f.throttle_rate = v;
+        }
+        if let Some(v) = patch.back_off_ms {
+            f.back_off_ms = v;
+        }
+        if let Some(v) = patch.http_500_rate {
+            f.http_500_rate = v;
+        }
+        if let Some(v) = patch.http_503_rate {
+            f.http_503_rate = v;
+        }
+        if let Some(v) = patch.malformed_rate {
+            f.malformed_rate = v;
+        }
+        if let Some(v) = patch.max_concurrency_per_account {
+            f.max_concurrency_per_account = v;
+        }
+        if let Some(v) = patch.busy_shape {
+            f.busy_shape = v;
+        }
+        f.validate()?;
+        Ok(f)
+    }
+}
+
+/// How to start a fake Exchange.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    /// Where to listen (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Serve HTTPS with a self-signed certificate generated at start.
+    pub tls: bool,
+    /// Accounts, mailboxes, rights, items and faults to start with.
+    pub seed: Option<Seed>,
+    /// Initial fault knobs (a seed's faults are applied on top).
+    pub faults: Faults,
+    /// Larger EWS request bodies are refused with HTTP 413.
+    pub max_request_bytes: usize,
+    /// Limits applied while parsing request XML.
+    pub xml_limits: XmlLimits,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+            seed: None,
+            faults: Faults::default(),
+            max_request_bytes: 4 * 1024 * 1024,
+            xml_limits: XmlLimits::default(),
+        }
+    }
+}
+
+/// A running fake Exchange (in-process); dropping it without `shutdown` leaves it running
+/// until the runtime ends.
+pub struct FakeExchange {
+    addr: SocketAddr,
+    tls: bool,
+    certificate_pem: Option<String>,
+    state: Arc<FakeState>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeExchange {
+    /// Bind, seed and start serving EWS and `/_fake/` in the background.
+    pub async fn start(config: FakeConfig) -> Result<FakeExchange, FakeError> {
+        config.faults.validate()?;
+        let state = Arc::new(FakeState::new(
+            config.faults.clone(),
+            config.max_request_bytes,
+            config.xml_limits.clone(),
+        ));
+        if let Some(seed) = &config.seed {
+            seed.apply(&state)?;
+        }
+        let shutdown = CancellationToken::new();
+        let running =
+            server::serve(config.listen, config.tls, state.clone(), shutdown.clone()).await?;
+        Ok(FakeExchange {
+            addr: running.addr,
+            tls: config.tls,
+            certificate_pem: running.certificate_pem,
+            state,
+            shutdown,
+            task: running.task,
+        })
+    }
+
+    /// Start on a free loopback port with the given seed and default faults.
+    pub async fn start_seeded(seed: Seed) -> Result<FakeExchange, FakeError> {
+        FakeExchange::start(FakeConfig {
+            seed: Some(seed),
+            ..FakeConfig::default()
+        })
+        .await
+    }
+
+    /// `http://127.0.0.1:PORT` (or `https://` with TLS): where `/_fake/` lives.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The EWS endpoint, `base_url() + /EWS/Exchange.asmx`.
+    pub fn ews_url(&self) -> String {
+        format!("{}/EWS/Exchange.asmx", self.base_url())
+    }
+
+    /// The OAuth2 client-credentials token endpoint.
+    pub fn token_url(&self) -> String {
+        format!("{}/_fake/oauth2/token", self.base_url())
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The self-signed certificate (PEM) when serving TLS, for clients to trust.
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate_pem.as_deref()
+    }
+
+    /// Accounts, mailboxes, rights, faults and stats: the same operations as the HTTP API.
+    pub fn state(&self) -> &FakeState {
+        &self.state
+    }
+
+    /// Stop accepting, finish in-flight requests, and wait for the server task.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Read a seed file: JSON when it ends in `.json`, TOML otherwise.
+pub fn load_seed(path: &Path) -> Result<Seed, FakeError> {
+    Seed::load(path)
+}
+
+/// `exsync fake-exchange`: serve until ctrl-c, printing the EWS URL on start.
+pub async fn run_standalone(
+    listen: SocketAddr,
+    seed: Option<PathBuf>,
+    tls: bool,
+) -> Result<(), FakeError> {
+    let seed = seed.as_deref().map(load_seed).transpose()?;
+    let fake = FakeExchange::start(FakeConfig {
+        listen,
+        tls,
+        seed,
+        ..FakeConfig::default()
+    })
+    .await?;
+    println!("fake Exchange serving EWS at {}", fake.ews_url());
+    println!("control API at {}/_fake/", fake.base_url());
+    if let Some(pem) = fake.certificate_pem() {
+        println!("self-signed certificate:\n{pem}");
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    fake.shutdown().await;
+    Ok(())
+}

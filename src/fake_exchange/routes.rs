@@ -1,0 +1,220 @@
+//! The router: the EWS endpoint and the `/_fake/` JSON control API (accounts, apps and OAuth
+//! tokens, rights, items, faults, stats, request log), a contract used by tests and external
+//! checks (documented in `docs/fake-exchange.md`).
+//!
+//! Owns JSON parsing and HTTP status mapping; the work is done by `FakeState`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router};
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::state::{FakeState, ItemPatch, NewAccount, NewApp, NewItems, Rights};
+use super::{FakeError, FaultsPatch};
+
+/// The whole application: EWS plus `/_fake/`.
+pub(crate) fn router(state: Arc<FakeState>) -> Router {
+    Router::new()
+        .route("/EWS/Exchange.asmx", post(super::server::ews_endpoint))
+        .route("/ews/exchange.asmx", post(super::server::ews_endpoint))
+        .route("/_fake/accounts", post(add_account))
+        .route("/_fake/accounts/{username}/password", put(set_password))
+        .route("/_fake/accounts/{username}/expire", post(expire))
+        .route("/_fake/apps", post(add_app))
+        .route("/_fake/oauth2/token", post(token))
+        .route("/_fake/rights", put(set_rights))
+        .route("/_fake/faults", get(get_faults).put(put_faults))
+        .route("/_fake/stats", get(stats))
+        .route("/_fake/stats/reset", post(reset_stats))
+        .route("/_fake/requests", get(requests))
+        .route(
+            "/_fake/mailboxes/{address}/items",
+            post(add_items).get(list_items),
+        )
+        .route(
+            "/_fake/mailboxes/{address}/items/{id}",
+            patch(patch_item).delete(delete_item),
+        )
+        .route(
+            "/_fake/mailboxes/{address}/reset-sync-states",
+            post(reset_sync_states),
+        )
+        .with_state(state)
+}
+
+/// A refused control request, as JSON `{"error": "..."}`.
+struct ApiError(StatusCode, String);
+
+impl From<FakeError> for ApiError {
+    fn from(e: FakeError) -> Self {
+        let status = match e {
+            FakeError::Invalid(_) | FakeError::Seed { .. } => StatusCode::BAD_REQUEST,
+            FakeError::NotFound(_) => StatusCode::NOT_FOUND,
+            FakeError::Conflict(_) => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad JSON body: {e}")))
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+fn ok(value: serde_json::Value) -> ApiResult {
+    Ok(Json(value).into_response())
+}
+
+async fn add_account(State(s): State<Arc<FakeState>>, bytes: Bytes) -> ApiResult {
+    let new: NewAccount = body(&bytes)?;
+    s.add_account(&new)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "username": new.username.clone().or_else(|| new.address.as_deref().and_then(|a| a.split('@').next()).map(str::to_owned)), "address": new.address })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    password: String,
+}
+
+async fn set_password(
+    State(s): State<Arc<FakeState>>,
+    Path(username): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let b: PasswordBody = body(&bytes)?;
+    s.set_password(&username, &b.password)?;
+    ok(json!({ "username": username, "expired": false }))
+}
+
+async fn expire(State(s): State<Arc<FakeState>>, Path(username): Path<String>) -> ApiResult {
+    s.expire_password(&username)?;
+    ok(json!({ "username": username, "expired": true }))
+}
+
+async fn add_app(State(s): State<Arc<FakeState>>, bytes: Bytes) -> ApiResult {
+    let app: NewApp = body(&bytes)?;
+    s.add_app(&app)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "client_id": app.client_id, "tenant": app.tenant })),
+    )
+        .into_response())
+}
+
+/// OAuth2 client credentials (RFC 6749 §4.4), form-encoded like Azure AD's v2 endpoint.
+async fn token(State(s): State<Arc<FakeState>>, bytes: Bytes) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&bytes).into_owned().collect();
+    let error =
+        |status: StatusCode, code: &str| (status, Json(json!({ "error": code }))).into_response();
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let (Some(id), Some(secret)) = (form.get("client_id"), form.get("client_secret")) else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    match s.issue_token(id, secret) {
+        Some(token) => Json(token).into_response(),
+        None => error(StatusCode::UNAUTHORIZED, "invalid_client"),
+    }
+}
+
+async fn set_rights(State(s): State<Arc<FakeState>>, bytes: Bytes) -> ApiResult {
+    let rights: Rights = body(&bytes)?;
+    s.set_rights(&rights)?;
+    ok(serde_json::to_value(&rights).unwrap_or_default())
+}
+
+async fn get_faults(State(s): State<Arc<FakeState>>) -> ApiResult {
+    ok(serde_json::to_value(s.faults()).unwrap_or_default())
+}
+
+async fn put_faults(State(s): State<Arc<FakeState>>, bytes: Bytes) -> ApiResult {
+    let patch: FaultsPatch = body(&bytes)?;
+    let faults = s.update_faults(&patch)?;
+    ok(serde_json::to_value(faults).unwrap_or_default())
+}
+
+async fn stats(State(s): State<Arc<FakeState>>) -> ApiResult {
+    ok(serde_json::to_value(s.stats()).unwrap_or_default())
+}
+
+async fn reset_stats(State(s): State<Arc<FakeState>>) -> ApiResult {
+    s.reset_stats();
+    ok(json!({ "reset": true }))
+}
+
+async fn requests(State(s): State<Arc<FakeState>>) -> ApiResult {
+    ok(serde_json::to_value(s.requests()).unwrap_or_default())
+}
+
+async fn add_items(
+    State(s): State<Arc<FakeState>>,
+    Path(address): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let new: NewItems = if bytes.is_empty() {
+        NewItems::default()
+    } else {
+        body(&bytes)?
+    };
+    let ids = s.add_items(&address, &new)?;
+    Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))).into_response())
+}
+
+async fn list_items(
+    State(s): State<Arc<FakeState>>,
+    Path(address): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let folder = q.get("folder").map(String::as_str).unwrap_or("inbox");
+    let items = s.list_items(&address, folder)?;
+    ok(serde_json::to_value(items).unwrap_or_default())
+}
+
+async fn patch_item(
+    State(s): State<Arc<FakeState>>,
+    Path((address, id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult {
+    let p: ItemPatch = body(&bytes)?;
+    s.patch_item(&address, &id, &p)?;
+    ok(json!({ "id": id }))
+}
+
+async fn delete_item(
+    State(s): State<Arc<FakeState>>,
+    Path((address, id)): Path<(String, String)>,
+) -> ApiResult {
+    s.delete_item(&address, &id)?;
+    ok(json!({ "id": id, "deleted": true }))
+}
+
+async fn reset_sync_states(
+    State(s): State<Arc<FakeState>>,
+    Path(address): Path<String>,
+) -> ApiResult {
+    s.reset_sync_states(&address)?;
+    ok(json!({ "address": address, "reset": true }))
+}

@@ -1,0 +1,462 @@
+//! The HTTP side: binding (plain or TLS with a self-signed certificate made at start), and the
+//! EWS endpoint's pipeline: size limit, sign-in, concurrency budget, throttling and back-off
+//! bookkeeping, latency and fault injection, dispatch to `ews_ops`, and the request log.
+//!
+//! Owns how answers travel (status codes, headers, fault shapes); the per-operation rules live
+//! in `ews_ops`, the `/_fake/` API in `routes`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use http_body_util::BodyExt;
+use rand::Rng;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{self, AuthError};
+use super::ews_ops::{self, Answer};
+use super::state::{FakeState, RequestLogEntry};
+use super::{BusyShape, FakeError};
+use crate::ews::ops::{error_response_xml, parse_request};
+use crate::ews::soap::SoapFault;
+use crate::ews::types::ResponseCode;
+
+/// A started server.
+pub(crate) struct Running {
+    pub(crate) addr: SocketAddr,
+    pub(crate) certificate_pem: Option<String>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
+}
+
+/// Bind and serve until `shutdown` is cancelled.
+pub(crate) async fn serve(
+    listen: SocketAddr,
+    tls: bool,
+    state: Arc<FakeState>,
+    shutdown: CancellationToken,
+) -> Result<Running, FakeError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| FakeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let app = super::routes::router(state);
+    let stop = shutdown.clone();
+    if tls {
+        let (config, pem) = tls_config()?;
+        let tls_listener = TlsListener::start(
+            listener,
+            addr,
+            TlsAcceptor::from(Arc::new(config)),
+            shutdown,
+        );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(tls_listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        Ok(Running {
+            addr,
+            certificate_pem: Some(pem),
+            task,
+        })
+    } else {
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        Ok(Running {
+            addr,
+            certificate_pem: None,
+            task,
+        })
+    }
+}
+
+/// A self-signed certificate for localhost / 127.0.0.1 and a rustls config using it.
+fn tls_config() -> Result<(rustls::ServerConfig, String), FakeError> {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .map_err(|e| FakeError::Tls(e.to_string()))?;
+    let pem = certified.cert.pem();
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| FakeError::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .map_err(|e| FakeError::Tls(e.to_string()))?;
+    Ok((config, pem))
+}
+
+/// Accepts TCP connections and hands finished TLS handshakes to axum (handshakes run
+/// concurrently, so one slow client cannot block the others).
+struct TlsListener {
+    addr: SocketAddr,
+    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+}
+
+impl TlsListener {
+    fn start(
+        listener: TcpListener,
+        addr: SocketAddr,
+        acceptor: TlsAcceptor,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((stream, peer)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let handshake =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
+                    if let Ok(Ok(tls)) = handshake.await {
+                        let _ = tx.send((tls, peer)).await;
+                    }
+                });
+            }
+        });
+        TlsListener { addr, rx }
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(conn) => conn,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
+}
+
+/// Counts a request in flight (globally, or for one account) for as long as it lives.
+struct InFlight {
+    state: Arc<FakeState>,
+    account: Option<String>,
+}
+
+impl InFlight {
+    fn global(state: &Arc<FakeState>) -> Self {
+        let mut inner = state.lock();
+        inner.stats.in_flight += 1;
+        inner.stats.peak = inner.stats.peak.max(inner.stats.in_flight);
+        InFlight {
+            state: state.clone(),
+            account: None,
+        }
+    }
+
+    /// Enter for an account; returns the guard and how many requests it now has in flight.
+    fn account(state: &Arc<FakeState>, username: &str) -> (Self, u32) {
+        let mut inner = state.lock();
+        let count = match inner.account_mut(username) {
+            Some(a) => {
+                a.in_flight += 1;
+                a.in_flight
+            }
+            None => 1,
+        };
+        let stats = inner.account_stats(username);
+        stats.requests += 1;
+        stats.peak_concurrent_requests = stats.peak_concurrent_requests.max(u64::from(count));
+        (
+            InFlight {
+                state: state.clone(),
+                account: Some(username.to_owned()),
+            },
+            count,
+        )
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut inner = self.state.lock();
+        match &self.account {
+            None => inner.stats.in_flight = inner.stats.in_flight.saturating_sub(1),
+            Some(name) => {
+                if let Some(a) = inner.account_mut(name) {
+                    a.in_flight = a.in_flight.saturating_sub(1);
+                }
+            }
+        }
+    }
+}
+
+fn xml(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/xml; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn html(status: StatusCode, title: &str) -> Response {
+    (
+        status,
+        [(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html"),
+        )],
+        format!("<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"),
+    )
+        .into_response()
+}
+
+fn chance(rate: f64) -> bool {
+    rate > 0.0 && rand::thread_rng().gen::<f64>() < rate
+}
+
+/// The log line being built for one request.
+struct LogLine {
+    operation: Option<String>,
+    account: Option<String>,
+    impersonated: Option<String>,
+}
+
+impl LogLine {
+    fn finish(self, state: &FakeState, response: Response, code: Option<&str>) -> Response {
+        state.lock().record(RequestLogEntry {
+            operation: self.operation,
+            account: self.account,
+            impersonated: self.impersonated,
+            status: response.status().as_u16(),
+            response_code: code.map(str::to_owned),
+        });
+        response
+    }
+}
+
+/// POST /EWS/Exchange.asmx.
+pub(crate) async fn ews_endpoint(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let _global = InFlight::global(&state);
+    let mut line = LogLine {
+        operation: None,
+        account: None,
+        impersonated: None,
+    };
+    let bytes = match http_body_util::Limited::new(body, state.max_request_bytes)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return line.finish(
+                &state,
+                html(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "413 Request Entity Too Large",
+                ),
+                None,
+            );
+        }
+        Err(_) => {
+            return line.finish(
+                &state,
+                html(StatusCode::BAD_REQUEST, "400 Bad Request"),
+                None,
+            )
+        }
+    };
+    let signed_in = auth::authenticate(&mut state.lock(), &headers);
+    let who = match signed_in {
+        Ok(who) => who,
+        Err(e) => {
+            let mut response = html(StatusCode::UNAUTHORIZED, "401 Unauthorized");
+            let h = response.headers_mut();
+            h.append(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"fake-exchange\""),
+            );
+            h.append(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(if e == AuthError::BadToken {
+                    "Bearer error=\"invalid_token\""
+                } else {
+                    "Bearer"
+                }),
+            );
+            return line.finish(&state, response, None);
+        }
+    };
+    line.account = Some(who.username.clone());
+    let (_account, in_flight) = InFlight::account(&state, &who.username);
+
+    let (header, request) = match parse_request(&bytes, &state.xml_limits) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let fault = e.to_fault();
+            let code = fault.response_code.as_ref().map(|c| c.as_str().to_owned());
+            return line.finish(
+                &state,
+                xml(StatusCode::INTERNAL_SERVER_ERROR, fault.to_xml()),
+                code.as_deref(),
+            );
+        }
+    };
+    let operation = request.operation_name();
+    line.operation = Some(operation.to_owned());
+    line.impersonated = header.impersonation.clone();
+    let faults = state.faults();
+
+    // Throttling: a back-off still running, the concurrency budget, then the random rate.
+    let busy = {
+        let mut inner = state.lock();
+        *inner
+            .stats
+            .operations
+            .entry(operation.to_owned())
+            .or_default() += 1;
+        let now = Instant::now();
+        let back_off = Duration::from_millis(faults.back_off_ms);
+        let not_before = inner.account_mut(&who.username).and_then(|a| a.not_before);
+        let decision = match not_before {
+            Some(t) if now < t => {
+                inner.account_stats(&who.username).early_requests += 1;
+                Some(t - now)
+            }
+            _ if in_flight > faults.max_concurrency_per_account || chance(faults.throttle_rate) => {
+                if let Some(a) = inner.account_mut(&who.username) {
+                    a.not_before = Some(now + back_off);
+                }
+                Some(back_off)
+            }
+            _ => None,
+        };
+        if decision.is_some() {
+            inner.account_stats(&who.username).throttled += 1;
+        }
+        decision
+    };
+    if let Some(back_off) = busy {
+        // Round up so a client waiting exactly the advertised time is never early.
+        let back_off = Duration::from_millis(
+            u64::try_from(back_off.as_micros().div_ceil(1000)).unwrap_or(u64::MAX),
+        );
+        let code = Some(ResponseCode::ERROR_SERVER_BUSY.as_str());
+        let response = match faults.busy_shape {
+            BusyShape::Fault500 => xml(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                SoapFault::server_busy(back_off).to_xml(),
+            ),
+            BusyShape::Http503 => xml(
+                StatusCode::SERVICE_UNAVAILABLE,
+                SoapFault::server_busy(back_off).to_xml(),
+            ),
+            BusyShape::Message200 => xml(
+                StatusCode::OK,
+                error_response_xml(
+                    operation,
+                    &ResponseCode::ERROR_SERVER_BUSY,
+                    "The server cannot service this request right now. Try again later.",
+                    Some(back_off),
+                ),
+            ),
+        };
+        return line.finish(&state, response, code);
+    }
+
+    if faults.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
+    }
+    if chance(faults.http_500_rate) {
+        return line.finish(
+            &state,
+            html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error",
+            ),
+            None,
+        );
+    }
+    if chance(faults.http_503_rate) {
+        return line.finish(
+            &state,
+            html(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable"),
+            None,
+        );
+    }
+
+    let answer = {
+        let mut inner = state.lock();
+        ews_ops::handle(&state, &mut inner, &who, &header, request)
+    };
+    match answer {
+        Answer::Fault(fault) => {
+            let code = fault.response_code.as_ref().map(|c| c.as_str().to_owned());
+            line.finish(
+                &state,
+                xml(StatusCode::INTERNAL_SERVER_ERROR, fault.to_xml()),
+                code.as_deref(),
+            )
+        }
+        Answer::Xml { xml: body, code } => {
+            let body = if chance(faults.malformed_rate) {
+                garble(body)
+            } else {
+                body
+            };
+            line.finish(&state, xml(StatusCode::OK, body), Some(&code))
+        }
+    }
+}
+
+/// Cut a response mid-element, the way a dropped proxy connection or a buggy filter does.
+fn garble(body: String) -> String {
+    let mut cut = body.len() / 2;
+    while cut > 0 && !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}<t:Brok", &body[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ews::xml::{parse, XmlLimits};
+
+    #[test]
+    fn garbled_answers_are_not_well_formed() {
+        let body = error_response_xml("GetItem", &ResponseCode::NO_ERROR, "x", None);
+        assert!(parse(body.as_bytes(), &XmlLimits::default()).is_ok());
+        assert!(parse(garble(body).as_bytes(), &XmlLimits::default()).is_err());
+    }
+}
