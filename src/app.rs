@@ -101,20 +101,9 @@ impl App {
         &self.store
     }
 
-    /// The lease owner name of this process: configured, or host name + process id.
+    /// The lease owner name of this process (configured, or host name + process id).
     pub fn instance_id(&self) -> String {
-        self.settings
-            .scheduler
-            .instance_id
-            .clone()
-            .unwrap_or_else(|| {
-                let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "exsync".to_owned());
-                format!(
-                    "{host}:{}:{}",
-                    std::process::id(),
-                    &uuid::Uuid::new_v4().to_string()[..8]
-                )
-            })
+        self.settings.instance_id()
     }
 
     /// Run the scheduler (and the health server when `server.listen` is set) until

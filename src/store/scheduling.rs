@@ -142,6 +142,46 @@ pub async fn claim_due(
     Ok(claimed)
 }
 
+/// Claim one mailbox now, whatever its due times (operator tools and tests): every workload
+/// whose method is on counts as due. `None` when another process holds its lease.
+pub async fn claim_mailbox(
+    store: &Store,
+    mailbox_id: Uuid,
+    owner: &str,
+    lease: Duration,
+) -> Result<Option<ClaimedMailbox>, StoreError> {
+    let on = |w: &str| format!("(m.{w}_method = 'server_side_sync')");
+    let columns = MAILBOX_COLUMNS
+        .split(", ")
+        .map(|c| format!("m.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        r#"
+        UPDATE mailboxes m
+           SET lease_owner = $2,
+               lease_expires_at = now() + $3 * interval '1 millisecond',
+               lease_token = gen_random_uuid()
+         WHERE m.id = $1 AND (m.lease_expires_at IS NULL OR m.lease_expires_at < now())
+        RETURNING {columns}, m.lease_token,
+                  {i} AS incoming_due, {o} AS outgoing_due, {a} AS act_due,
+                  m.incoming_failures, m.outgoing_failures, m.act_failures,
+                  m.incoming_blocked_code, m.outgoing_blocked_code, m.act_blocked_code,
+                  m.credentials_blocked_at, m.incoming_watermark
+        "#,
+        i = on("incoming"),
+        o = on("outgoing"),
+        a = on("act"),
+    );
+    let claimed = sqlx::query_as::<_, ClaimedMailbox>(&sql)
+        .bind(mailbox_id)
+        .bind(owner)
+        .bind(millis(lease))
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(claimed)
+}
+
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }

@@ -521,11 +521,7 @@ fn to_activity(kind: ActKind, item: Item) -> Option<ExchangeActivity> {
         (ActKind::Task, Item::Task(t)) => ActFields::Task(TaskFields {
             subject: base.subject.clone().unwrap_or_default(),
             body: body_text(&base),
-            status: t
-                .status
-                .unwrap_or(TaskStatus::NotStarted)
-                .as_str()
-                .to_owned(),
+            status: db_task_status(t.status.unwrap_or(TaskStatus::NotStarted)).to_owned(),
             start_at: t.start_date,
             due_at: t.due_date,
             completed_at: t.complete_date,
@@ -538,6 +534,29 @@ fn to_activity(kind: ActKind, item: Item) -> Option<ExchangeActivity> {
         modified_at: base.last_modified_time,
         fields,
     })
+}
+
+/// The database spells task statuses in snake case (`in_progress`), EWS in Pascal case.
+const TASK_STATUSES: [(TaskStatus, &str); 5] = [
+    (TaskStatus::NotStarted, "not_started"),
+    (TaskStatus::InProgress, "in_progress"),
+    (TaskStatus::Completed, "completed"),
+    (TaskStatus::WaitingOnOthers, "waiting_on_others"),
+    (TaskStatus::Deferred, "deferred"),
+];
+
+fn db_task_status(status: TaskStatus) -> &'static str {
+    TASK_STATUSES
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map_or("not_started", |(_, db)| db)
+}
+
+fn ews_task_status(db: &str) -> Option<TaskStatus> {
+    TASK_STATUSES
+        .iter()
+        .find(|(_, d)| *d == db)
+        .map(|(s, _)| *s)
 }
 
 fn text_body(text: &str) -> Option<Body> {
@@ -599,7 +618,7 @@ fn to_item(fields: &ActFields) -> Item {
             },
             due_date: t.due_at,
             start_date: t.start_at,
-            status: t.status.parse().ok(),
+            status: ews_task_status(&t.status),
             percent_complete: Some(f64::from(t.percent_complete)),
             complete_date: None,
         }),
@@ -641,7 +660,7 @@ fn set_fields(fields: &ActFields) -> Vec<ItemUpdate> {
                 FieldUri::BODY,
                 FieldUri::PERCENT_COMPLETE,
             ];
-            if t.status.parse::<TaskStatus>().is_ok() {
+            if ews_task_status(&t.status).is_some() {
                 f.push(FieldUri::STATUS);
             }
             if t.due_at.is_some() {
@@ -754,7 +773,7 @@ mod tests {
         let fields = ActFields::Task(TaskFields {
             subject: "s".into(),
             body: "b".into(),
-            status: "InProgress".into(),
+            status: "in_progress".into(),
             start_at: None,
             due_at: Some(Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()),
             completed_at: None,

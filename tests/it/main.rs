@@ -5,6 +5,8 @@
 mod apply_rules;
 mod config_rules;
 mod credentials_at_rest;
+mod scheduler_rules;
 mod schema_rules;
 mod store_rules;
 mod support;
+mod sync_rules;

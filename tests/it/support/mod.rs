@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod world;
+
 use exsync::crypto::{CredentialCipher, CredentialKey};
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
