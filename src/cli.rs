@@ -34,6 +34,19 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: migrate, then synchronise every due mailbox until SIGTERM / SIGINT.
     Run,
+    /// Watch exsync work: an in-process fake Exchange with a seeded organisation, synced by the
+    /// real daemon into the configured database, with progress and a summary.
+    Demo {
+        /// Exit 0 once every mailbox has completed a full pass (otherwise run until Ctrl-C).
+        #[arg(long)]
+        once: bool,
+        /// Mailboxes in each of the three demo profiles.
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=2000))]
+        mailboxes_per_profile: u16,
+        /// With --once: fail if not every mailbox completed a pass within this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
     /// Apply the database migrations (also done at the start of `run`).
     Migrate,
     /// Validate the configuration and print the effective settings, secrets redacted.
@@ -104,13 +117,21 @@ struct BadInput(String);
 /// Parse the command line, run the command, and turn the outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
+    let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::from(2);
         }
     };
+    if matches!(cli.command, Command::Demo { .. })
+        && std::env::var_os("EXSYNC__LOG__LEVEL").is_none()
+        && std::env::var_os("EXSYNC__LOG__FORMAT").is_none()
+    {
+        // The demo prints its own progress; only problems are logged, for humans.
+        settings.log.level = "warn".to_owned();
+        settings.log.format = crate::config::LogFormat::Pretty;
+    }
     if let Err(error) = crate::telemetry::init(&settings.log) {
         eprintln!("error: {error}");
         return ExitCode::from(2);
@@ -177,6 +198,21 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 trigger.cancel();
             });
             app.run(shutdown).await?;
+        }
+        Command::Demo {
+            once,
+            mailboxes_per_profile,
+            timeout_secs,
+        } => {
+            crate::demo::run(
+                settings,
+                crate::demo::DemoOptions {
+                    once,
+                    mailboxes_per_profile: usize::from(mailboxes_per_profile),
+                    timeout: std::time::Duration::from_secs(timeout_secs),
+                },
+            )
+            .await?;
         }
         Command::Migrate => {
             let store = connect(&settings).await?;

@@ -9,6 +9,7 @@
 //! - [`crypto`]: credentials at rest (AES-256-GCM), the credential key.
 //! - [`ews`]: the EWS wire model, codec, client (Basic, NTLM, OAuth) and their errors.
 //! - [`fake_exchange`]: an EWS server on the same codec, for tests, demos and `exsync fake-exchange`.
+//! - [`demo`]: `exsync demo`, the fake Exchange + the real daemon, seeded and narrated.
 //! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: Prometheus metrics (a leaf: anything records into it).
@@ -25,6 +26,7 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod demo;
 pub mod domain;
 pub mod ews;
 pub mod fake_exchange;

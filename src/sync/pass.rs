@@ -716,7 +716,14 @@ impl SyncEngine {
                 duration_ms,
                 "workload pass finished"
             ),
-            Outcome::Failed { code, message, .. } | Outcome::Refused { code, message } => {
+            Outcome::Refused { code, message } => tracing::info!(
+                outcome = outcome_label,
+                error.code = %code,
+                error = %message,
+                duration_ms,
+                "workload pass finished"
+            ),
+            Outcome::Failed { code, message, .. } => {
                 tracing::warn!(
                     outcome = outcome_label,
                     error.code = %code,
