@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod ews_schema;
+
 use exsync::crypto::{CredentialCipher, CredentialKey};
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};
