@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{self, AuthError};
 use super::ews_ops::{self, Answer};
 use super::state::{FakeState, RequestLogEntry};
-use super::{BusyShape, FakeError};
+use super::{BusyShape, FakeError, OneShotFault};
 use crate::ews::ops::{error_response_xml, parse_request};
 use crate::ews::soap::SoapFault;
 use crate::ews::types::ResponseCode;
@@ -237,6 +237,25 @@ fn html(status: StatusCode, title: &str) -> Response {
         .into_response()
 }
 
+/// HTTP 401 with the schemes the fake accepts, as IIS sends it.
+fn unauthorized(e: &AuthError) -> Response {
+    let mut response = html(StatusCode::UNAUTHORIZED, "401 Unauthorized");
+    let h = response.headers_mut();
+    h.append(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"fake-exchange\""),
+    );
+    h.append(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(if *e == AuthError::BadToken {
+            "Bearer error=\"invalid_token\""
+        } else {
+            "Bearer"
+        }),
+    );
+    response
+}
+
 fn chance(rate: f64) -> bool {
     rate > 0.0 && rand::thread_rng().gen::<f64>() < rate
 }
@@ -299,23 +318,7 @@ pub(crate) async fn ews_endpoint(
     let signed_in = auth::authenticate(&mut state.lock(), &headers);
     let who = match signed_in {
         Ok(who) => who,
-        Err(e) => {
-            let mut response = html(StatusCode::UNAUTHORIZED, "401 Unauthorized");
-            let h = response.headers_mut();
-            h.append(
-                http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"fake-exchange\""),
-            );
-            h.append(
-                http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(if e == AuthError::BadToken {
-                    "Bearer error=\"invalid_token\""
-                } else {
-                    "Bearer"
-                }),
-            );
-            return line.finish(&state, response, None);
-        }
+        Err(e) => return line.finish(&state, unauthorized(&e), None),
     };
     line.account = Some(who.username.clone());
     let (_account, in_flight) = InFlight::account(&state, &who.username);
@@ -336,6 +339,30 @@ pub(crate) async fn ews_endpoint(
     line.operation = Some(operation.to_owned());
     line.impersonated = header.impersonation.clone();
     let faults = state.faults();
+    let one_shot = state.take_one_shot();
+    match one_shot {
+        Some(OneShotFault::Unauthorized) => {
+            return line.finish(&state, unauthorized(&AuthError::Missing), None)
+        }
+        Some(OneShotFault::Http500) => {
+            return line.finish(
+                &state,
+                html(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error",
+                ),
+                None,
+            )
+        }
+        Some(OneShotFault::Http503) => {
+            return line.finish(
+                &state,
+                html(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable"),
+                None,
+            )
+        }
+        _ => {}
+    }
 
     // Throttling: a back-off still running, the concurrency budget, then the random rate.
     let busy = {
@@ -353,7 +380,10 @@ pub(crate) async fn ews_endpoint(
                 inner.account_stats(&who.username).early_requests += 1;
                 Some(t - now)
             }
-            _ if in_flight > faults.max_concurrency_per_account || chance(faults.throttle_rate) => {
+            _ if in_flight > faults.max_concurrency_per_account
+                || one_shot == Some(OneShotFault::ServerBusy)
+                || chance(faults.throttle_rate) =>
+            {
                 if let Some(a) = inner.account_mut(&who.username) {
                     a.not_before = Some(now + back_off);
                 }
@@ -429,7 +459,8 @@ pub(crate) async fn ews_endpoint(
             )
         }
         Answer::Xml { xml: body, code } => {
-            let body = if chance(faults.malformed_rate) {
+            let body = if one_shot == Some(OneShotFault::Malformed) || chance(faults.malformed_rate)
+            {
                 garble(body)
             } else {
                 body

@@ -706,6 +706,16 @@ impl FakeState {
         Ok(next)
     }
 
+    /// Take the next queued one-shot fault, if any.
+    pub(crate) fn take_one_shot(&self) -> Option<super::OneShotFault> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if faults.fail_next.is_empty() {
+            None
+        } else {
+            Some(faults.fail_next.remove(0))
+        }
+    }
+
     /// Create a login, and its mailbox when an address is given.
     pub fn add_account(&self, new: &NewAccount) -> Result<(), FakeError> {
         let address = new

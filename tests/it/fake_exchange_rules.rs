@@ -1262,3 +1262,76 @@ async fn fake_exchange_serves_tls_with_a_self_signed_certificate() {
         .is_ok());
     fx.fake.shutdown().await;
 }
+
+#[tokio::test]
+async fn fake_exchange_fail_next_queues_one_shot_faults_in_order() {
+    let fx = Fx::start().await;
+    let request = get_folder(r#"<t:DistinguishedFolderId Id="inbox"/>"#);
+    fx.faults(json!({"fail_next": ["http503", "unauthorized", "malformed", "server_busy"], "back_off_ms": 1}))
+        .await;
+    assert_eq!(
+        fx.ews(ANNA, &request).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(fx.ews(ANNA, &request).await.0, StatusCode::UNAUTHORIZED);
+    let (status, body) = fx.ews(ANNA, &request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(matches!(
+        GetFolderResponse::parse(body.as_bytes(), &limits()),
+        Err(EwsError::Malformed { .. })
+    ));
+    let (status, body) = fx.ews(ANNA, &request).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("ErrorServerBusy"));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    fx.ews_ok(ANNA, &request).await;
+    let (_, faults) = fx.api("GET", "/_fake/faults", None).await;
+    assert_eq!(faults["fail_next"], json!([]));
+}
+
+#[test]
+fn fake_exchange_command_serves_a_seed_file_and_prints_its_ews_url() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("seed.json");
+    std::fs::write(
+        &seed,
+        json!({
+            "accounts": [{"address": "anna@contoso.test", "username": "anna", "password": "pw"}],
+            "items": [{"mailbox": "anna@contoso.test", "folder": "tasks", "count": 2}],
+            "faults": {"latency_ms": 1}
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .args(["fake-exchange", "--listen", "127.0.0.1:0", "--seed"])
+        .arg(&seed)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    reader.read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    let base = url.trim_end_matches("/EWS/Exchange.asmx").to_owned();
+    let stats = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::get(format!("{base}/_fake/stats"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    drop(reader);
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert_eq!(stats["mailboxes"]["anna@contoso.test"]["tasks"], 2);
+}
