@@ -1335,3 +1335,54 @@ fn fake_exchange_command_serves_a_seed_file_and_prints_its_ews_url() {
     let stats: Value = serde_json::from_str(&stats).unwrap();
     assert_eq!(stats["mailboxes"]["anna@contoso.test"]["tasks"], 2);
 }
+
+#[tokio::test]
+async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password() {
+    use exsync::ews::ntlm::NtlmCredentials;
+    use exsync::ews::ntlm_http::{NtlmHttpError, NtlmSessionPool};
+    use exsync::ews::transport::{SoapPost, TransportSettings};
+    use secrecy::SecretString;
+
+    for tls in [false, true] {
+        let fx = Fx::start_with(FakeConfig {
+            tls,
+            ..FakeConfig::default()
+        })
+        .await;
+        fx.deliver("anna@contoso.test", json!({"count": 2})).await;
+        let url = url::Url::parse(&fx.fake.ews_url()).unwrap();
+        let settings = TransportSettings {
+            accept_invalid_certs: true,
+            ..TransportSettings::default()
+        };
+        let request = get_folder(r#"<t:DistinguishedFolderId Id="inbox"/>"#);
+        let post = || SoapPost {
+            url: &url,
+            body: request.clone().into_bytes(),
+            operation: "GetFolder",
+            anchor_mailbox: None,
+            authorization: None,
+        };
+        let pool = NtlmSessionPool::new(
+            NtlmCredentials::from_account("CONTOSO\\anna", SecretString::from(ANNA.1)),
+            &settings,
+        );
+        // Two requests: the second reuses the authenticated connection.
+        for _ in 0..2 {
+            let resp = pool.post(post()).await.unwrap();
+            assert_eq!(resp.status, StatusCode::OK);
+            let folder = GetFolderResponse::parse(&resp.body, &limits()).unwrap();
+            assert_eq!(folder.first().unwrap().total_count, Some(2));
+        }
+        let wrong = NtlmSessionPool::new(
+            NtlmCredentials::from_account("anna", SecretString::from("wrong")),
+            &settings,
+        );
+        assert!(matches!(
+            wrong.post(post()).await,
+            Err(NtlmHttpError::Rejected)
+        ));
+        assert_eq!(fx.stats().await["accounts"]["anna"]["failed_logins"], 1);
+        fx.fake.shutdown().await;
+    }
+}
