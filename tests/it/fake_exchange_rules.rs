@@ -288,6 +288,11 @@ async fn fake_exchange_sync_folder_items_pages_across_calls_then_reports_only_ne
             let SyncItemChange::Create(item) = c else {
                 panic!("initial sync reports creates only: {c:?}")
             };
+            assert!(item.base().subject.is_some());
+            assert!(
+                item.base().body.is_none(),
+                "SyncFolderItems returns no Body"
+            );
             seen.push(item.item_id().unwrap().id.clone());
         }
         state = Some(result.sync_state.clone());
@@ -602,6 +607,19 @@ async fn fake_exchange_send_and_save_copy_delivers_to_the_recipient_and_keeps_a_
     assert_eq!(resp.first().unwrap().len(), 1);
     assert_eq!(fx.items("anna@contoso.test", "sentitems").await.len(), 2);
     assert_eq!(fx.items("ben@contoso.test", "inbox").await.len(), 1);
+    // Without MessageDisposition Exchange refuses the message.
+    let body = fx
+        .ews_ok(
+            ANNA,
+            &create_message("SaveOnly", "ben@contoso.test", "")
+                .replace(r#"MessageDisposition="SaveOnly" "#, ""),
+        )
+        .await;
+    let resp = CreateItemResponse::parse(body.as_bytes(), &limits()).unwrap();
+    assert_eq!(
+        resp.messages[0].code.as_str(),
+        "ErrorMessageDispositionRequired"
+    );
 }
 
 #[tokio::test]
