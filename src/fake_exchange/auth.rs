@@ -1,5 +1,6 @@
-//! Who is calling: Basic (user, DOMAIN\user or address) and Bearer tokens from the fake's token
-//! endpoint, the way Exchange answers a failed sign-in (HTTP 401 with `WWW-Authenticate`).
+//! Who is calling: Basic (user, DOMAIN\user or address), Bearer tokens from the fake's token
+//! endpoint, and NTLMv2 (connection-bound, as IIS does it), and the way Exchange answers a
+//! failed sign-in (HTTP 401 with `WWW-Authenticate`).
 //!
 //! Owns credential checks and the `failed_logins` counter; never logs or returns a secret.
 
@@ -11,6 +12,7 @@ use http::HeaderMap;
 use secrecy::ExposeSecret;
 
 use super::state::{AccountKind, Inner};
+use crate::ews::ntlm;
 
 /// Why a request was not signed in (all answered with HTTP 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,7 +29,13 @@ pub(crate) enum AuthError {
     /// Unknown or expired bearer token.
     #[error("invalid bearer token")]
     BadToken,
+    /// An NTLM NEGOTIATE was received: answer 401 with this CHALLENGE message.
+    #[error("NTLM challenge issued")]
+    NtlmChallenge(Vec<u8>),
 }
+
+/// How many NTLM connections are remembered before the oldest are forgotten.
+const MAX_NTLM_CONNECTIONS: usize = 10_000;
 
 /// The signed-in caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,12 +49,28 @@ pub(crate) struct Principal {
 }
 
 /// Check the Authorization header against the accounts; counts failed logins.
-pub(crate) fn authenticate(inner: &mut Inner, headers: &HeaderMap) -> Result<Principal, AuthError> {
-    let value = headers
+/// `connection` identifies the TCP connection (NTLM authenticates connections, not requests).
+pub(crate) fn authenticate(
+    inner: &mut Inner,
+    headers: &HeaderMap,
+    connection: u64,
+) -> Result<Principal, AuthError> {
+    let Some(value) = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or(AuthError::Missing)?;
+    else {
+        // A connection NTLM already authenticated needs no header.
+        let name = inner
+            .ntlm_sessions
+            .get(&connection)
+            .cloned()
+            .ok_or(AuthError::Missing)?;
+        return principal(inner, &name);
+    };
     let (scheme, rest) = value.split_once(' ').ok_or(AuthError::Missing)?;
+    if scheme.eq_ignore_ascii_case("ntlm") || scheme.eq_ignore_ascii_case("negotiate") {
+        return ntlm(inner, value, connection);
+    }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = STANDARD
             .decode(rest.trim())
@@ -92,6 +116,61 @@ pub(crate) fn authenticate(inner: &mut Inner, headers: &HeaderMap) -> Result<Pri
     }
 }
 
+fn principal(inner: &Inner, name: &str) -> Result<Principal, AuthError> {
+    let account = inner.find_login(name).ok_or(AuthError::Wrong)?;
+    if account.expired {
+        return Err(AuthError::Expired);
+    }
+    Ok(Principal {
+        username: account.username.clone(),
+        kind: account.kind,
+        address: account.address.clone(),
+    })
+}
+
+/// One NTLM leg: NEGOTIATE gets a CHALLENGE; AUTHENTICATE is verified (NTLMv2) against the
+/// challenge this connection was sent, and on success the connection is signed in.
+fn ntlm(inner: &mut Inner, value: &str, connection: u64) -> Result<Principal, AuthError> {
+    let token = ntlm::from_authorization(value).ok_or(AuthError::Wrong)?;
+    if let Ok(_negotiate) = ntlm::parse_negotiate(&token) {
+        let challenge = ntlm::random_server_challenge();
+        if inner.ntlm_pending.len() >= MAX_NTLM_CONNECTIONS {
+            inner.ntlm_pending.clear();
+        }
+        inner.ntlm_pending.insert(connection, challenge);
+        inner.ntlm_sessions.remove(&connection);
+        return Err(AuthError::NtlmChallenge(ntlm::challenge_message(
+            challenge,
+            "FAKEEXCHANGE",
+            ntlm::FileTime::now(),
+        )));
+    }
+    let authenticate = ntlm::parse_authenticate(&token).map_err(|_| AuthError::Wrong)?;
+    let challenge = inner
+        .ntlm_pending
+        .remove(&connection)
+        .ok_or(AuthError::Wrong)?;
+    let Some(account) = inner.find_login(&authenticate.user) else {
+        return Err(AuthError::Wrong);
+    };
+    let name = account.username.clone();
+    let verified = account.kind == AccountKind::User
+        && ntlm::verify_ntlmv2(&authenticate, challenge, &account.password);
+    if !verified {
+        inner.account_stats(&name).failed_logins += 1;
+        return Err(AuthError::Wrong);
+    }
+    if account.expired {
+        inner.account_stats(&name).failed_logins += 1;
+        return Err(AuthError::Expired);
+    }
+    if inner.ntlm_sessions.len() >= MAX_NTLM_CONNECTIONS {
+        inner.ntlm_sessions.clear();
+    }
+    inner.ntlm_sessions.insert(connection, name.clone());
+    principal(inner, &name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,16 +200,16 @@ mod tests {
         .unwrap();
         let mut inner = s.lock();
         for login in ["anna", "CONTOSO\\anna", "anna@contoso.test"] {
-            let p = authenticate(&mut inner, &basic(login, "pw")).unwrap();
+            let p = authenticate(&mut inner, &basic(login, "pw"), 1).unwrap();
             assert_eq!(p.username, "anna");
         }
         assert_eq!(
-            authenticate(&mut inner, &basic("anna", "nope")),
+            authenticate(&mut inner, &basic("anna", "nope"), 1),
             Err(AuthError::Wrong)
         );
         assert_eq!(inner.stats.accounts["anna"].failed_logins, 1);
         assert_eq!(
-            authenticate(&mut inner, &HeaderMap::new()),
+            authenticate(&mut inner, &HeaderMap::new(), 1),
             Err(AuthError::Missing)
         );
     }

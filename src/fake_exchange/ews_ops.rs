@@ -227,6 +227,14 @@ fn shaped(item: &Item, shape: &ItemShape) -> Item {
     }
 }
 
+/// FindItem and SyncFolderItems cannot return Body (EWS reference: "SyncFolderItems is similar
+/// to the FindItem operation in that it cannot return properties like Body or Attachments").
+fn summary_shaped(item: &Item, shape: &ItemShape) -> Item {
+    let mut item = shaped(item, shape);
+    item.base_mut().body = None;
+    item
+}
+
 fn display_name(name: DistinguishedFolderName) -> (&'static str, &'static str) {
     match name {
         DistinguishedFolderName::Inbox => ("Inbox", "IPF.Note"),
@@ -396,7 +404,7 @@ fn sync_folder_items(ctx: &Ctx, inner: &mut Inner, r: &SyncFolderItemsRequest) -
             match change {
                 NetChange::Create(n) | NetChange::Update(n) => {
                     let Some(item) = current(n) else { continue };
-                    let item = shaped(item, &r.item_shape);
+                    let item = summary_shaped(item, &r.item_shape);
                     changes.push(if matches!(change, NetChange::Create(_)) {
                         SyncItemChange::Create(item)
                     } else {
@@ -558,7 +566,7 @@ fn find_item(ctx: &Ctx, inner: &mut Inner, r: &FindItemRequest) -> Answer {
                     .iter()
                     .skip(offset)
                     .take(max)
-                    .map(|i| shaped(i, &r.item_shape))
+                    .map(|i| summary_shaped(i, &r.item_shape))
                     .collect();
                 let next = offset + page.len();
                 FindItemResult {
@@ -617,9 +625,13 @@ fn create_one(
     item.base_mut().item_id = None;
     match &mut item {
         Item::Message(m) => {
-            let disposition = r
-                .message_disposition
-                .unwrap_or(MessageDisposition::SaveOnly);
+            // Exchange refuses a message without MessageDisposition.
+            let disposition = r.message_disposition.ok_or_else(|| {
+                err(
+                    ResponseCode::new("ErrorMessageDispositionRequired"),
+                    "MessageDisposition is required for message items.",
+                )
+            })?;
             if disposition == MessageDisposition::SaveOnly {
                 m.is_read.get_or_insert(true);
                 let folder = folder.unwrap_or(DistinguishedFolderName::Drafts);

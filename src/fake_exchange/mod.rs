@@ -13,6 +13,7 @@ pub mod seed;
 mod server;
 pub mod state;
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,6 +75,22 @@ pub enum BusyShape {
     Http503,
 }
 
+/// A one-shot fault for the next EWS request (after sign-in), queued with `fail_next`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OneShotFault {
+    /// ErrorServerBusy with `back_off_ms`, in the current `busy_shape`.
+    ServerBusy,
+    /// A plain HTTP 500 HTML page.
+    Http500,
+    /// A plain HTTP 503.
+    Http503,
+    /// A truncated answer with HTTP 200.
+    Malformed,
+    /// HTTP 401, as if the credentials had just been revoked.
+    Unauthorized,
+}
+
 /// Fault and load injection knobs (`PUT /_fake/faults` updates them partially).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -94,6 +111,8 @@ pub struct Faults {
     pub max_concurrency_per_account: u32,
     /// How ErrorServerBusy is sent.
     pub busy_shape: BusyShape,
+    /// One-shot faults for the next EWS requests, in order (deterministic tests).
+    pub fail_next: Vec<OneShotFault>,
 }
 
 impl Default for Faults {
@@ -107,6 +126,7 @@ impl Default for Faults {
             malformed_rate: 0.0,
             max_concurrency_per_account: 27,
             busy_shape: BusyShape::Fault500,
+            fail_next: Vec::new(),
         }
     }
 }
@@ -131,6 +151,8 @@ pub struct FaultsPatch {
     pub max_concurrency_per_account: Option<u32>,
     /// See [`Faults::busy_shape`].
     pub busy_shape: Option<BusyShape>,
+    /// Replaces [`Faults::fail_next`].
+    pub fail_next: Option<Vec<OneShotFault>>,
 }
 
 impl Faults {
@@ -182,6 +204,9 @@ impl Faults {
         }
         if let Some(v) = patch.busy_shape {
             f.busy_shape = v;
+        }
+        if let Some(v) = &patch.fail_next {
+            f.fail_next = v.clone();
         }
         f.validate()?;
         Ok(f)
@@ -320,11 +345,14 @@ pub async fn run_standalone(
         ..FakeConfig::default()
     })
     .await?;
-    println!("fake Exchange serving EWS at {}", fake.ews_url());
-    println!("control API at {}/_fake/", fake.base_url());
+    // A closed stdout (the reader went away) must not stop the server: ignore write errors.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "fake Exchange serving EWS at {}", fake.ews_url());
+    let _ = writeln!(out, "control API at {}/_fake/", fake.base_url());
     if let Some(pem) = fake.certificate_pem() {
-        println!("self-signed certificate:\n{pem}");
+        let _ = writeln!(out, "self-signed certificate:\n{pem}");
     }
+    let _ = out.flush();
     let _ = tokio::signal::ctrl_c().await;
     fake.shutdown().await;
     Ok(())

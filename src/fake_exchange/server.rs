@@ -17,14 +17,13 @@ use http_body_util::BodyExt;
 use rand::Rng;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, AuthError};
 use super::ews_ops::{self, Answer};
 use super::state::{FakeState, RequestLogEntry};
-use super::{BusyShape, FakeError};
+use super::{BusyShape, FakeError, OneShotFault};
 use crate::ews::ops::{error_response_xml, parse_request};
 use crate::ews::soap::SoapFault;
 use crate::ews::types::ResponseCode;
@@ -50,18 +49,22 @@ pub(crate) async fn serve(
             source,
         })?;
     let addr = listener.local_addr()?;
-    let app = super::routes::router(state);
+    let app = super::routes::router(state).into_make_service_with_connect_info::<ConnId>();
     let stop = shutdown.clone();
     if tls {
         let (config, pem) = tls_config()?;
-        let tls_listener = TlsListener::start(
-            listener,
-            addr,
-            TlsAcceptor::from(Arc::new(config)),
-            shutdown,
-        );
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let connections = Connections::start(listener, addr, shutdown, move |stream| {
+            let acceptor = acceptor.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                    .await
+                    .ok()?
+                    .ok()
+            }
+        });
         let task = tokio::spawn(async move {
-            let _ = axum::serve(tls_listener, app)
+            let _ = axum::serve(connections, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
         });
@@ -71,8 +74,15 @@ pub(crate) async fn serve(
             task,
         })
     } else {
+        let connections =
+            Connections::start(
+                listener,
+                addr,
+                shutdown,
+                |stream| async move { Some(stream) },
+            );
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
+            let _ = axum::serve(connections, app)
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
         });
@@ -103,22 +113,37 @@ fn tls_config() -> Result<(rustls::ServerConfig, String), FakeError> {
     Ok((config, pem))
 }
 
-/// Accepts TCP connections and hands finished TLS handshakes to axum (handshakes run
-/// concurrently, so one slow client cannot block the others).
-struct TlsListener {
-    addr: SocketAddr,
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+/// One accepted connection: the peer and a number never reused, because NTLM authenticates
+/// a connection (a peer port can be reused by a later connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConnId {
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
+    /// Unique per accepted connection.
+    pub(crate) id: u64,
 }
 
-impl TlsListener {
-    fn start(
+/// Accepts TCP connections, prepares them (TLS handshake or nothing) concurrently, and hands
+/// them to axum with a [`ConnId`] (one slow handshake cannot block the others).
+struct Connections<I> {
+    addr: SocketAddr,
+    rx: mpsc::Receiver<(I, ConnId)>,
+}
+
+impl<I: Send + 'static> Connections<I> {
+    fn start<F, Fut>(
         listener: TcpListener,
         addr: SocketAddr,
-        acceptor: TlsAcceptor,
         shutdown: CancellationToken,
-    ) -> Self {
+        prepare: F,
+    ) -> Self
+    where
+        F: Fn(TcpStream) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Option<I>> + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
+            let mut next_id = 0u64;
             loop {
                 let accepted = tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -128,24 +153,27 @@ impl TlsListener {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let acceptor = acceptor.clone();
+                next_id += 1;
+                let conn = ConnId { peer, id: next_id };
+                let ready = prepare(stream);
                 let tx = tx.clone();
                 tokio::spawn(async move {
-                    let handshake =
-                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                    if let Ok(Ok(tls)) = handshake.await {
-                        let _ = tx.send((tls, peer)).await;
+                    if let Some(io) = ready.await {
+                        let _ = tx.send((io, conn)).await;
                     }
                 });
             }
         });
-        TlsListener { addr, rx }
+        Connections { addr, rx }
     }
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
+impl<I> axum::serve::Listener for Connections<I>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Io = I;
+    type Addr = ConnId;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.rx.recv().await {
@@ -155,7 +183,20 @@ impl axum::serve::Listener for TlsListener {
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.addr)
+        Ok(ConnId {
+            peer: self.addr,
+            id: 0,
+        })
+    }
+}
+
+impl<I> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, Connections<I>>>
+    for ConnId
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, Connections<I>>) -> Self {
+        *stream.remote_addr()
     }
 }
 
@@ -237,6 +278,35 @@ fn html(status: StatusCode, title: &str) -> Response {
         .into_response()
 }
 
+/// HTTP 401 with the schemes the fake accepts, as IIS sends it.
+fn unauthorized(e: &AuthError) -> Response {
+    let mut response = html(StatusCode::UNAUTHORIZED, "401 Unauthorized");
+    let h = response.headers_mut();
+    if let AuthError::NtlmChallenge(challenge) = e {
+        if let Ok(v) = HeaderValue::from_str(&crate::ews::ntlm::to_header(challenge)) {
+            h.append(http::header::WWW_AUTHENTICATE, v);
+        }
+        return response;
+    }
+    h.append(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("NTLM"),
+    );
+    h.append(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"fake-exchange\""),
+    );
+    h.append(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(if *e == AuthError::BadToken {
+            "Bearer error=\"invalid_token\""
+        } else {
+            "Bearer"
+        }),
+    );
+    response
+}
+
 fn chance(rate: f64) -> bool {
     rate > 0.0 && rand::thread_rng().gen::<f64>() < rate
 }
@@ -264,6 +334,7 @@ impl LogLine {
 /// POST /EWS/Exchange.asmx.
 pub(crate) async fn ews_endpoint(
     State(state): State<Arc<FakeState>>,
+    axum::extract::ConnectInfo(conn): axum::extract::ConnectInfo<ConnId>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -296,26 +367,10 @@ pub(crate) async fn ews_endpoint(
             )
         }
     };
-    let signed_in = auth::authenticate(&mut state.lock(), &headers);
+    let signed_in = auth::authenticate(&mut state.lock(), &headers, conn.id);
     let who = match signed_in {
         Ok(who) => who,
-        Err(e) => {
-            let mut response = html(StatusCode::UNAUTHORIZED, "401 Unauthorized");
-            let h = response.headers_mut();
-            h.append(
-                http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"fake-exchange\""),
-            );
-            h.append(
-                http::header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(if e == AuthError::BadToken {
-                    "Bearer error=\"invalid_token\""
-                } else {
-                    "Bearer"
-                }),
-            );
-            return line.finish(&state, response, None);
-        }
+        Err(e) => return line.finish(&state, unauthorized(&e), None),
     };
     line.account = Some(who.username.clone());
     let (_account, in_flight) = InFlight::account(&state, &who.username);
@@ -336,6 +391,30 @@ pub(crate) async fn ews_endpoint(
     line.operation = Some(operation.to_owned());
     line.impersonated = header.impersonation.clone();
     let faults = state.faults();
+    let one_shot = state.take_one_shot();
+    match one_shot {
+        Some(OneShotFault::Unauthorized) => {
+            return line.finish(&state, unauthorized(&AuthError::Missing), None)
+        }
+        Some(OneShotFault::Http500) => {
+            return line.finish(
+                &state,
+                html(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 Internal Server Error",
+                ),
+                None,
+            )
+        }
+        Some(OneShotFault::Http503) => {
+            return line.finish(
+                &state,
+                html(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable"),
+                None,
+            )
+        }
+        _ => {}
+    }
 
     // Throttling: a back-off still running, the concurrency budget, then the random rate.
     let busy = {
@@ -353,7 +432,10 @@ pub(crate) async fn ews_endpoint(
                 inner.account_stats(&who.username).early_requests += 1;
                 Some(t - now)
             }
-            _ if in_flight > faults.max_concurrency_per_account || chance(faults.throttle_rate) => {
+            _ if in_flight > faults.max_concurrency_per_account
+                || one_shot == Some(OneShotFault::ServerBusy)
+                || chance(faults.throttle_rate) =>
+            {
                 if let Some(a) = inner.account_mut(&who.username) {
                     a.not_before = Some(now + back_off);
                 }
@@ -429,7 +511,8 @@ pub(crate) async fn ews_endpoint(
             )
         }
         Answer::Xml { xml: body, code } => {
-            let body = if chance(faults.malformed_rate) {
+            let body = if one_shot == Some(OneShotFault::Malformed) || chance(faults.malformed_rate)
+            {
                 garble(body)
             } else {
                 body

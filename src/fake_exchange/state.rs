@@ -282,6 +282,10 @@ pub(crate) struct Inner {
     pub(crate) next_epoch: u64,
     pub(crate) stats: Stats,
     pub(crate) log: VecDeque<RequestLogEntry>,
+    /// NTLM server challenges sent, per connection id, awaiting the AUTHENTICATE message.
+    pub(crate) ntlm_pending: HashMap<u64, [u8; 8]>,
+    /// Connections NTLM has authenticated, and as whom.
+    pub(crate) ntlm_sessions: HashMap<u64, String>,
 }
 
 const REQUEST_LOG_LEN: usize = 1000;
@@ -676,6 +680,8 @@ impl FakeState {
                 next_epoch: u64::from(rng.gen::<u32>()) << 16,
                 stats: Stats::default(),
                 log: VecDeque::new(),
+                ntlm_pending: HashMap::new(),
+                ntlm_sessions: HashMap::new(),
             }),
             faults: Mutex::new(faults),
             max_request_bytes,
@@ -704,6 +710,16 @@ impl FakeState {
         let next = faults.patched(patch)?;
         *faults = next.clone();
         Ok(next)
+    }
+
+    /// Take the next queued one-shot fault, if any.
+    pub(crate) fn take_one_shot(&self) -> Option<super::OneShotFault> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if faults.fail_next.is_empty() {
+            None
+        } else {
+            Some(faults.fail_next.remove(0))
+        }
     }
 
     /// Create a login, and its mailbox when an address is given.

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod ews_schema;
 pub mod world;
 
 use exsync::crypto::{CredentialCipher, CredentialKey};
