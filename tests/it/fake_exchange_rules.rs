@@ -951,7 +951,7 @@ async fn fake_exchange_wrong_or_expired_password_is_401_and_counts_failed_logins
 async fn fake_exchange_throttling_sends_back_off_and_counts_early_requests() {
     let fx = Fx::start().await;
     let request = get_folder(r#"<t:DistinguishedFolderId Id="inbox"/>"#);
-    fx.faults(json!({"throttle_rate": 1.0, "back_off_ms": 400}))
+    fx.faults(json!({"throttle_rate": 1.0, "back_off_ms": 1500}))
         .await;
     let (status, body) = fx.ews(ANNA, &request).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -960,7 +960,7 @@ async fn fake_exchange_throttling_sends_back_off_and_counts_early_requests() {
     else {
         panic!("expected ErrorServerBusy: {body}")
     };
-    assert_eq!(back_off, Duration::from_millis(400));
+    assert_eq!(back_off, Duration::from_millis(1500));
     fx.faults(json!({"throttle_rate": 0.0})).await;
     // Ignoring the back-off is noticed and answered busy again.
     let (status, _) = fx.ews(ANNA, &request).await;
