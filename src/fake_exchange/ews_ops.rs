@@ -954,3 +954,79 @@ fn delete_item(ctx: &Ctx, inner: &mut Inner, r: &DeleteItemRequest) -> Answer {
         code,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ews::types::{Contact, ItemBase};
+
+    fn message(subject: &str, received: &str, imid: &str) -> Item {
+        Item::Message(Message {
+            base: ItemBase {
+                subject: Some(subject.into()),
+                date_time_received: Some(received.parse().unwrap()),
+                ..ItemBase::default()
+            },
+            internet_message_id: Some(imid.into()),
+            is_read: Some(false),
+            ..Message::default()
+        })
+    }
+
+    #[test]
+    fn restrictions_compare_dates_as_dates_and_strings_case_insensitively() {
+        let m = message("Order 42", "2026-11-02T10:00:00Z", "<A@x>");
+        let eq = |f: FieldUri, v: &str| Restriction::IsEqualTo(f, v.into());
+        assert!(matches(&m, &eq(FieldUri::INTERNET_MESSAGE_ID, "<a@X>")));
+        assert!(!matches(&m, &eq(FieldUri::INTERNET_MESSAGE_ID, "<b@x>")));
+        let after = Restriction::IsGreaterThan(
+            FieldUri::DATE_TIME_RECEIVED,
+            "2026-11-02T09:59:59+00:00".into(),
+        );
+        let before =
+            Restriction::IsLessThan(FieldUri::DATE_TIME_RECEIVED, "2026-11-01T00:00:00Z".into());
+        assert!(matches(&m, &after));
+        assert!(!matches(&m, &before));
+        assert!(matches(
+            &m,
+            &Restriction::Or(vec![before.clone(), after.clone()])
+        ));
+        assert!(!matches(&m, &Restriction::And(vec![before, after])));
+        // A field the item kind does not have never matches.
+        assert!(!matches(&m, &eq(FieldUri::new("calendar:Location"), "x")));
+    }
+
+    #[test]
+    fn set_and_delete_item_fields_follow_the_item_kind() {
+        let mut m = message("old", "2026-11-02T10:00:00Z", "<a@x>");
+        let source = message("new", "2026-11-02T10:00:00Z", "<a@x>");
+        set_field(&mut m, Some(&source), &FieldUri::SUBJECT).unwrap();
+        assert_eq!(m.base().subject.as_deref(), Some("new"));
+        set_field(&mut m, None, &FieldUri::SUBJECT).unwrap();
+        assert_eq!(m.base().subject, None);
+        let err = set_field(&mut m, None, &FieldUri::new("calendar:Start")).unwrap_err();
+        assert_eq!(err.0, ResponseCode::ERROR_INVALID_PROPERTY_SET);
+
+        let mut c = Item::Contact(Contact {
+            email_addresses: vec![
+                ("EmailAddress1".into(), "a@x".into()),
+                ("EmailAddress2".into(), "b@x".into()),
+            ],
+            ..Contact::default()
+        });
+        let src = Item::Contact(Contact {
+            email_addresses: vec![("EmailAddress2".into(), "c@x".into())],
+            ..Contact::default()
+        });
+        let field = FieldUri::indexed("contacts:EmailAddress", "EmailAddress2");
+        set_field(&mut c, Some(&src), &field).unwrap();
+        let Item::Contact(contact) = &c else { panic!() };
+        assert!(contact
+            .email_addresses
+            .contains(&("EmailAddress2".into(), "c@x".into())));
+        assert_eq!(contact.email_addresses.len(), 2);
+        set_field(&mut c, None, &field).unwrap();
+        let Item::Contact(contact) = &c else { panic!() };
+        assert_eq!(contact.email_addresses.len(), 1);
+    }
+}

@@ -951,7 +951,7 @@ async fn fake_exchange_wrong_or_expired_password_is_401_and_counts_failed_logins
 async fn fake_exchange_throttling_sends_back_off_and_counts_early_requests() {
     let fx = Fx::start().await;
     let request = get_folder(r#"<t:DistinguishedFolderId Id="inbox"/>"#);
-    fx.faults(json!({"throttle_rate": 1.0, "back_off_ms": 400}))
+    fx.faults(json!({"throttle_rate": 1.0, "back_off_ms": 1500}))
         .await;
     let (status, body) = fx.ews(ANNA, &request).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -960,7 +960,7 @@ async fn fake_exchange_throttling_sends_back_off_and_counts_early_requests() {
     else {
         panic!("expected ErrorServerBusy: {body}")
     };
-    assert_eq!(back_off, Duration::from_millis(400));
+    assert_eq!(back_off, Duration::from_millis(1500));
     fx.faults(json!({"throttle_rate": 0.0})).await;
     // Ignoring the back-off is noticed and answered busy again.
     let (status, _) = fx.ews(ANNA, &request).await;
@@ -1403,4 +1403,79 @@ async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password()
         assert_eq!(fx.stats().await["accounts"]["anna"]["failed_logins"], 1);
         fx.fake.shutdown().await;
     }
+}
+
+#[tokio::test]
+async fn fake_exchange_agrees_with_exsyncs_oauth_client_and_codec_requests() {
+    use exsync::ews::oauth::{OAuthApp, TokenSource};
+    use exsync::ews::ops::{GetFolderRequest, MaxChangesReturned, SyncFolderItemsRequest};
+    use exsync::ews::soap::{ExchangeVersion, RequestHeader};
+    use exsync::ews::transport::{SoapPost, Transport, TransportSettings};
+    use exsync::ews::types::{BaseFolderId, BaseShape, DistinguishedFolderName, ItemShape};
+    use secrecy::{ExposeSecret, SecretString};
+
+    let fx = Fx::start().await;
+    fx.deliver("ben@contoso.test", json!({"count": 3})).await;
+    fx.api(
+        "POST",
+        "/_fake/apps",
+        Some(json!({"client_id": "app-2", "client_secret": "pw", "impersonate": ["ben@contoso.test"]})),
+    )
+    .await;
+    let transport = Transport::new(TransportSettings::default()).unwrap();
+    let tokens = TokenSource::new(OAuthApp {
+        token_url: url::Url::parse(&fx.fake.token_url()).unwrap(),
+        client_id: "app-2".into(),
+        client_secret: SecretString::from("pw"),
+        scope: "https://outlook.office365.com/.default".into(),
+    });
+    let token = tokens.token(&transport).await.unwrap();
+    let url = url::Url::parse(&fx.fake.ews_url()).unwrap();
+    let inbox = BaseFolderId::distinguished(DistinguishedFolderName::Inbox);
+    let header = RequestHeader::impersonating(ExchangeVersion::Exchange2013Sp1, "ben@contoso.test");
+    let post = |body: String, operation: &'static str| SoapPost {
+        url: &url,
+        body: body.into_bytes(),
+        operation,
+        anchor_mailbox: Some("ben@contoso.test"),
+        authorization: Some(
+            http::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).unwrap(),
+        ),
+    };
+    let folder = GetFolderRequest {
+        folder_shape: BaseShape::Default,
+        folder_ids: vec![inbox.clone()],
+    }
+    .to_xml(&header);
+    let resp = transport.post(post(folder, "GetFolder")).await.unwrap();
+    let parsed = GetFolderResponse::parse(&resp.body, &limits()).unwrap();
+    assert_eq!(parsed.first().unwrap().total_count, Some(3));
+
+    let sync = SyncFolderItemsRequest {
+        item_shape: ItemShape::new(BaseShape::IdOnly),
+        sync_folder_id: inbox,
+        sync_state: None,
+        ignore: vec![],
+        max_changes_returned: MaxChangesReturned::new(2).unwrap(),
+        sync_scope: None,
+    };
+    let resp = transport
+        .post(post(sync.to_xml(&header), "SyncFolderItems"))
+        .await
+        .unwrap();
+    let page = SyncFolderItemsResponse::parse(&resp.body, &limits()).unwrap();
+    let page = page.first().unwrap();
+    assert_eq!(page.changes.len(), 2);
+    assert!(!page.includes_last_item_in_range);
+
+    // The app may impersonate ben only.
+    let other = RequestHeader::impersonating(ExchangeVersion::Exchange2013Sp1, "anna@contoso.test");
+    let resp = transport
+        .post(post(sync.to_xml(&other), "SyncFolderItems"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        SyncFolderItemsResponse::parse(&resp.body, &limits()),
+        Err(EwsError::ImpersonationDenied { .. })
+    ));
 }
