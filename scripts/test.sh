@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs exsync's whole test suite: makes sure Postgres is up and the EWS schema checker's
-# Python dependency is present, then `cargo test`. Extra arguments go to `cargo test`.
+# Python dependency is present, then `cargo test`, then scans the
+# logs the suite captured for secrets (scripts/scan-logs.sh). Extra arguments go to `cargo test`
+# (and skip the scan).
 # Each test gets its own fresh database on the server named by DATABASE_URL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +23,9 @@ if [ -d "${EXSYNC_EWS_SCHEMA:-../shared/ews-schema}" ] && ! python3 -c 'import l
   python3 -m pip install --quiet lxml >&2 || echo "warning: could not install lxml; schema checks will be skipped" >&2
 fi
 
-exec cargo test "$@"
+# Logs the suite writes (tests/it/support/world.rs) are scanned for secrets afterwards.
+rm -rf "${CARGO_TARGET_DIR:-target}/tmp/test-logs"
+cargo test "$@"
+if [ $# -eq 0 ]; then
+  scripts/scan-logs.sh
+fi

@@ -14,6 +14,24 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Every test's logs (exsync at debug, payload logging included where a mailbox enables it)
+/// go as JSON lines to `$CARGO_TARGET_TMPDIR/test-logs/it-<pid>.jsonl`; `scripts/test.sh`
+/// scans them for secrets after the suite (`scripts/scan-logs.sh`).
+pub fn capture_suite_logs() {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-logs");
+        std::fs::create_dir_all(&dir).expect("log dir");
+        let file = std::fs::File::create(dir.join(format!("it-{}.jsonl", std::process::id())))
+            .expect("log file");
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("exsync=debug,warn"))
+            .with(exsync::telemetry::json_layer(std::sync::Mutex::new(file)));
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
 /// Settings tuned so tests run in seconds: short ticks, backoffs and slow retries.
 pub fn fast_settings() -> Settings {
     let mut s = Settings::default();
@@ -54,6 +72,7 @@ impl World {
 
     /// A world with the given settings.
     pub async fn with_settings(pool: PgPool, settings: Settings) -> World {
+        capture_suite_logs();
         let fake = FakeExchange::start(FakeConfig::default())
             .await
             .expect("start the fake Exchange");
