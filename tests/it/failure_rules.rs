@@ -115,7 +115,7 @@ async fn a_process_killed_mid_pass_loses_nothing_and_sends_nothing_twice(pool: P
             exsync::store::outgoing::enqueue(
                 &world.store,
                 from,
-                &[to.clone()],
+                std::slice::from_ref(&to),
                 &[],
                 &format!("kill test {n}"),
                 "body",
