@@ -142,6 +142,15 @@ process_email_received_after = 2026-05-01T00:00:00Z
             .await,
         2 + 5
     );
+    // The watermark is the newest mail imported.
+    assert_eq!(
+        world
+            .count(
+                "SELECT count(*) FROM mailboxes WHERE incoming_watermark = '2026-06-01T00:00:00Z'"
+            )
+            .await,
+        2
+    );
 }
 
 #[sqlx::test]
@@ -584,4 +593,69 @@ async fn an_outage_disables_after_the_failure_limit_and_heals_without_manual_act
             .await,
         1
     );
+}
+
+#[sqlx::test]
+async fn a_conflict_is_won_by_the_side_changed_last(pool: PgPool) {
+    let world = contoso(pool).await;
+    world.create_items("alice@contoso.test", "tasks", 1).await;
+    world.pass("alice@contoso.test").await;
+    let items = world
+        .fake_get("/_fake/mailboxes/alice@contoso.test/items?folder=tasks")
+        .await;
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+
+    // Database first, Exchange later: Exchange's version wins and overwrites the row.
+    sqlx::query("UPDATE tasks SET subject = 'edited in the database'")
+        .execute(world.store.pool())
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    world
+        .fake(
+            reqwest::Method::PATCH,
+            &format!("/_fake/mailboxes/alice@contoso.test/items/{id}"),
+            Some(json!({"subject": "edited in Outlook"})),
+        )
+        .await;
+    world.pass("alice@contoso.test").await;
+    let subject: String = sqlx::query_scalar("SELECT subject FROM tasks")
+        .fetch_one(world.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(subject, "edited in Outlook");
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM tasks WHERE version = synced_version")
+            .await,
+        1
+    );
+
+    // Exchange first, database later: the database's version is written over the newer key.
+    world
+        .fake(
+            reqwest::Method::PATCH,
+            &format!("/_fake/mailboxes/alice@contoso.test/items/{id}"),
+            Some(json!({"subject": "edited in Outlook again"})),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    sqlx::query("UPDATE tasks SET subject = 'edited in the database last'")
+        .execute(world.store.pool())
+        .await
+        .unwrap();
+    world.pass("alice@contoso.test").await;
+    let items = world
+        .fake_get("/_fake/mailboxes/alice@contoso.test/items?folder=tasks")
+        .await;
+    assert_eq!(
+        items[0]["subject"],
+        json!("edited in the database last"),
+        "{items}"
+    );
+    let subject: String = sqlx::query_scalar("SELECT subject FROM tasks")
+        .fetch_one(world.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(subject, "edited in the database last");
 }

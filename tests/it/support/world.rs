@@ -129,7 +129,8 @@ impl World {
         .expect("apply");
     }
 
-    async fn fake(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// Any request to the fake's control API (asserts success; JSON answer or null).
+    pub async fn fake(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let url = format!("{}{}", self.fake.base_url(), path);
         let mut request = self.http.request(method.clone(), &url);
         if let Some(body) = body {
