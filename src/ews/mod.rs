@@ -5,10 +5,12 @@
 //! or `sync`.
 
 pub mod error;
+pub mod fuzz;
 pub mod ntlm;
 pub mod ntlm_http;
 pub mod oauth;
 pub mod ops;
+pub mod samples;
 pub mod soap;
 pub mod transport;
 pub mod types;
