@@ -12,6 +12,10 @@ use super::types::ResponseCode;
 /// Back-off assumed when Exchange says "busy" without saying for how long.
 pub const DEFAULT_BACK_OFF: Duration = Duration::from_secs(30);
 
+/// Longest back-off believed from a reply: a garbage `BackOffMilliseconds` (e.g. 2^64-1) must
+/// not park a mailbox for centuries or overflow `Instant + back_off` in the caller.
+pub const MAX_BACK_OFF: Duration = Duration::from_secs(60 * 60);
+
 /// Longest excerpt of remote data an error carries.
 const EXCERPT_CHARS: usize = 200;
 
@@ -303,6 +307,44 @@ mod tests {
             super::super::soap::SoapFault::server_busy(Duration::from_millis(2500)).to_xml();
         let err = EwsError::from_http_status(500, fault.as_bytes());
         assert!(matches!(err, EwsError::ServerBusy { back_off } if back_off.as_millis() == 2500));
+    }
+
+    #[test]
+    fn bodies_that_are_not_soap_are_judged_by_the_status_alone() {
+        // A load balancer's HTML page, a JSON error, plain text: never parsed into anything else.
+        for body in [
+            &b"<html><head><title>503 Service Unavailable</title></head></html>"[..],
+            b"{\"error\":\"unavailable\"}",
+            b"Service Unavailable",
+            b"\xFF\xFE\x00<",
+        ] {
+            assert!(matches!(
+                EwsError::from_http_status(503, body),
+                EwsError::ServerBusy { back_off } if back_off == DEFAULT_BACK_OFF
+            ));
+            assert!(matches!(
+                EwsError::from_http_status(500, body),
+                EwsError::Http { status: 500 }
+            ));
+            assert!(matches!(
+                EwsError::from_http_status(200, body),
+                EwsError::Http { status: 200 }
+            ));
+        }
+        // A fault beyond the 1 MiB sniffing limit is not parsed either.
+        let mut huge =
+            super::super::soap::SoapFault::server_busy(Duration::from_millis(7)).to_xml();
+        huge.push_str(&" ".repeat(1024 * 1024));
+        assert!(matches!(
+            EwsError::from_http_status(500, huge.as_bytes()),
+            EwsError::Http { status: 500 }
+        ));
+        // 401 wins over any body.
+        let fault = super::super::soap::SoapFault::server_busy(Duration::from_millis(7)).to_xml();
+        assert!(matches!(
+            EwsError::from_http_status(401, fault.as_bytes()),
+            EwsError::Unauthorized
+        ));
     }
 
     #[test]

@@ -6,10 +6,12 @@
 
 pub mod client;
 pub mod error;
+pub mod fuzz;
 pub mod ntlm;
 pub mod ntlm_http;
 pub mod oauth;
 pub mod ops;
+pub mod samples;
 pub mod soap;
 pub mod transport;
 pub mod types;

@@ -287,12 +287,12 @@ pub(crate) fn message_xml_value<'a>(message_xml: &'a Element, name: &str) -> Opt
     None
 }
 
-/// `BackOffMilliseconds` from a MessageXml element.
+/// `BackOffMilliseconds` from a MessageXml element, capped at [`super::error::MAX_BACK_OFF`].
 pub(crate) fn back_off_from(message_xml: Option<&Element>) -> Option<Duration> {
     message_xml
         .and_then(|m| message_xml_value(m, "BackOffMilliseconds"))
         .and_then(|v| v.parse::<u64>().ok())
-        .map(Duration::from_millis)
+        .map(|ms| Duration::from_millis(ms).min(super::error::MAX_BACK_OFF))
 }
 
 /// Write `MessageXml` with the back-off, the way Exchange reports throttling.
@@ -517,6 +517,46 @@ mod tests {
             assert_eq!(v.as_str(), s);
         }
         assert!("Exchange2099".parse::<ExchangeVersion>().is_err());
+    }
+
+    #[test]
+    fn garbage_back_off_means_the_default_and_absurd_ones_are_capped() {
+        let busy = SoapFault::server_busy(Duration::from_millis(1234)).to_xml();
+        for garbage in ["-5", "abc", "", "1e9", "0x10", "99999999999999999999999"] {
+            let xml = busy.replace(">1234<", &format!(">{garbage}<"));
+            let fault = parse_envelope(xml.as_bytes(), &XmlLimits::default())
+                .unwrap()
+                .fault()
+                .unwrap();
+            assert_eq!(fault.back_off, None, "{garbage}");
+            assert!(matches!(
+                fault.into_error(),
+                EwsError::ServerBusy { back_off } if back_off == crate::ews::error::DEFAULT_BACK_OFF
+            ));
+        }
+        let xml = busy.replace(">1234<", ">18446744073709551615<");
+        let fault = parse_envelope(xml.as_bytes(), &XmlLimits::default())
+            .unwrap()
+            .fault()
+            .unwrap();
+        assert_eq!(fault.back_off, Some(crate::ews::error::MAX_BACK_OFF));
+        let xml = busy.replace(">1234<", ">  42  <");
+        let fault = parse_envelope(xml.as_bytes(), &XmlLimits::default())
+            .unwrap()
+            .fault()
+            .unwrap();
+        assert_eq!(fault.back_off, Some(Duration::from_millis(42)));
+    }
+
+    #[test]
+    fn soap_1_2_envelopes_are_not_read_as_soap_1_1() {
+        let xml = SoapFault::server_busy(Duration::from_millis(5))
+            .to_xml()
+            .replace(SOAP_NS, "http://www.w3.org/2003/05/soap-envelope");
+        assert!(matches!(
+            parse_envelope(xml.as_bytes(), &XmlLimits::default()),
+            Err(SoapError::NotEnvelope(_))
+        ));
     }
 
     #[test]

@@ -207,9 +207,10 @@ pub fn parse(input: &[u8], limits: &XmlLimits) -> Result<Element, XmlError> {
                     ResolveResult::Bound(ns) => String::from_utf8_lossy(ns.as_ref()).into_owned(),
                     ResolveResult::Unbound => String::new(),
                     ResolveResult::Unknown(prefix) => {
+                        // Bounded: the prefix is remote data and may be arbitrarily long.
                         return Err(XmlError::UnknownPrefix(
-                            String::from_utf8_lossy(&prefix).into_owned(),
-                        ))
+                            String::from_utf8_lossy(&prefix).chars().take(200).collect(),
+                        ));
                     }
                 };
                 let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
@@ -501,6 +502,61 @@ mod tests {
         assert!(p("<a></b>").is_err());
         assert_eq!(p("<a/><b/>"), Err(XmlError::TrailingContent));
         assert!(matches!(p("<x:a/>"), Err(XmlError::UnknownPrefix(_))));
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_before_any_expansion() {
+        let mut doc = String::from(r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "lol">"#);
+        for i in 1..10 {
+            doc.push_str(&format!("<!ENTITY a{i} \"{}\">", "&a;".repeat(10)));
+        }
+        doc.push_str("]><l>&a9;</l>");
+        assert_eq!(p(&doc), Err(XmlError::Doctype));
+        // Without the DOCTYPE the reference is simply unknown.
+        assert!(matches!(p("<l>&a9;</l>"), Err(XmlError::Entity(_))));
+    }
+
+    #[test]
+    fn entities_in_attributes_are_refused_like_in_text() {
+        assert!(matches!(p(r#"<r a="&x;"/>"#), Err(XmlError::Entity(_))));
+    }
+
+    #[test]
+    fn utf16_and_overlong_utf8_are_refused() {
+        assert!(matches!(
+            parse(b"\xFF\xFE<\x00r\x00/\x00>\x00", &XmlLimits::default()),
+            Err(XmlError::InvalidUtf8 { position: 0 })
+        ));
+        assert!(matches!(
+            parse(b"<r>\xC0\xAF</r>", &XmlLimits::default()),
+            Err(XmlError::InvalidUtf8 { position: 3 })
+        ));
+    }
+
+    #[test]
+    fn a_huge_attribute_within_the_size_limit_is_read_and_one_beyond_it_refused() {
+        let doc = format!(r#"<r a="{}"/>"#, "A".repeat(1024 * 1024));
+        assert_eq!(p(&doc).unwrap().attr("a").map(str::len), Some(1024 * 1024));
+        let limits = XmlLimits {
+            max_bytes: 1024 * 1024,
+            ..XmlLimits::default()
+        };
+        assert!(matches!(
+            parse(doc.as_bytes(), &limits),
+            Err(XmlError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn an_enormous_prefix_is_reported_bounded() {
+        let doc = format!("<{}:r/>", "p".repeat(100_000));
+        let err = p(&doc).unwrap_err();
+        assert!(matches!(err, XmlError::UnknownPrefix(_)));
+        assert!(
+            err.to_string().chars().count() <= 300,
+            "{}",
+            err.to_string().len()
+        );
     }
 
     #[test]

@@ -324,3 +324,42 @@ async fn a_queued_email_is_claimed_once_and_its_retry_knows_it_may_have_been_sen
         .unwrap();
     assert!(second[0].may_have_been_sent());
 }
+
+#[sqlx::test]
+async fn a_page_mixing_repeated_and_missing_message_ids_stores_every_copy_once(pool: PgPool) {
+    let (store, profile) = org(&pool).await;
+    let claim = scheduling::claim_due(&store, profile, "a", LEASE, 1, RETRY)
+        .await
+        .unwrap()
+        .remove(0);
+    let mut without_id = message("item-c", "unused");
+    without_id.internet_message_id = None;
+    let mut also_without = message("item-d", "unused");
+    also_without.internet_message_id = None;
+    let page = EmailPage {
+        emails: vec![
+            message("item-a", "<same@fabrikam.test>"),
+            message("item-b", "<same@fabrikam.test>"),
+            without_id,
+            also_without,
+        ],
+        sync_state: Some("S1".to_owned()),
+        ..EmailPage::default()
+    };
+    let outcome = emails::write_page(&store, claim.row.id, claim.lease_token, "inbox", &page, 5)
+        .await
+        .unwrap();
+    assert_eq!((outcome.imported, outcome.already_present), (4, 0));
+    let (messages, copies, linked): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM emails), (SELECT count(*) FROM email_copies),
+                (SELECT count(DISTINCT email_id) FROM email_copies)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((messages, copies, linked), (3, 4, 3));
+    let again = emails::write_page(&store, claim.row.id, claim.lease_token, "inbox", &page, 5)
+        .await
+        .unwrap();
+    assert_eq!((again.imported, again.already_present), (0, 4));
+}
