@@ -167,6 +167,16 @@ impl SyncEngine {
         &self.cipher
     }
 
+    /// The EWS clients of the daemon (operator tools derive fresh caches from it).
+    pub fn clients(&self) -> &ClientCache {
+        &self.clients
+    }
+
+    /// The `[sync]` settings in force.
+    pub fn sync_settings(&self) -> &SyncSettings {
+        &self.sync
+    }
+
     /// The scheduler settings in force.
     pub fn scheduler_settings(&self) -> &SchedulerSettings {
         &self.scheduler
