@@ -385,7 +385,7 @@ pub async fn explain(
             credentials: None,
             access: None,
             next_due_at,
-            backoff_seconds: (failures > 0 && next_due_at > now)
+            backoff_seconds: ((failures > 0 || status == "failure") && next_due_at > now)
                 .then(|| (next_due_at - now).num_seconds()),
             consecutive_failures: failures,
         };
@@ -428,6 +428,16 @@ pub async fn explain(
         } else if failures > 0 {
             w.state = WorkloadState::BackingOff;
             w.why = format!("{failures} consecutive failure(s); retrying with backoff, {due}");
+        } else if status == "failure" && next_due_at > now {
+            // Throttling is not counted as a failure: the run waits what Exchange asked.
+            w.state = WorkloadState::BackingOff;
+            w.why = format!(
+                "the last run failed ({}); waiting as Exchange asked, {due}",
+                out.last_error
+                    .as_ref()
+                    .map(|e| e.code.as_str())
+                    .unwrap_or("see the last error")
+            );
         } else if out.lease_owner.is_some() {
             w.state = WorkloadState::Running;
             w.why = format!(
