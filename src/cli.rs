@@ -130,6 +130,13 @@ pub enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Re-encrypt every stored secret with the current credential key (after setting the new
+    /// key as `credential_key_file` and the old one as `previous_credential_key_file`).
+    RotateKey {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the fake Exchange (EWS at /EWS/Exchange.asmx, control API under /_fake/) until ctrl-c.
     FakeExchange {
         /// Address to listen on.
@@ -335,6 +342,25 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 println!("{}", serde_json::to_string_pretty(&explanation)?);
             } else {
                 print!("{explanation}");
+            }
+        }
+        Command::RotateKey { json } => {
+            let cipher = CredentialCipher::from_settings(&settings.security)?;
+            let store = connect(&settings).await?;
+            ensure_migrated(&store).await?;
+            let report = store::secrets::reencrypt_all(&store, &cipher).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "re-encrypted {} secret(s) with key {}; {} already used it",
+                    report.reencrypted,
+                    cipher.current_key_id(),
+                    report.already_current
+                );
+                if settings.security.previous_credential_key_file.is_some() {
+                    println!("every secret now uses the current key: remove previous_credential_key_file and restart");
+                }
             }
         }
         Command::Healthcheck { url } => return healthcheck(&settings, url).await,

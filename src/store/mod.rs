@@ -11,6 +11,7 @@ pub mod outgoing;
 pub mod profiles;
 mod report;
 pub mod scheduling;
+pub mod secrets;
 
 pub use mailboxes::{MailboxRow, MAILBOX_COLUMNS};
 pub use profiles::{ProfileRow, PROFILE_COLUMNS};

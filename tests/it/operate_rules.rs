@@ -769,3 +769,42 @@ async fn log_lines_are_json_with_ids_inside_a_pass_one_summary_and_no_secret(poo
         assert!(!text.contains(secret), "a secret leaked into the logs");
     }
 }
+
+// ------------------------------------------------------------------------------ key rotation
+
+#[sqlx::test]
+async fn rotate_key_rewrites_every_secret_under_the_new_key_and_is_idempotent(pool: PgPool) {
+    use exsync::crypto::{CredentialCipher, CredentialKey};
+    let world = contoso(pool).await;
+    let old = || CredentialKey::parse(&world.key_text, "old").unwrap();
+    let new_text = {
+        use secrecy::ExposeSecret;
+        CredentialKey::generate()
+            .to_base64()
+            .expose_secret()
+            .to_owned()
+    };
+    let new = || CredentialKey::parse(&new_text, "new").unwrap();
+    let rotating = CredentialCipher::with_previous(new(), old());
+    let report = exsync::store::secrets::reencrypt_all(&world.store, &rotating)
+        .await
+        .unwrap();
+    assert_eq!(report.reencrypted, 1, "the profile's password");
+    // The new key alone now reads every secret; the old key alone reads none.
+    let rows = exsync::store::profiles::list_rows(&world.store)
+        .await
+        .unwrap();
+    let profile = rows[0]
+        .clone()
+        .into_profile(&CredentialCipher::new(new()))
+        .unwrap();
+    assert_eq!(profile.name, "Contoso");
+    assert!(rows[0]
+        .clone()
+        .into_profile(&CredentialCipher::new(old()))
+        .is_err());
+    let again = exsync::store::secrets::reencrypt_all(&world.store, &rotating)
+        .await
+        .unwrap();
+    assert_eq!((again.reencrypted, again.already_current), (0, 1));
+}
