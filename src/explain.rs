@@ -49,6 +49,22 @@ pub enum WorkloadState {
     Scheduled,
 }
 
+impl WorkloadState {
+    /// The snake_case name (as in `--json`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadState::Off => "off",
+            WorkloadState::ProfileDisabled => "profile_disabled",
+            WorkloadState::Refused => "refused",
+            WorkloadState::CredentialBlocked => "credential_blocked",
+            WorkloadState::Paused => "paused",
+            WorkloadState::BackingOff => "backing_off",
+            WorkloadState::Running => "running",
+            WorkloadState::Scheduled => "scheduled",
+        }
+    }
+}
+
 /// One workload, explained.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkloadExplanation {
@@ -678,7 +694,7 @@ impl std::fmt::Display for Explanation {
                 f,
                 "  {:<9} {:<17} status {:<8} failures {}{}  {}",
                 w.workload.as_str(),
-                format!("{:?}", w.state).to_lowercase(),
+                w.state.as_str(),
                 w.status,
                 w.consecutive_failures,
                 w.backoff_seconds

@@ -415,6 +415,7 @@ async fn explain_shows_repeated_failures_with_their_backoff_and_next_retry(pool:
     let mut settings = crate::support::world::fast_settings();
     settings.scheduler.backoff_initial = Duration::from_secs(60);
     settings.scheduler.backoff_max = Duration::from_secs(600);
+    settings.scheduler.max_consecutive_failures = 2;
     let world = World::with_settings(pool, settings).await;
     world
         .mailbox("alice@contoso.test", "alice", "Alice-Pw1!")
@@ -441,6 +442,22 @@ async fn explain_shows_repeated_failures_with_their_backoff_and_next_retry(pool:
         assert!(w.next_due_at > chrono::Utc::now());
     }
     assert!(e.last_error.is_some(), "{e}");
+    assert!(e.to_string().contains("backing_off"), "{e}");
+
+    // A second failure in a row reaches the limit: paused, retried slowly.
+    world.faults(json!({"http_500_rate": 1.0})).await;
+    world.pass("alice@contoso.test").await;
+    let e = explained(&world, "alice@contoso.test", None).await;
+    let incoming = e.workload(Workload::Incoming).unwrap();
+    assert_eq!(incoming.state, WorkloadState::Paused, "{e}");
+    assert_eq!(incoming.code.as_deref(), Some("workload.too_many_failures"));
+    assert_eq!(incoming.consecutive_failures, 2);
+    let retry = world.settings.scheduler.outage_retry_interval.as_secs() as i64;
+    assert!(incoming.backoff_seconds.is_some_and(|s| s <= retry), "{e}");
+    assert!(e
+        .open_alerts
+        .iter()
+        .any(|a| a.code == "workload.too_many_failures" && a.level == "error"));
 }
 
 #[sqlx::test]
