@@ -282,7 +282,7 @@ async fn test_profile_tests_every_mailbox_within_the_profile_connection_limit(po
     let mut text = ORG.to_owned();
     for address in &addresses {
         let user = address.split('@').next().unwrap();
-        world.mailbox(address, user, "Pw-1!").await;
+        world.mailbox(address, user, "Mbox-Pw1!").await;
         text.push_str(&format!(
             "\n[[mailbox]]\naddress = \"{address}\"\nprofile = \"Contoso\"\napproval = \"approved\"\n"
         ));
