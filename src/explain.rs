@@ -10,7 +10,8 @@ use crate::config::SchedulerSettings;
 use crate::crypto::CredentialCipher;
 use crate::domain::rules::{effective_process_from, EffectiveProcessFrom, ProcessFromSource};
 use crate::domain::{AlertTarget, MailboxId, ProfileId, SyncMethod, Workload};
-use crate::store::{alerts, MailboxRow, Store, StoreError, MAILBOX_COLUMNS};
+use crate::store::operate::{self, FailureRecord, OutgoingRecord, SkippedRecord, WorkloadHealth};
+use crate::store::{alerts, Store, StoreError};
 use crate::sync::plan::{connection_for, Access, CredentialSource};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -241,57 +242,6 @@ impl Explanation {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Health {
-    incoming_status: String,
-    outgoing_status: String,
-    act_status: String,
-    incoming_next_due_at: DateTime<Utc>,
-    outgoing_next_due_at: DateTime<Utc>,
-    act_next_due_at: DateTime<Utc>,
-    incoming_failures: i32,
-    outgoing_failures: i32,
-    act_failures: i32,
-    incoming_blocked_code: Option<String>,
-    outgoing_blocked_code: Option<String>,
-    act_blocked_code: Option<String>,
-    lease_owner: Option<String>,
-    lease_live: bool,
-    credentials_blocked_reason: Option<String>,
-    profile_credentials_blocked_reason: Option<String>,
-    last_error_code: Option<String>,
-    last_error_text: Option<String>,
-    last_error_workload: Option<String>,
-    last_error_at: Option<DateTime<Utc>>,
-    last_successful_sync: Option<DateTime<Utc>>,
-    incoming_watermark: Option<DateTime<Utc>>,
-}
-
-impl Health {
-    fn of(&self, w: Workload) -> (&str, DateTime<Utc>, i32, Option<&str>) {
-        match w {
-            Workload::Incoming => (
-                &self.incoming_status,
-                self.incoming_next_due_at,
-                self.incoming_failures,
-                self.incoming_blocked_code.as_deref(),
-            ),
-            Workload::Outgoing => (
-                &self.outgoing_status,
-                self.outgoing_next_due_at,
-                self.outgoing_failures,
-                self.outgoing_blocked_code.as_deref(),
-            ),
-            Workload::Act => (
-                &self.act_status,
-                self.act_next_due_at,
-                self.act_failures,
-                self.act_blocked_code.as_deref(),
-            ),
-        }
-    }
-}
-
 /// Explain a mailbox (and optionally one item) from what the database holds.
 pub async fn explain(
     store: &Store,
@@ -300,31 +250,10 @@ pub async fn explain(
     address: &str,
     item: Option<&str>,
 ) -> Result<Explanation, ExplainError> {
-    let row = sqlx::query_as::<_, MailboxRow>(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE email_address = lower($1)"
-    ))
-    .bind(address.trim())
-    .fetch_optional(store.pool())
-    .await
-    .map_err(StoreError::from)?
-    .ok_or_else(|| ExplainError::UnknownMailbox(address.to_owned()))?;
-    let health = sqlx::query_as::<_, Health>(
-        "SELECT m.incoming_status, m.outgoing_status, m.act_status,
-                m.incoming_next_due_at, m.outgoing_next_due_at, m.act_next_due_at,
-                m.incoming_failures, m.outgoing_failures, m.act_failures,
-                m.incoming_blocked_code, m.outgoing_blocked_code, m.act_blocked_code,
-                m.lease_owner, coalesce(m.lease_expires_at > now(), false) AS lease_live,
-                m.credentials_blocked_reason,
-                p.credentials_blocked_reason AS profile_credentials_blocked_reason,
-                m.last_error_code, m.last_error_text, m.last_error_workload, m.last_error_at,
-                m.last_successful_sync, m.incoming_watermark
-           FROM mailboxes m JOIN email_server_profiles p ON p.id = m.profile_id
-          WHERE m.id = $1",
-    )
-    .bind(row.id)
-    .fetch_one(store.pool())
-    .await
-    .map_err(StoreError::from)?;
+    let row = operate::mailbox_by_address(store, address)
+        .await?
+        .ok_or_else(|| ExplainError::UnknownMailbox(address.to_owned()))?;
+    let health = operate::mailbox_health(store, row.id).await?;
     let profile_row = crate::store::profiles::list_rows(store)
         .await?
         .into_iter()
@@ -360,7 +289,7 @@ pub async fn explain(
                     .as_ref()
                     .map(|r| format!("the mailbox's credentials: {r}"))
             }),
-        lease_owner: health.lease_owner.clone().filter(|_| health.lease_live),
+        lease_owner: health.lease_owner.clone(),
         last_successful_sync: health.last_successful_sync,
         workloads: Vec::new(),
         open_alerts: Vec::new(),
@@ -383,7 +312,12 @@ pub async fn explain(
         }
     };
     for workload in [Workload::Incoming, Workload::Outgoing, Workload::Act] {
-        let (status, next_due_at, failures, blocked) = health.of(workload);
+        let WorkloadHealth {
+            status,
+            next_due_at,
+            failures,
+            blocked_code: blocked,
+        } = health.of(workload);
         let method = decoded
             .as_ref()
             .map(|(_, m)| m.method(workload))
@@ -507,18 +441,6 @@ fn access_name(access: Access) -> &'static str {
     }
 }
 
-type FailureRow = (String, i32, Option<DateTime<Utc>>, DateTime<Utc>);
-type OutgoingRow = (String, i32, Option<String>, Option<DateTime<Utc>>);
-
-#[derive(sqlx::FromRow)]
-struct CopyRow {
-    email_id: Uuid,
-    ews_item_id: String,
-    folder: String,
-    imported_at: DateTime<Utc>,
-    deleted_in_exchange_at: Option<DateTime<Utc>>,
-}
-
 async fn item_fate(
     store: &Store,
     mailbox_id: Uuid,
@@ -535,18 +457,7 @@ async fn item_fate(
     } else {
         None
     };
-    let copy = sqlx::query_as::<_, CopyRow>(
-        "SELECT c.email_id, c.ews_item_id, c.folder, c.imported_at, c.deleted_in_exchange_at
-           FROM email_copies c JOIN emails e ON e.id = c.email_id
-          WHERE c.mailbox_id = $1
-            AND (c.ews_item_id = $2 OR e.internet_message_id = $3 OR e.internet_message_id = $2)
-          ORDER BY c.imported_at LIMIT 1",
-    )
-    .bind(mailbox_id)
-    .bind(id)
-    .bind(message_id.as_deref())
-    .fetch_optional(store.pool())
-    .await?;
+    let copy = operate::copy_of_item(store, mailbox_id, id, message_id.as_deref()).await?;
     if let Some(c) = copy {
         return Ok(ItemFate::Imported {
             email_id: c.email_id,
@@ -556,15 +467,13 @@ async fn item_fate(
             deleted_in_exchange_at: c.deleted_in_exchange_at,
         });
     }
-    let skipped: Option<(String, Option<DateTime<Utc>>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT reason, received_at, skipped_at FROM skipped_items
-          WHERE mailbox_id = $1 AND ews_item_id = $2",
-    )
-    .bind(mailbox_id)
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?;
-    if let Some((reason, received_at, skipped_at)) = skipped {
+    let skipped = operate::skipped_item(store, mailbox_id, id).await?;
+    if let Some(SkippedRecord {
+        reason,
+        received_at,
+        skipped_at,
+    }) = skipped
+    {
         let why = match reason.as_str() {
             "before_process_from" => {
                 let limit = explanation
@@ -593,15 +502,14 @@ async fn item_fate(
             skipped_at,
         });
     }
-    let failed: Option<FailureRow> = sqlx::query_as(
-        "SELECT last_error, attempts, gave_up_at, last_failed_at FROM item_failures
-          WHERE mailbox_id = $1 AND ews_item_id = $2",
-    )
-    .bind(mailbox_id)
-    .bind(id)
-    .fetch_optional(store.pool())
-    .await?;
-    if let Some((error, attempts, gave_up_at, last_failed_at)) = failed {
+    let failed = operate::item_failure(store, mailbox_id, id).await?;
+    if let Some(FailureRecord {
+        last_error: error,
+        attempts,
+        gave_up_at,
+        last_failed_at,
+    }) = failed
+    {
         return Ok(ItemFate::Failed {
             error,
             attempts,
@@ -610,20 +518,15 @@ async fn item_fate(
         });
     }
     if let Some(message_id) = &message_id {
-        let elsewhere: Option<Uuid> =
-            sqlx::query_scalar("SELECT id FROM emails WHERE internet_message_id = $1")
-                .bind(message_id)
-                .fetch_optional(store.pool())
-                .await?;
-        let outgoing: Option<OutgoingRow> = sqlx::query_as(
-            "SELECT status, attempts, last_error, sent_at FROM outgoing_emails
-                  WHERE mailbox_id = $1 AND internet_message_id = $2",
-        )
-        .bind(mailbox_id)
-        .bind(message_id)
-        .fetch_optional(store.pool())
-        .await?;
-        if let Some((status, attempts, last_error, sent_at)) = outgoing {
+        let elsewhere = operate::email_by_message_id(store, message_id).await?;
+        let outgoing = operate::outgoing_by_message_id(store, mailbox_id, message_id).await?;
+        if let Some(OutgoingRecord {
+            status,
+            attempts,
+            last_error,
+            sent_at,
+        }) = outgoing
+        {
             return Ok(ItemFate::Outgoing {
                 status,
                 attempts,

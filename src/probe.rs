@@ -13,8 +13,9 @@ use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMe
 use crate::ews::client::EwsClient;
 use crate::ews::types::DistinguishedFolderName;
 use crate::ews::EwsError;
+use crate::store::operate::{self, TestedWorkload};
 use crate::store::outgoing::OutgoingEmail;
-use crate::store::{alerts, scheduling, MailboxRow, Store, StoreError, MAILBOX_COLUMNS};
+use crate::store::{alerts, scheduling, MailboxRow, Store, StoreError};
 use crate::sync::clients::ClientCache;
 use crate::sync::exchange::MailboxConnection;
 use crate::sync::plan::{connection_for, ConnectionPlan, CredentialSource};
@@ -211,15 +212,9 @@ pub async fn test_mailbox(
     address: &str,
     options: ProbeOptions,
 ) -> Result<MailboxProbe, ProbeError> {
-    let store = engine.store();
-    let row = sqlx::query_as::<_, MailboxRow>(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE email_address = lower($1)"
-    ))
-    .bind(address)
-    .fetch_optional(store.pool())
-    .await
-    .map_err(StoreError::from)?
-    .ok_or_else(|| ProbeError::UnknownMailbox(address.to_owned()))?;
+    let row = operate::mailbox_by_address(engine.store(), address)
+        .await?
+        .ok_or_else(|| ProbeError::UnknownMailbox(address.to_owned()))?;
     let profile = load_profile(engine, row.profile_id).await?;
     let clients = engine.clients().empty_like();
     Ok(probe_row(engine, &clients, &profile, row, options).await)
@@ -232,21 +227,11 @@ pub async fn test_profile(
     name: &str,
     options: ProbeOptions,
 ) -> Result<Vec<MailboxProbe>, ProbeError> {
-    let store = engine.store();
-    let id: Uuid = sqlx::query_scalar("SELECT id FROM email_server_profiles WHERE name = $1")
-        .bind(name)
-        .fetch_optional(store.pool())
-        .await
-        .map_err(StoreError::from)?
+    let id = operate::profile_id_by_name(engine.store(), name)
+        .await?
         .ok_or_else(|| ProbeError::UnknownProfile(name.to_owned()))?;
     let profile = load_profile(engine, id).await?;
-    let rows = sqlx::query_as::<_, MailboxRow>(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE profile_id = $1 ORDER BY email_address"
-    ))
-    .bind(id)
-    .fetch_all(store.pool())
-    .await
-    .map_err(StoreError::from)?;
+    let rows = operate::mailboxes_of_profile(engine.store(), id).await?;
     let permits = Arc::new(Semaphore::new(
         profile.max_concurrent_connections.max(1) as usize
     ));
@@ -482,57 +467,27 @@ async fn record(
     proven: &[CredentialSource],
 ) -> Result<(), StoreError> {
     let target = AlertTarget::Mailbox(MailboxId(probe.mailbox_id));
-    let mut tx = store.pool().begin().await?;
-    for w in &probe.workloads {
-        let name = w.workload.as_str();
-        match w.verdict {
-            Verdict::Passed => {
-                sqlx::query(&format!(
-                    "UPDATE mailboxes SET {name}_status = 'success', {name}_failures = 0,
-                            {name}_blocked_code = NULL, {name}_blocked_at = NULL,
-                            {name}_next_due_at = now()
-                      WHERE id = $1"
-                ))
-                .bind(probe.mailbox_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Verdict::Failed => {
-                sqlx::query(&format!(
-                    "UPDATE mailboxes SET {name}_status = 'failure', last_error_code = $2,
-                            last_error_text = $3, last_error_workload = $4, last_error_at = now()
-                      WHERE id = $1"
-                ))
-                .bind(probe.mailbox_id)
-                .bind(w.code.as_deref().unwrap_or("test.failed"))
-                .bind(scheduling::truncate(&w.message, 2000))
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-            }
-            Verdict::NotConfigured => {}
-        }
-    }
-    if probe.passed {
-        sqlx::query(
-            "UPDATE mailboxes SET last_error_code = NULL, last_error_text = NULL,
-                    last_error_workload = NULL, last_error_at = NULL
-              WHERE id = $1",
-        )
-        .bind(probe.mailbox_id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if proven.contains(&CredentialSource::Mailbox) {
-        sqlx::query(
-            "UPDATE mailboxes SET credentials_blocked_at = NULL, credentials_blocked_reason = NULL
-              WHERE id = $1",
-        )
-        .bind(probe.mailbox_id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
+    let results: Vec<TestedWorkload> = probe
+        .workloads
+        .iter()
+        .filter_map(|w| match w.verdict {
+            Verdict::Passed => Some(TestedWorkload::Passed(w.workload)),
+            Verdict::Failed => Some(TestedWorkload::Failed(
+                w.workload,
+                w.code.clone().unwrap_or_else(|| "test.failed".into()),
+                w.message.clone(),
+            )),
+            Verdict::NotConfigured => None,
+        })
+        .collect();
+    operate::record_test(
+        store,
+        probe.mailbox_id,
+        &results,
+        probe.passed,
+        proven.contains(&CredentialSource::Mailbox),
+    )
+    .await?;
     let profile_credentials_proven = proven.iter().any(|c| *c != CredentialSource::Mailbox);
     if profile_credentials_proven {
         scheduling::unblock_profile_credentials(store, profile.id.0).await?;

@@ -7,6 +7,7 @@ pub mod activities;
 pub mod alerts;
 pub mod emails;
 pub mod mailboxes;
+pub mod operate;
 pub mod outgoing;
 pub mod profiles;
 mod report;
