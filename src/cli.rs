@@ -95,6 +95,48 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Test & Enable: check each configured workload of a mailbox (or of every mailbox of a
+    /// profile) with one real request, write the statuses and enable what passed.
+    /// Exit 0 when all passed, 1 when any failed, 2 for an unknown address or profile.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["address", "profile"])))]
+    TestMailbox {
+        /// The mailbox's address.
+        address: Option<String>,
+        /// Test every mailbox of this profile (concurrently, within its connection limit).
+        #[arg(long, value_name = "NAME")]
+        profile: Option<String>,
+        /// Check outgoing access (Sent Items) without sending the test message.
+        #[arg(long)]
+        no_send: bool,
+        /// Print JSON (one object; with --profile an array).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Why isn't this mailbox (or item) syncing? Effective settings, each workload's state,
+    /// next due time, backoff, alerts, last error; with --item, what happened to one item.
+    Explain {
+        /// The mailbox's address.
+        address: String,
+        /// An EWS item id or an Internet Message-ID (`<...@...>`).
+        #[arg(long, value_name = "ID")]
+        item: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Probe the running daemon's /healthz (exit 0 healthy, 1 not): the container HEALTHCHECK.
+    Healthcheck {
+        /// URL to GET (default: http://<server.listen>/healthz, loopback for 0.0.0.0).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Re-encrypt every stored secret with the current credential key (after setting the new
+    /// key as `credential_key_file` and the old one as `previous_credential_key_file`).
+    RotateKey {
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the fake Exchange (EWS at /EWS/Exchange.asmx, control API under /_fake/) until ctrl-c.
     FakeExchange {
         /// Address to listen on.
@@ -268,6 +310,60 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                     })?;
             println!("queued {id} ({message_id})");
         }
+        Command::TestMailbox {
+            address,
+            profile,
+            no_send,
+            json,
+        } => return test_mailbox(settings, address, profile, no_send, json).await,
+        Command::Explain {
+            address,
+            item,
+            json,
+        } => {
+            let cipher = CredentialCipher::from_settings(&settings.security)?;
+            let store = connect(&settings).await?;
+            ensure_migrated(&store).await?;
+            let explanation = crate::explain::explain(
+                &store,
+                &cipher,
+                &settings.scheduler,
+                &address,
+                item.as_deref(),
+            )
+            .await
+            .map_err(|e| match e {
+                crate::explain::ExplainError::UnknownMailbox(_) => {
+                    anyhow::Error::new(BadInput(e.to_string()))
+                }
+                other => other.into(),
+            })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&explanation)?);
+            } else {
+                print!("{explanation}");
+            }
+        }
+        Command::RotateKey { json } => {
+            let cipher = CredentialCipher::from_settings(&settings.security)?;
+            let store = connect(&settings).await?;
+            ensure_migrated(&store).await?;
+            let report = store::secrets::reencrypt_all(&store, &cipher).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "re-encrypted {} secret(s) with key {}; {} already used it",
+                    report.reencrypted,
+                    cipher.current_key_id(),
+                    report.already_current
+                );
+                if settings.security.previous_credential_key_file.is_some() {
+                    println!("every secret now uses the current key: remove previous_credential_key_file and restart");
+                }
+            }
+        }
+        Command::Healthcheck { url } => return healthcheck(&settings, url).await,
         Command::GenKey { out, force } => gen_key(&out, force)?,
         Command::FakeExchange { listen, seed, tls } => {
             crate::fake_exchange::run_standalone(listen, seed, tls)
@@ -281,6 +377,99 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn test_mailbox(
+    settings: Settings,
+    address: Option<String>,
+    profile: Option<String>,
+    no_send: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    use crate::probe::{self, ProbeError, ProbeOptions};
+    let app = crate::app::App::build(settings).await?;
+    let engine = app.engine();
+    let options = ProbeOptions { no_send };
+    let bad = |e: ProbeError| match e {
+        ProbeError::UnknownMailbox(_) | ProbeError::UnknownProfile(_) => {
+            anyhow::Error::new(BadInput(e.to_string()))
+        }
+        other => other.into(),
+    };
+    let as_array = profile.is_some();
+    let probes = match (address, profile) {
+        (_, Some(name)) => probe::test_profile(&engine, &name, options)
+            .await
+            .map_err(bad)?,
+        (Some(address), None) => vec![probe::test_mailbox(&engine, &address, options)
+            .await
+            .map_err(bad)?],
+        (None, None) => return Err(BadInput("give an ADDRESS or --profile NAME".into()).into()),
+    };
+    let all_passed = probes.iter().all(|p| p.passed);
+    if json {
+        let text = match probes.first() {
+            Some(one) if !as_array => serde_json::to_string_pretty(one)?,
+            _ => serde_json::to_string_pretty(&probes)?,
+        };
+        println!("{text}");
+    } else {
+        if probes.is_empty() {
+            println!("the profile has no mailboxes");
+        }
+        for probe in &probes {
+            print!("{probe}");
+        }
+        let failed = probes.iter().filter(|p| !p.passed).count();
+        println!(
+            "{} mailbox(es) tested: {} passed, {failed} failed",
+            probes.len(),
+            probes.len() - failed
+        );
+    }
+    Ok(if all_passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn healthcheck(settings: &Settings, url: Option<String>) -> anyhow::Result<ExitCode> {
+    let url = match url {
+        Some(url) => url,
+        None => {
+            let Some(mut listen) = settings.server.listen else {
+                return Err(BadInput(
+                    "server.listen is not set (EXSYNC__SERVER__LISTEN); give --url".into(),
+                )
+                .into());
+            };
+            if listen.ip().is_unspecified() {
+                listen.set_ip(match listen.ip() {
+                    std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            format!("http://{listen}/healthz")
+        }
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => {
+            println!("healthy: {url} answered {}", response.status());
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(response) => {
+            eprintln!("unhealthy: {url} answered {}", response.status());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(error) => {
+            eprintln!("unhealthy: cannot reach {url}: {error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Store> {

@@ -8,11 +8,13 @@
 //! - [`config`]: typed settings from TOML + `EXSYNC__*` environment overrides.
 //! - [`crypto`]: credentials at rest (AES-256-GCM), the credential key.
 //! - [`ews`]: the EWS wire model, codec, client (Basic, NTLM, OAuth) and their errors.
+//! - [`explain`]: `exsync explain`: why a mailbox or an item is (not) syncing, from the database.
 //! - [`fake_exchange`]: an EWS server on the same codec, for tests, demos and `exsync fake-exchange`.
 //! - [`demo`]: `exsync demo`, the fake Exchange + the real daemon, seeded and narrated.
 //! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: Prometheus metrics (a leaf: anything records into it).
+//! - [`probe`]: `exsync test-mailbox` (Test & Enable): one real request per workload, statuses, enable.
 //! - [`scheduler`]: claiming due mailboxes, connection limits per profile.
 //! - [`store`]: every SQL statement; rows become domain types with named errors.
 //! - [`app`]: the running service (scheduler + health server) and its shutdown.
@@ -29,9 +31,11 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod ews;
+pub mod explain;
 pub mod fake_exchange;
 pub mod health;
 pub mod metrics;
+pub mod probe;
 pub mod scheduler;
 pub mod store;
 pub mod sync;

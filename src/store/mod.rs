@@ -7,10 +7,12 @@ pub mod activities;
 pub mod alerts;
 pub mod emails;
 pub mod mailboxes;
+pub mod operate;
 pub mod outgoing;
 pub mod profiles;
 mod report;
 pub mod scheduling;
+pub mod secrets;
 
 pub use mailboxes::{MailboxRow, MAILBOX_COLUMNS};
 pub use profiles::{ProfileRow, PROFILE_COLUMNS};

@@ -67,6 +67,16 @@ impl ClientCache {
         }
     }
 
+    /// An empty cache with the same transport and options: a Test & Enable run signs in
+    /// afresh instead of reusing a client whose credentials were refused earlier.
+    pub fn empty_like(&self) -> ClientCache {
+        ClientCache::new(
+            self.transport.clone(),
+            self.options.clone(),
+            self.retry_rejected_after,
+        )
+    }
+
     /// The client for `plan` (created on first use).
     pub fn client_for(
         &self,

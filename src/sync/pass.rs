@@ -167,6 +167,16 @@ impl SyncEngine {
         &self.cipher
     }
 
+    /// The EWS clients of the daemon (operator tools derive fresh caches from it).
+    pub fn clients(&self) -> &ClientCache {
+        &self.clients
+    }
+
+    /// The `[sync]` settings in force.
+    pub fn sync_settings(&self) -> &SyncSettings {
+        &self.sync
+    }
+
     /// The scheduler settings in force.
     pub fn scheduler_settings(&self) -> &SchedulerSettings {
         &self.scheduler
@@ -228,7 +238,37 @@ impl SyncEngine {
             profile.id = %profile.id,
             mailbox.id = %claimed.row.id,
         );
-        self.pass(claimed, profile, cancel).instrument(span).await
+        let started = Instant::now();
+        let summary = self
+            .pass(claimed, profile, cancel)
+            .instrument(span.clone())
+            .await;
+        // The one summary line of the pass (the workload lines carry the details).
+        span.in_scope(|| {
+            let failed = summary
+                .reports
+                .iter()
+                .filter(|r| r.outcome != Outcome::Success)
+                .count();
+            let processed: usize = summary.reports.iter().map(|r| r.summary.processed).sum();
+            let items_failed: usize = summary.reports.iter().map(|r| r.summary.failed).sum();
+            tracing::info!(
+                outcome = if summary.lease_lost {
+                    "lease_lost"
+                } else if failed == 0 {
+                    "success"
+                } else {
+                    "failure"
+                },
+                workloads = summary.reports.len(),
+                workloads_failed = failed,
+                processed,
+                failed = items_failed,
+                duration_ms = started.elapsed().as_millis() as u64,
+                "pass finished"
+            );
+        });
+        summary
     }
 
     async fn pass(
