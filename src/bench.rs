@@ -183,6 +183,8 @@ pub struct BenchReport {
     pub failed_passes: u64,
     /// Total wall-clock seconds, seeding and clean-up included.
     pub total_s: f64,
+    /// The throw-away database the run used (dropped at its end).
+    pub database: String,
 }
 
 impl std::fmt::Display for BenchReport {
@@ -243,7 +245,7 @@ pub async fn run(settings: Settings, options: BenchOptions) -> Result<BenchRepor
     let mut settings = settings;
     settings.database = database.clone();
     let result = tokio::select! {
-        result = measure(settings, &options, started) => result,
+        result = measure(settings, &options, started, &name) => result,
         _ = crate::app::shutdown_signal() => Err(BenchError::Interrupted),
     };
     let dropped = store::bench::drop_database(&database).await;
@@ -572,6 +574,7 @@ async fn measure(
     mut settings: Settings,
     options: &BenchOptions,
     started: Instant,
+    database: &str,
 ) -> Result<BenchReport, BenchError> {
     let fake = FakeThread::start(FakeConfig {
         faults: Faults {
@@ -785,6 +788,7 @@ async fn measure(
         rows_written,
         failed_passes,
         total_s: started.elapsed().as_secs_f64(),
+        database: database.to_owned(),
     })
 }
 
