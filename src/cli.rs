@@ -47,6 +47,38 @@ pub enum Command {
         #[arg(long, default_value_t = 300)]
         timeout_secs: u64,
     },
+    /// Measure exsync end to end: the in-process fake Exchange, a throw-away database
+    /// (exsync_bench_<random> on the server of database.url, dropped at the end) and the real
+    /// daemon; prints import, no-change cycle, sending, CPU, memory and connection figures.
+    Bench {
+        /// The preset scenario (small: 20×500, wide: 10,000×5, deep: 10×50,000).
+        #[arg(long, value_enum, default_value = "small")]
+        scenario: crate::bench::Scenario,
+        /// Print exactly one JSON object on standard output (progress goes to standard error).
+        #[arg(long)]
+        json: bool,
+        /// Mailboxes (overrides the scenario).
+        #[arg(long, value_name = "M")]
+        mailboxes: Option<u32>,
+        /// Inbox messages per mailbox (overrides the scenario).
+        #[arg(long, value_name = "N")]
+        items: Option<u32>,
+        /// Profiles, mailboxes spread over them (overrides the scenario).
+        #[arg(long, value_name = "K")]
+        profiles: Option<u32>,
+        /// MaximumConcurrentConnections of every profile (overrides the scenario).
+        #[arg(long, value_name = "C")]
+        limit: Option<u32>,
+        /// The fake's latency per EWS request in milliseconds (overrides the scenario).
+        #[arg(long, value_name = "L")]
+        latency_ms: Option<u64>,
+        /// Outgoing emails queued in the sending phase (overrides the scenario).
+        #[arg(long, value_name = "S")]
+        sends: Option<u32>,
+        /// Fail a phase that takes longer than this many seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout_secs: u64,
+    },
     /// Apply the database migrations (also done at the start of `run`).
     Migrate,
     /// Validate the configuration and print the effective settings, secrets redacted.
@@ -166,11 +198,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(cli.command, Command::Demo { .. })
+    if matches!(cli.command, Command::Demo { .. } | Command::Bench { .. })
         && std::env::var_os("EXSYNC__LOG__LEVEL").is_none()
         && std::env::var_os("EXSYNC__LOG__FORMAT").is_none()
     {
-        // The demo prints its own progress; only problems are logged, for humans.
+        // The demo and the benchmark print their own progress; only problems are logged.
         settings.log.level = "warn".to_owned();
         settings.log.format = crate::config::LogFormat::Pretty;
     }
@@ -255,6 +287,39 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 },
             )
             .await?;
+        }
+        Command::Bench {
+            scenario,
+            json,
+            mailboxes,
+            items,
+            profiles,
+            limit,
+            latency_ms,
+            sends,
+            timeout_secs,
+        } => {
+            let mut options = crate::bench::BenchOptions::preset(scenario);
+            options.mailboxes = mailboxes.unwrap_or(options.mailboxes);
+            options.items = items.unwrap_or(options.items);
+            options.profiles = profiles.unwrap_or(options.profiles);
+            options.limit = limit.unwrap_or(options.limit);
+            options.latency_ms = latency_ms.unwrap_or(options.latency_ms);
+            options.sends = sends.unwrap_or(options.sends);
+            options.phase_timeout = std::time::Duration::from_secs(timeout_secs);
+            let report = crate::bench::run(settings, options)
+                .await
+                .map_err(|e| match e {
+                    crate::bench::BenchError::Options(_) => {
+                        anyhow::Error::new(BadInput(e.to_string()))
+                    }
+                    other => other.into(),
+                })?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("{report}");
+            }
         }
         Command::Migrate => {
             let store = connect(&settings).await?;

@@ -10,6 +10,7 @@
 //! - [`ews`]: the EWS wire model, codec, client (Basic, NTLM, OAuth) and their errors.
 //! - [`explain`]: `exsync explain`: why a mailbox or an item is (not) syncing, from the database.
 //! - [`fake_exchange`]: an EWS server on the same codec, for tests, demos and `exsync fake-exchange`.
+//! - [`bench`]: `exsync bench`, the end-to-end benchmark (fake Exchange + the real daemon).
 //! - [`demo`]: `exsync demo`, the fake Exchange + the real daemon, seeded and narrated.
 //! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
@@ -25,6 +26,7 @@
 
 pub mod app;
 pub mod apply;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod crypto;

@@ -319,6 +319,12 @@ impl FakeExchange {
         &self.state
     }
 
+    /// The same state, shared: for a caller that runs the fake on another runtime or thread
+    /// (`exsync bench` keeps the fake on its own thread to measure its CPU apart).
+    pub fn shared_state(&self) -> Arc<FakeState> {
+        self.state.clone()
+    }
+
     /// Stop accepting, finish in-flight requests, and wait for the server task.
     pub async fn shutdown(self) {
         self.shutdown.cancel();

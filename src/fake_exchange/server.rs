@@ -204,6 +204,7 @@ where
 struct InFlight {
     state: Arc<FakeState>,
     account: Option<String>,
+    started: Instant,
 }
 
 impl InFlight {
@@ -214,6 +215,7 @@ impl InFlight {
         InFlight {
             state: state.clone(),
             account: None,
+            started: Instant::now(),
         }
     }
 
@@ -234,6 +236,7 @@ impl InFlight {
             InFlight {
                 state: state.clone(),
                 account: Some(username.to_owned()),
+                started: Instant::now(),
             },
             count,
         )
@@ -249,6 +252,9 @@ impl Drop for InFlight {
                 if let Some(a) = inner.account_mut(name) {
                     a.in_flight = a.in_flight.saturating_sub(1);
                 }
+                let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let stats = inner.account_stats(name);
+                stats.request_micros = stats.request_micros.saturating_add(micros);
             }
         }
     }

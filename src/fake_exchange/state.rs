@@ -229,6 +229,10 @@ pub struct AccountStats {
     pub early_requests: u64,
     /// Failed sign-ins (wrong or expired password, bad client secret).
     pub failed_logins: u64,
+    /// Time this account's EWS requests spent in the server, summed, in microseconds: over a
+    /// wall-clock interval, divided by its length, the average number in flight.
+    #[serde(default)]
+    pub request_micros: u64,
 }
 
 /// The whole `/_fake/stats` document.

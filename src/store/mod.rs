@@ -5,6 +5,7 @@
 
 pub mod activities;
 pub mod alerts;
+pub mod bench;
 pub mod emails;
 pub mod mailboxes;
 pub mod operate;

@@ -3,6 +3,7 @@
 //! Run them with `scripts/test.sh` (it sets DATABASE_URL and starts Postgres if needed).
 
 mod apply_rules;
+mod bench_rules;
 mod config_rules;
 mod credentials_at_rest;
 mod failure_rules;
