@@ -86,6 +86,10 @@ fn due(workload: &str) -> String {
 /// Mailboxes whose credentials (or whose profile's credentials) were rejected are skipped
 /// until `credential_retry` has passed since, or until their row changes (which lifts the
 /// block). Leases of crashed processes are taken over once expired.
+///
+/// The profile's `max_concurrent_connections` holds across processes too: live leases of the
+/// profile, whoever holds them, are subtracted from it (a pass holds one lease and makes one
+/// request at a time), so N instances on one database never exceed the limit together.
 pub async fn claim_due(
     store: &Store,
     profile_id: Uuid,
@@ -115,7 +119,10 @@ pub async fn claim_due(
                     OR m.credentials_blocked_at < now() - $5 * interval '1 millisecond')
                AND ({incoming} OR {outgoing} OR {act})
              ORDER BY LEAST(m.incoming_next_due_at, m.outgoing_next_due_at, m.act_next_due_at)
-             LIMIT $4
+             LIMIT LEAST($4, GREATEST(0,
+                   (SELECT max_concurrent_connections FROM email_server_profiles WHERE id = $1)
+                 - (SELECT count(*) FROM mailboxes l
+                     WHERE l.profile_id = $1 AND l.lease_expires_at >= now())))
              FOR UPDATE OF m SKIP LOCKED
         )
         UPDATE mailboxes m
@@ -131,14 +138,22 @@ pub async fn claim_due(
                   m.credentials_blocked_at, m.incoming_watermark
         "#
     );
+    // Claimers of one profile take turns (a transaction-scoped advisory lock), so that the
+    // count of live leases they subtract from the limit cannot be read by two at once.
+    let mut tx = store.pool().begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7013))")
+        .bind(profile_id)
+        .execute(&mut *tx)
+        .await?;
     let claimed = sqlx::query_as::<_, ClaimedMailbox>(&sql)
         .bind(profile_id)
         .bind(owner)
         .bind(millis(lease))
         .bind(i64::from(limit))
         .bind(millis(credential_retry))
-        .fetch_all(store.pool())
+        .fetch_all(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(claimed)
 }
 

@@ -172,6 +172,32 @@ async fn two_processes_on_one_database_never_sync_the_same_mailbox_twice(pool: P
 }
 
 #[sqlx::test]
+async fn two_processes_together_never_exceed_the_profile_limit(pool: PgPool) {
+    let world = World::new(pool).await;
+    let addresses = populate(&world, "pair.test", 10, 4).await;
+    world
+        .apply(&org("Pair", "profile_credentials", 2, &addresses))
+        .await;
+    world.faults(json!({"latency_ms": 30})).await;
+    let mut first = fast_settings();
+    first.scheduler.instance_id = Some("one".into());
+    let mut second = fast_settings();
+    second.scheduler.instance_id = Some("two".into());
+    let passes = run_until(vec![world.app(first), world.app(second)], |seen| {
+        imported(seen) >= 40
+    })
+    .await;
+    assert_eq!(imported(&passes), 40);
+    let peak = world.stats().await["accounts"]["svc"]["peak_concurrent_requests"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        peak <= 2,
+        "two processes together made {peak} concurrent requests; limit 2"
+    );
+}
+
+#[sqlx::test]
 async fn a_changed_limit_takes_effect_without_restart(pool: PgPool) {
     let world = World::new(pool).await;
     let addresses = populate(&world, "live.test", 2, 1).await;
