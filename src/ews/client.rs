@@ -52,13 +52,17 @@ impl std::fmt::Debug for EwsAuth {
     }
 }
 
+/// How many times one request is sent again after a short ErrorServerBusy before the
+/// throttling is handed to the caller (who reschedules the workload after the back-off).
+pub const INLINE_BUSY_RETRIES: u32 = 3;
+
 /// Behaviour knobs of a client.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// `RequestServerVersion` sent with every request.
     pub version: ExchangeVersion,
-    /// A server back-off at most this long is waited out inside `call`; a longer one is
-    /// returned as [`EwsError::ServerBusy`] with the time still to wait.
+    /// A server back-off at most this long is waited out inside `call` and the request sent
+    /// again; a longer one is returned as [`EwsError::ServerBusy`] with the time to wait.
     pub max_inline_back_off: Duration,
     /// Log request and response bodies at debug level (diagnosis of one mailbox).
     pub log_payloads: bool,
@@ -197,8 +201,30 @@ impl EwsClient {
     /// Send `request` for `target` (or the account's own mailbox) and read its response.
     ///
     /// Errors say what to do ([`EwsError::kind`]); an Error-class message that is not
-    /// ErrorServerBusy is returned as data inside the response.
+    /// ErrorServerBusy is returned as data inside the response. An ErrorServerBusy whose
+    /// back-off is at most `max_inline_back_off` is waited out and the request sent again (a
+    /// busy server did not act on it), at most [`INLINE_BUSY_RETRIES`] times.
     pub async fn call<O: EwsOperation>(
+        &self,
+        target: Option<&Target>,
+        request: &O,
+    ) -> Result<O::Response, EwsError> {
+        let mut retries = 0;
+        loop {
+            match self.call_once(target, request).await {
+                Err(EwsError::ServerBusy { back_off })
+                    if back_off <= self.options.max_inline_back_off
+                        && retries < INLINE_BUSY_RETRIES =>
+                {
+                    // The next attempt starts by waiting out the account's `not_before`.
+                    retries += 1;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+
+    async fn call_once<O: EwsOperation>(
         &self,
         target: Option<&Target>,
         request: &O,

@@ -354,6 +354,13 @@ impl SyncEngine {
             }
         }
         heartbeat.abort();
+        if !summary
+            .reports
+            .iter()
+            .any(|report| matches!(report.outcome, Outcome::Success))
+        {
+            record.succeeded = false;
+        }
         if lease_lost.load(Ordering::SeqCst) {
             summary.lease_lost = true;
             return summary;
@@ -428,7 +435,8 @@ impl SyncEngine {
                     next_due: after(self.scheduler.outage_retry_interval),
                     blocked_code: Some(refusal.code.to_owned()),
                 });
-                record.succeeded = false;
+                // A refusal is a setting, not a failed sync: the workloads that did run can
+                // still make this a successful pass (a delegation mailbox's email syncs).
                 record.error = Some(ErrorRecord {
                     code: refusal.code.to_owned(),
                     text: refusal.message.clone(),

@@ -76,8 +76,14 @@ async fn a_claimed_mailbox_is_not_claimed_again_until_its_lease_expires(pool: Pg
 }
 
 #[sqlx::test]
-async fn concurrent_claimers_split_the_due_mailboxes_without_overlap(pool: PgPool) {
+async fn concurrent_claimers_split_the_due_mailboxes_without_overlap_or_passing_the_limit(
+    pool: PgPool,
+) {
     let (store, profile) = org(&pool).await;
+    sqlx::query("UPDATE email_server_profiles SET max_concurrent_connections = 25")
+        .execute(&pool)
+        .await
+        .unwrap();
     for i in 0..40 {
         sqlx::query(
             "INSERT INTO mailboxes (email_address, profile_id, approval_status) VALUES ($1, $2, 'approved')",
@@ -102,7 +108,10 @@ async fn concurrent_claimers_split_the_due_mailboxes_without_overlap(pool: PgPoo
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), total, "no mailbox claimed twice");
-    assert_eq!(total, 42, "all due mailboxes claimed");
+    assert_eq!(
+        total, 25,
+        "six claimers asking for 10 each get the profile's limit of 25 between them"
+    );
 }
 
 #[sqlx::test]

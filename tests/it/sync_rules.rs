@@ -301,6 +301,13 @@ act = "server_side_sync"
             .await,
         1
     );
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM mailboxes WHERE last_successful_sync IS NOT NULL")
+            .await,
+        1,
+        "the refused ACT does not hide that the mailbox's email synced"
+    );
     // A second pass does not flood: the one alert counts the repeat.
     sqlx::query("UPDATE mailboxes SET act_next_due_at = now()")
         .execute(world.store.pool())
