@@ -40,6 +40,8 @@ pub struct Scheduler {
     limiters: HashMap<Uuid, Arc<ConnectionLimiter>>,
     invalid_profiles: HashMap<Uuid, String>,
     events: Option<mpsc::UnboundedSender<PassSummary>>,
+    /// When the due / disabled gauges were last counted (a full scan of `mailboxes`).
+    counted_at: Option<std::time::Instant>,
 }
 
 impl Scheduler {
@@ -51,6 +53,7 @@ impl Scheduler {
             limiters: HashMap::new(),
             invalid_profiles: HashMap::new(),
             events: None,
+            counted_at: None,
         }
     }
 
@@ -196,9 +199,19 @@ impl Scheduler {
                 });
             }
         }
-        if let Ok((due, disabled)) = store::profiles::due_and_disabled_counts(&store).await {
-            metrics().mailboxes_due.set(due);
-            metrics().mailboxes_disabled.set(disabled);
+        // The gauges scan every mailbox: count them once per tick interval, not on every
+        // wake-up (a finished pass wakes the loop; with thousands of mailboxes the scan
+        // doubled the database work of each claim).
+        let stale = match self.counted_at {
+            Some(at) => at.elapsed() >= settings.tick_interval,
+            None => true,
+        };
+        if stale {
+            self.counted_at = Some(std::time::Instant::now());
+            if let Ok((due, disabled)) = store::profiles::due_and_disabled_counts(&store).await {
+                metrics().mailboxes_due.set(due);
+                metrics().mailboxes_disabled.set(disabled);
+            }
         }
         Ok(())
     }
