@@ -192,8 +192,9 @@ impl std::fmt::Display for BenchReport {
         let o = &self.options;
         writeln!(
             f,
-            "scenario {:?}: {} mailboxes × {} items, {} profile(s) × {} connections, {} ms latency, {} sends",
-            o.scenario, o.mailboxes, o.items, o.profiles, o.limit, o.latency_ms, o.sends
+            "scenario {}: {} mailboxes × {} items, {} profile(s) × {} connections, {} ms latency, {} sends",
+            format!("{:?}", o.scenario).to_lowercase(),
+            o.mailboxes, o.items, o.profiles, o.limit, o.latency_ms, o.sends
         )?;
         writeln!(
             f,
