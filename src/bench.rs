@@ -192,8 +192,9 @@ impl std::fmt::Display for BenchReport {
         let o = &self.options;
         writeln!(
             f,
-            "scenario {:?}: {} mailboxes × {} items, {} profile(s) × {} connections, {} ms latency, {} sends",
-            o.scenario, o.mailboxes, o.items, o.profiles, o.limit, o.latency_ms, o.sends
+            "scenario {}: {} mailboxes × {} items, {} profile(s) × {} connections, {} ms latency, {} sends",
+            format!("{:?}", o.scenario).to_lowercase(),
+            o.mailboxes, o.items, o.profiles, o.limit, o.latency_ms, o.sends
         )?;
         writeln!(
             f,
@@ -592,6 +593,7 @@ async fn measure(
     ));
     seed_fake(&fake.state, options)?;
     let rss_after_seed_mb = memory_mb("VmRSS");
+    progress(format!("  RSS after seeding {rss_after_seed_mb:.1} MiB"));
 
     let key = CredentialKey::generate();
     let key_text = {
@@ -682,7 +684,8 @@ async fn measure(
     let utilisation = ratio(request_seconds, capacity.integral);
     let permit_utilisation = ratio(permit_time.as_secs_f64(), capacity.integral);
     progress(format!(
-        "  imported {items_imported} items in {import_s:.2} s"
+        "  imported {items_imported} items in {import_s:.2} s; RSS {:.1} MiB",
+        memory_mb("VmRSS")
     ));
 
     // (b) One incremental cycle with no change.
@@ -718,7 +721,10 @@ async fn measure(
         .saturating_sub(cpu_before)
         .saturating_sub(fake_cpu);
     let per_pass = |cpu: Duration| cpu.as_secs_f64() * 1000.0 / idle_passes.max(1) as f64;
-    progress(format!("  {idle_passes} passes in {idle_cycle_s:.2} s"));
+    progress(format!(
+        "  {idle_passes} passes in {idle_cycle_s:.2} s; RSS {:.1} MiB",
+        memory_mb("VmRSS")
+    ));
 
     // (c) Outgoing email.
     progress(format!("phase 3/3: sending {} emails", options.sends));
@@ -752,6 +758,10 @@ async fn measure(
         }
     }
     let send_s = send_start.elapsed().as_secs_f64();
+    progress(format!(
+        "  {sent} sent in {send_s:.2} s; RSS {:.1} MiB",
+        memory_mb("VmRSS")
+    ));
 
     shutdown.cancel();
     if let Ok(Err(e)) = running.await {
