@@ -164,13 +164,13 @@ pub struct BenchReport {
     pub sends_per_s: f64,
     /// Time-averaged EWS requests in flight at the fake ÷ the connections the import could use
     /// (per profile: min(unfinished mailboxes, limit)), over the initial import.
-    pub utilisation: f64,
+    pub request_utilisation: f64,
     /// Time-averaged connection permits held by passes ÷ the same capacity (scheduler view).
     pub permit_utilisation: f64,
     /// Most concurrent EWS requests any one profile's account had, over the whole run.
     pub peak_concurrent_requests: u64,
-    /// `peak_concurrent_requests` ÷ the profile limit.
-    pub peak_utilisation: f64,
+    /// The connection utilisation: `peak_concurrent_requests` ÷ the profile limit.
+    pub utilisation: f64,
     /// Whether any account ever had more requests in flight than its profile's limit.
     pub limit_exceeded: bool,
     /// Peak resident memory of the process (exsync and the in-process fake), MiB.
@@ -213,12 +213,12 @@ impl std::fmt::Display for BenchReport {
         )?;
         writeln!(
             f,
-            "connections          utilisation {:.1} % (EWS requests in flight), {:.1} % (permits held); peak {} of {} per account ({:.0} %); limit exceeded: {}",
-            self.utilisation * 100.0,
+            "connections          time-averaged {:.1} % (EWS requests in flight), {:.1} % (permits held); utilisation: peak {} of {} per account ({:.0} %); limit exceeded: {}",
+            self.request_utilisation * 100.0,
             self.permit_utilisation * 100.0,
             self.peak_concurrent_requests,
             o.limit,
-            self.peak_utilisation * 100.0,
+            self.utilisation * 100.0,
             if self.limit_exceeded { "YES" } else { "no" }
         )?;
         writeln!(
@@ -681,7 +681,7 @@ async fn measure(
         .values()
         .map(|a| a.request_micros as f64 / 1e6)
         .sum();
-    let utilisation = ratio(request_seconds, capacity.integral);
+    let request_utilisation = ratio(request_seconds, capacity.integral);
     let permit_utilisation = ratio(permit_time.as_secs_f64(), capacity.integral);
     progress(format!(
         "  imported {items_imported} items in {import_s:.2} s; RSS {:.1} MiB",
@@ -788,10 +788,10 @@ async fn measure(
         fake_cpu_ms_per_pass: per_pass(fake_cpu),
         sent,
         sends_per_s: ratio(sent as f64, send_s),
-        utilisation,
+        request_utilisation,
         permit_utilisation,
         peak_concurrent_requests: peak,
-        peak_utilisation: ratio(peak as f64, f64::from(options.limit)),
+        utilisation: ratio(peak as f64, f64::from(options.limit)),
         limit_exceeded: peak > u64::from(options.limit),
         peak_rss_mb: memory_mb("VmHWM"),
         rss_after_seed_mb,

@@ -89,6 +89,11 @@ async fn tiny_scenario_reports_every_contract_field_and_drops_its_database() {
         utilisation > 0.0 && utilisation <= 1.0,
         "utilisation {utilisation}"
     );
+    let requests = object["request_utilisation"].as_f64().unwrap_or(-1.0);
+    assert!(
+        requests > 0.0 && requests <= 1.0,
+        "request utilisation {requests}"
+    );
     let permits = object["permit_utilisation"].as_f64().unwrap_or(-1.0);
     assert!(
         permits > 0.0 && permits <= 1.0,
