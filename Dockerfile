@@ -8,7 +8,7 @@
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 # benches/ is needed: Cargo.toml declares the [[bench]] targets and cargo refuses a
 # manifest whose declared targets are missing.
 COPY benches ./benches

@@ -12,7 +12,7 @@
 
 pub mod limits;
 
-use crate::domain::{AlertLevel, AlertTarget, ProfileId};
+use crate::domain::{AlertLevel, AlertTarget, Profile, ProfileId};
 use crate::metrics::{labels, metrics};
 use crate::store::{self, alerts, scheduling, Store, StoreError};
 use crate::sync::{PassSummary, SyncEngine};
@@ -42,6 +42,8 @@ pub struct Scheduler {
     events: Option<mpsc::UnboundedSender<PassSummary>>,
     /// When the due / disabled gauges were last counted (a full scan of `mailboxes`).
     counted_at: Option<std::time::Instant>,
+    profiles: Vec<Arc<Profile>>,
+    profiles_loaded_at: Option<std::time::Instant>,
 }
 
 impl Scheduler {
@@ -54,6 +56,8 @@ impl Scheduler {
             invalid_profiles: HashMap::new(),
             events: None,
             counted_at: None,
+            profiles: Vec::new(),
+            profiles_loaded_at: None,
         }
     }
 
@@ -90,9 +94,16 @@ impl Scheduler {
                 // Database away (restart, network): wait and try again; nothing is lost.
                 tracing::warn!(error = %e, "scheduler tick failed; retrying");
             }
+            // Sleep until the profiles are due to be read again (so a changed profile takes
+            // effect within one tick interval), unless something wakes the loop earlier.
+            let until_reload = self
+                .profiles_loaded_at
+                .map_or(settings.tick_interval, |at| {
+                    settings.tick_interval.saturating_sub(at.elapsed())
+                });
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(settings.tick_interval) => {}
+                _ = tokio::time::sleep(until_reload.max(Duration::from_millis(1))) => {}
                 Some(_) = wake_rx.recv() => {}
                 Some(_) = passes.join_next(), if !passes.is_empty() => {}
             }
@@ -131,23 +142,17 @@ impl Scheduler {
     ) -> Result<(), SchedulerError> {
         let store = self.engine.store().clone();
         let settings = self.engine.scheduler_settings().clone();
-        let rows = store::profiles::list_rows(&store).await?;
-        for row in rows {
-            let id = row.id;
-            let name = row.name.clone();
-            let profile = match row.into_profile(self.engine.cipher()) {
-                Ok(p) => {
-                    if self.invalid_profiles.remove(&id).is_some() {
-                        tracing::info!(profile = %name, "profile row is usable again");
-                    }
-                    p
-                }
-                Err(e) => {
-                    self.invalid_profile(&store, id, &name, &e.to_string())
-                        .await;
-                    continue;
-                }
-            };
+        // Profiles are read once per tick interval, not on every wake-up: a finished pass
+        // wakes the loop, and with thousands of passes a second the reload was a large share
+        // of the loop's time while freed permits waited. Changes still apply within a tick.
+        let stale = self
+            .profiles_loaded_at
+            .map_or(true, |at| at.elapsed() >= settings.tick_interval);
+        if stale {
+            self.reload_profiles(&store).await?;
+        }
+        for profile in self.profiles.clone() {
+            let id = profile.id.0;
             let limiter = self
                 .limiters
                 .entry(id)
@@ -179,7 +184,6 @@ impl Scheduler {
                 settings.outage_retry_interval,
             )
             .await?;
-            let profile = Arc::new(profile);
             for mailbox in claimed {
                 let Some(permit) = limiter.try_acquire() else {
                     // The limit shrank meanwhile: give the claim back untouched.
@@ -213,6 +217,30 @@ impl Scheduler {
                 metrics().mailboxes_disabled.set(disabled);
             }
         }
+        Ok(())
+    }
+
+    /// Read the profiles again; a row that cannot be used is alerted and left out.
+    async fn reload_profiles(&mut self, store: &Store) -> Result<(), SchedulerError> {
+        let rows = store::profiles::list_rows(store).await?;
+        let mut profiles = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = row.id;
+            let name = row.name.clone();
+            match row.into_profile(self.engine.cipher()) {
+                Ok(profile) => {
+                    if self.invalid_profiles.remove(&id).is_some() {
+                        tracing::info!(profile = %name, "profile row is usable again");
+                    }
+                    profiles.push(Arc::new(profile));
+                }
+                Err(e) => {
+                    self.invalid_profile(store, id, &name, &e.to_string()).await;
+                }
+            }
+        }
+        self.profiles = profiles;
+        self.profiles_loaded_at = Some(std::time::Instant::now());
         Ok(())
     }
 
