@@ -3,11 +3,11 @@
 //! Owns the scheduling loop and the limiters. Must not speak EWS itself (it hands claimed
 //! mailboxes to `sync`) and must never wait on one profile's full budget.
 //!
-//! Each tick reloads the profiles (a changed limit, a new or disabled profile or mailbox
-//! takes effect within one tick), and for every enabled profile claims at most as many due
-//! mailboxes as it has free connection permits. A pass holds one permit from claim to end.
-//! A finished pass, a NOTIFY on `exsync_outgoing` (newly queued mail) or the tick interval
-//! wakes the loop. Shutdown stops claiming, lets passes finish within the deadline, then
+//! The profiles are reloaded once per tick interval (a changed limit, a new or disabled
+//! profile or mailbox takes effect within one tick), and every loop turn claims, for every
+//! enabled profile, at most as many due mailboxes as it has free connection permits (and as
+//! its limit allows across processes). A pass holds one permit from claim to end. A finished
+//! pass, a NOTIFY on `exsync_outgoing` (newly queued mail) or the next reload wakes the loop. Shutdown stops claiming, lets passes finish within the deadline, then
 //! cancels the rest (they stop between pages and release their leases).
 
 pub mod limits;
