@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use uuid::Uuid;
 
+/// How many times a pass's record is written again after a dropped database connection.
+const FINISH_RETRIES: u32 = 3;
+
 /// What one workload of a pass did.
 #[derive(Debug, Clone, Default)]
 pub struct WorkloadSummary {
@@ -365,13 +368,26 @@ impl SyncEngine {
             summary.lease_lost = true;
             return summary;
         }
-        match scheduling::finish_pass(&self.store, mailbox_id, token, &record).await {
-            Ok(true) => {}
-            Ok(false) => summary.lease_lost = true,
-            Err(e) => {
-                // The lease expires and the mailbox is claimed again; nothing half-written.
-                tracing::error!(error = %e, "could not record the pass; the lease will expire");
+        // A dropped connection (a database restart) is retried a few times: the statement is
+        // fenced by the lease token, so a retry after a commit whose reply was lost matches no
+        // row and reports the lease as gone instead of recording the pass twice.
+        let mut attempt = 0;
+        loop {
+            match scheduling::finish_pass(&self.store, mailbox_id, token, &record).await {
+                Ok(true) => {}
+                Ok(false) => summary.lease_lost = true,
+                Err(e) if e.is_transient() && attempt < FINISH_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "could not record the pass; retrying");
+                    tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                    continue;
+                }
+                Err(e) => {
+                    // The lease expires and the mailbox is claimed again; nothing half-written.
+                    tracing::error!(error = %e, "could not record the pass; the lease will expire");
+                }
             }
+            break;
         }
         summary
     }

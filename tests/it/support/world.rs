@@ -230,6 +230,14 @@ impl World {
             .expect("mailbox not leased elsewhere")
     }
 
+    /// A number from one SQL query, or the database's error (for observers that must ride
+    /// out a simulated database restart).
+    pub async fn try_count(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(self.store.pool())
+            .await
+    }
+
     /// A number from one SQL query.
     pub async fn count(&self, sql: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(sql)
