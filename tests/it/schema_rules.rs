@@ -341,3 +341,32 @@ async fn application_edits_of_activities_mark_them_dirty_and_deletes_leave_tombs
         .unwrap();
     assert_eq!(tombstone, ("contact".to_owned(), "AAMk1".to_owned()));
 }
+
+#[sqlx::test]
+async fn a_mailbox_with_synced_activities_can_be_deleted(pool: PgPool) {
+    seed(&pool).await;
+    for insert in [
+        "INSERT INTO contacts (mailbox_id, ews_item_id, display_name) VALUES ($1, 'AAMk-c', 'Ann')",
+        "INSERT INTO tasks (mailbox_id, ews_item_id, subject) VALUES ($1, 'AAMk-t', 'Call')",
+        "INSERT INTO appointments (mailbox_id, ews_item_id, subject, start_at, end_at)
+         VALUES ($1, 'AAMk-a', 'Meet', now(), now() + interval '1 hour')",
+    ] {
+        sqlx::query(insert)
+            .bind(uuid::Uuid::parse_str(MAILBOX).unwrap())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query(&format!("DELETE FROM mailboxes WHERE id = '{MAILBOX}'"))
+        .execute(&pool)
+        .await
+        .expect("deleting a mailbox cascades to its activities, leaving no tombstone");
+    let left: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM act_deletions) + (SELECT count(*) FROM contacts)
+              + (SELECT count(*) FROM tasks) + (SELECT count(*) FROM appointments)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(left, 0);
+}
