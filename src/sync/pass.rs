@@ -175,11 +175,6 @@ impl SyncEngine {
         &self.clients
     }
 
-    /// The `[sync]` settings in force.
-    pub fn sync_settings(&self) -> &SyncSettings {
-        &self.sync
-    }
-
     /// The scheduler settings in force.
     pub fn scheduler_settings(&self) -> &SchedulerSettings {
         &self.scheduler
