@@ -591,8 +591,15 @@ impl GraphClient {
                 );
                 Some(body.clone())
             }
-            // `POST …/send` wants `Content-Length: 0` (GD-SEND): an empty body gives it.
-            (None, &Method::POST) => Some(Vec::new()),
+            // `POST …/send` wants `Content-Length: 0` (GD-SEND); HTTP/1 clients leave it out
+            // for an empty body unless told, and IIS front ends answer 411 without it.
+            (None, &Method::POST) => {
+                headers.insert(
+                    reqwest::header::CONTENT_LENGTH,
+                    HeaderValue::from_static("0"),
+                );
+                Some(Vec::new())
+            }
             (None, _) => None,
         };
         HttpRequest {
