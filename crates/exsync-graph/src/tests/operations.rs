@@ -154,11 +154,10 @@ async fn a_message_is_read_with_its_internet_headers() {
 #[tokio::test]
 async fn several_messages_are_read_each_with_its_own_result() {
     let (server, client, target) = setup().await;
+    let gone = r#"{"error":{"code":"ErrorItemNotFound","message":"The specified object was not found in the store."}}"#;
+    check_answer("GET", "/users/a/messages/x", 404, gone);
     server.push(Canned::json(200, fixtures::MESSAGE_WITH_HEADERS));
-    server.push(Canned::json(
-        404,
-        r#"{"error":{"code":"ErrorItemNotFound","message":"The specified object was not found in the store."}}"#,
-    ));
+    server.push(Canned::json(404, gone));
     let ids = vec!["one".to_owned(), "two".to_owned()];
     // Sequential answers are matched to requests in arrival order; with two requests in
     // flight either may get either answer, so only the shape of the results is asserted.
@@ -264,6 +263,7 @@ async fn a_copy_whose_marker_differs_only_in_case_is_not_taken_for_the_row() {
 #[tokio::test]
 async fn a_message_is_updated_with_if_match_and_deleted() {
     let (server, client, target) = setup().await;
+    check_answer("DELETE", "/users/a/messages/x", 204, "");
     check_answer(
         "PATCH",
         "/users/a/messages/x",
@@ -360,6 +360,7 @@ async fn an_event_is_created_with_its_transaction_id_and_an_edit_conflict_is_rep
     let (server, client, target) = setup().await;
     check_answer("POST", "/users/a/events", 201, fixtures::CREATED_EVENT);
     check_answer("PATCH", "/users/a/events/x", 412, fixtures::CONFLICT_412);
+    check_answer("DELETE", "/users/a/events/x", 204, "");
     server.push(Canned::json(201, fixtures::CREATED_EVENT));
     server.push(Canned::json(412, fixtures::CONFLICT_412));
     server.push(Canned::empty(204));
@@ -424,6 +425,7 @@ async fn contacts_come_by_delta_of_the_default_folder_and_are_written_back() {
         &page,
     );
     check_answer("POST", "/users/a/contacts", 201, fixtures::CREATED_CONTACT);
+    check_answer("DELETE", "/users/a/contacts/x", 204, "");
     check_answer(
         "PATCH",
         "/users/a/contacts/x",
@@ -504,6 +506,7 @@ async fn to_do_lists_and_tasks_are_read_and_written() {
     let (server, client, target) = setup().await;
     let page = fixtures::todo_delta(&server.url);
     check_answer("GET", "/users/a/todo/lists", 200, fixtures::TODO_LISTS);
+    check_answer("DELETE", "/users/a/todo/lists/l/tasks/t", 204, "");
     check_answer("GET", "/users/a/todo/lists/l/tasks/delta", 200, &page);
     check_answer(
         "POST",
@@ -584,6 +587,7 @@ async fn exchange_ids_are_translated_in_calls_of_at_most_a_thousand_with_per_id_
     let first = fixtures::translated(&ids[..1000]);
     let second = fixtures::translated(&ids[1000..]);
     check_answer("POST", "/users/a/translateExchangeIds", 200, &second);
+    check_answer("POST", "/users/a/translateExchangeIds", 200, &first);
     server.push(Canned::json(200, &first));
     server.push(Canned::json(200, &second));
     let results = client
@@ -621,6 +625,7 @@ async fn exchange_ids_are_translated_in_calls_of_at_most_a_thousand_with_per_id_
 #[tokio::test]
 async fn subscriptions_are_created_renewed_and_deleted() {
     let (server, client, target) = setup().await;
+    check_answer("DELETE", "/subscriptions/x", 204, "");
     check_answer(
         "POST",
         "/subscriptions",
