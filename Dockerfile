@@ -13,6 +13,8 @@ COPY Cargo.toml Cargo.lock build.rs ./
 # manifest whose declared targets are missing.
 COPY benches ./benches
 COPY src ./src
+# Workspace members (Cargo refuses a workspace whose members are missing).
+COPY crates ./crates
 COPY migrations ./migrations
 # The same command as the release build everywhere else (README, docs/operations.md).
 RUN cargo build --release --locked

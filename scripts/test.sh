@@ -23,6 +23,11 @@ if [ -d "${EXSYNC_EWS_SCHEMA:-../shared/ews-schema}" ] && ! python3 -c 'import l
   python3 -m pip install --quiet lxml >&2 || echo "warning: could not install lxml; schema checks will be skipped" >&2
 fi
 
+# The Graph conformance tests run ../shared/graph-openapi/check-json, which needs jsonschema.
+if [ -d "${EXSYNC_GRAPH_OPENAPI:-../shared/graph-openapi}" ] && ! python3 -c 'import jsonschema' 2>/dev/null; then
+  python3 -m pip install --quiet 'jsonschema>=4.18' >&2 || echo "warning: could not install jsonschema; Graph conformance checks will be skipped (they fail under CI=true)" >&2
+fi
+
 # Logs the suite writes (tests/it/support/world.rs) are scanned for secrets afterwards.
 rm -rf "${CARGO_TARGET_DIR:-target}/tmp/test-logs"
 cargo test "$@"
