@@ -12,8 +12,8 @@ use super::oauth::TokenSource;
 use super::ops::{
     CreateItemRequest, CreateItemResponse, DeleteItemRequest, DeleteItemResponse, FindItemRequest,
     FindItemResponse, GetFolderRequest, GetFolderResponse, GetItemRequest, GetItemResponse,
-    SyncFolderHierarchyRequest, SyncFolderHierarchyResponse, SyncFolderItemsRequest,
-    SyncFolderItemsResponse, UpdateItemRequest, UpdateItemResponse,
+    MeetingResponseRequest, SyncFolderHierarchyRequest, SyncFolderHierarchyResponse,
+    SyncFolderItemsRequest, SyncFolderItemsResponse, UpdateItemRequest, UpdateItemResponse,
 };
 use super::soap::{ExchangeVersion, RequestHeader};
 use super::transport::{RawResponse, SoapPost, Transport};
@@ -146,6 +146,7 @@ operation!(FindItemRequest, FindItemResponse, "FindItem");
 operation!(CreateItemRequest, CreateItemResponse, "CreateItem");
 operation!(UpdateItemRequest, UpdateItemResponse, "UpdateItem");
 operation!(DeleteItemRequest, DeleteItemResponse, "DeleteItem");
+operation!(MeetingResponseRequest, CreateItemResponse, "CreateItem");
 
 #[derive(Debug, Default)]
 struct AccountState {
