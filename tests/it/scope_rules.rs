@@ -889,3 +889,113 @@ async fn incoming_filter_none_imports_only_mail_marked_tracked(pool: PgPool) {
     assert!(imported(&world, &plain).await);
     assert_eq!(skipped_reason(&world, &plain).await, None);
 }
+
+#[sqlx::test]
+async fn the_tracking_category_is_the_configured_one(pool: PgPool) {
+    let mut settings = crate::support::world::fast_settings();
+    settings.sync.tracking_category = "Tracked to Dynamics 365".into();
+    let world = World::with_settings(pool, settings).await;
+    world
+        .mailbox("alice@contoso.test", "alice", "Alice-Pw1!")
+        .await;
+    world.mailbox("bob@contoso.test", "bob", "Bob-Pw1!").await;
+    world
+        .service_account(
+            "svc",
+            "Svc-Passw0rd!",
+            &["alice@contoso.test", "bob@contoso.test"],
+        )
+        .await;
+    world.apply(&org_text("", "")).await;
+    for category in ["tracked to dynamics 365", TRACKED] {
+        create(
+            &world,
+            "alice@contoso.test",
+            json!({"folder": "contacts", "categories": [category], "subject": category}),
+        )
+        .await;
+    }
+    world.pass("alice@contoso.test").await;
+    assert_eq!(world.count("SELECT count(*) FROM contacts").await, 1);
+}
+
+#[test]
+fn a_tracking_category_that_is_no_category_name_is_refused_naming_the_key() {
+    for bad in ["", "   ", "Red, Blue"] {
+        let error = exsync::config::Settings::load_with_env(
+            Some(std::path::Path::new("/dev/null")),
+            vec![("EXSYNC__SYNC__TRACKING_CATEGORY".to_owned(), bad.to_owned())],
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("sync.tracking_category"), "{bad:?}: {error}");
+    }
+}
+
+#[sqlx::test]
+async fn apply_keys_for_what_syncs_are_validated_reported_by_field_and_idempotent(pool: PgPool) {
+    let world = org(pool, "", "").await;
+    let apply = |text: String| {
+        let store = world.store.clone();
+        let cipher = world.cipher_copy();
+        let ews = world.fake.ews_url();
+        async move {
+            exsync::apply::apply_text(
+                &store,
+                &cipher,
+                &text.replace("{ews}", &ews),
+                std::path::Path::new("org.toml"),
+                std::path::Path::new("."),
+                false,
+            )
+            .await
+        }
+    };
+    for (profile, alice, field) in [
+        (
+            "tracking_token_prefix = \"EXS1\"",
+            "",
+            "tracking_token_prefix",
+        ),
+        ("incoming_filter = \"everything\"", "", "incoming_filter"),
+        ("", "act_scope = \"some\"", "act_scope"),
+        (
+            "act_attendee_delete = \"cancel\"",
+            "",
+            "act_attendee_delete",
+        ),
+    ] {
+        let error = apply(org_text(profile, alice))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(&format!("field `{field}`")), "{error}");
+    }
+    let text = org_text(
+        "incoming_filter = \"responses\"\ntracking_token_prefix = \"EXS:\"",
+        "act_scope = \"all\"",
+    );
+    let report = apply(text.clone()).await.unwrap();
+    let changed: Vec<String> = report
+        .entries
+        .iter()
+        .filter_map(|e| match &e.outcome {
+            exsync::apply::Outcome::Changed { fields } => {
+                Some(format!("{} {}", e.key, fields.join(",")))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            "Contoso incoming_filter,tracking_token_prefix".to_owned(),
+            "alice@contoso.test act_scope".to_owned()
+        ]
+    );
+    assert!(
+        apply(text).await.unwrap().is_noop(),
+        "applying twice changes nothing"
+    );
+}
