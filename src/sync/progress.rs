@@ -78,6 +78,10 @@ impl Progress {
         summary.reported.processed += page.processed;
         summary.reported.skipped += page.skipped;
         summary.reported.failed += page.failed;
+        if seen == 0 {
+            // An idle poll's empty page is no progress: no line (passes stay one summary).
+            return;
+        }
         tracing::info!(
             folder = self.folder,
             page = self.pages,
