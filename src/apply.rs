@@ -9,6 +9,7 @@
 //! credential key before they reach the database and never printed.
 
 use crate::crypto::{CredentialCipher, CryptoError, SecretSlot};
+use crate::domain::scope::{ActScope, AttendeeDelete, IncomingFilter};
 use crate::domain::{ApprovalStatus, AuthMethod, PasswordScheme, ServerType, SyncMethod};
 use crate::store::{MailboxRow, ProfileRow, Store, StoreError, MAILBOX_COLUMNS, PROFILE_COLUMNS};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -238,6 +239,14 @@ struct ProfileEntry {
     #[serde(default, deserialize_with = "instant")]
     process_emails_from: Option<DateTime<Utc>>,
     #[serde(default)]
+    incoming_filter: Option<IncomingFilter>,
+    #[serde(default)]
+    act_scope: Option<ActScope>,
+    #[serde(default)]
+    act_attendee_delete: Option<AttendeeDelete>,
+    #[serde(default)]
+    tracking_token_prefix: Option<String>,
+    #[serde(default)]
     max_concurrent_connections: Option<i64>,
     #[serde(default)]
     min_polling_interval_minutes: Option<i64>,
@@ -262,6 +271,10 @@ struct MailboxEntry {
     password_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "instant")]
     process_email_received_after: Option<DateTime<Utc>>,
+    #[serde(default)]
+    incoming_filter: Option<IncomingFilter>,
+    #[serde(default)]
+    act_scope: Option<ActScope>,
     #[serde(default)]
     incoming: Option<SyncMethod>,
     #[serde(default)]
@@ -329,6 +342,7 @@ struct DesiredProfile {
     outgoing_username: Option<String>,
     outgoing_password: Option<SecretString>,
     process_emails_from: Option<DateTime<Utc>>,
+    scope: ProfileScope,
     max_concurrent_connections: i32,
     min_polling_interval_minutes: i32,
     enabled: bool,
@@ -342,6 +356,7 @@ struct DesiredMailbox {
     username: Option<String>,
     password: Option<SecretString>,
     process_email_received_after: Option<DateTime<Utc>>,
+    scope: MailboxScope,
     incoming: SyncMethod,
     outgoing: SyncMethod,
     act: SyncMethod,
@@ -622,6 +637,16 @@ fn validate_profile(
         1,
         1440,
     );
+    let tracking_token_prefix =
+        entry
+            .tracking_token_prefix
+            .and_then(|prefix| match tracking_prefix_problem(&prefix) {
+                Some(problem) => {
+                    c.fail("tracking_token_prefix", problem);
+                    None
+                }
+                None => Some(prefix),
+            });
     let use_impersonation = entry
         .use_impersonation
         .unwrap_or(entry.auth != AuthMethod::MailboxCredentials);
@@ -710,6 +735,12 @@ fn validate_profile(
         outgoing_username: if use_same { None } else { outgoing_username },
         outgoing_password: if use_same { None } else { outgoing_password },
         process_emails_from: entry.process_emails_from,
+        scope: ProfileScope {
+            incoming_filter: entry.incoming_filter.unwrap_or(IncomingFilter::All),
+            act_scope: entry.act_scope.unwrap_or(ActScope::Tracked),
+            act_attendee_delete: entry.act_attendee_delete.unwrap_or(AttendeeDelete::Keep),
+            tracking_token_prefix,
+        },
         max_concurrent_connections,
         min_polling_interval_minutes,
         enabled: entry.enabled.unwrap_or(true),
@@ -798,6 +829,10 @@ fn validate_mailbox(
         username,
         password,
         process_email_received_after: entry.process_email_received_after,
+        scope: MailboxScope {
+            incoming_filter: entry.incoming_filter,
+            act_scope: entry.act_scope,
+        },
         incoming: entry.incoming.unwrap_or(SyncMethod::ServerSideSync),
         outgoing: entry.outgoing.unwrap_or(SyncMethod::ServerSideSync),
         act: entry.act.unwrap_or(SyncMethod::None),
@@ -931,6 +966,10 @@ pub async fn apply_text(
                 UpsertError::Store(s) => rejected(&profile.entry, s),
                 UpsertError::Crypto(c) => ApplyError::Crypto(c),
             })?;
+        let scope_changes = upsert_profile_scope(&mut tx, &profile.name, &profile.scope)
+            .await
+            .map_err(|e| rejected(&profile.entry, e))?;
+        let outcome = with_changes(outcome, scope_changes);
         report.entries.push(Applied {
             kind: "profile",
             key: profile.name.clone(),
@@ -944,6 +983,10 @@ pub async fn apply_text(
                 UpsertError::Store(s) => rejected(&mailbox.entry, s),
                 UpsertError::Crypto(c) => ApplyError::Crypto(c),
             })?;
+        let scope_changes = upsert_mailbox_scope(&mut tx, &mailbox.address, &mailbox.scope)
+            .await
+            .map_err(|e| rejected(&mailbox.entry, e))?;
+        let outcome = with_changes(outcome, scope_changes);
         report.entries.push(Applied {
             kind: "mailbox",
             key: mailbox.address.clone(),
@@ -1282,6 +1325,135 @@ async fn upsert_mailbox(
     Ok(outcome)
 }
 
+// ----------------------------------------------------------------------------------------
+// What syncs: the incoming filter, the ACT scope, the tracking token (issue 8).
+// ----------------------------------------------------------------------------------------
+
+/// A profile's scope keys, with their defaults applied.
+struct ProfileScope {
+    incoming_filter: IncomingFilter,
+    act_scope: ActScope,
+    act_attendee_delete: AttendeeDelete,
+    tracking_token_prefix: Option<String>,
+}
+
+/// A mailbox's scope keys (`None`: the profile's value applies).
+struct MailboxScope {
+    incoming_filter: Option<IncomingFilter>,
+    act_scope: Option<ActScope>,
+}
+
+/// Why a tracking token prefix cannot be used, if it cannot (the database's rule, said first).
+fn tracking_prefix_problem(prefix: &str) -> Option<String> {
+    let mut chars = prefix.chars();
+    let starts_with_letter = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_ok = prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_.:#-".contains(c));
+    if !starts_with_letter || !rest_ok || prefix.chars().count() > 20 {
+        Some(format!(
+            "{prefix:?} must start with a letter and hold 1..=20 of A-Z a-z 0-9 _ . : # - (e.g. \"EXS:\")"
+        ))
+    } else if prefix.ends_with(|c: char| c.is_ascii_digit()) {
+        Some(format!(
+            "{prefix:?} must not end with a digit: the token's number follows it"
+        ))
+    } else {
+        None
+    }
+}
+
+/// The outcome with the scope keys that changed added (a created row stays created).
+fn with_changes(outcome: Outcome, changed: Vec<&'static str>) -> Outcome {
+    match outcome {
+        Outcome::Created => Outcome::Created,
+        _ if changed.is_empty() => outcome,
+        Outcome::Unchanged => Outcome::Changed { fields: changed },
+        Outcome::Changed { mut fields } => {
+            fields.extend(changed);
+            Outcome::Changed { fields }
+        }
+    }
+}
+
+/// Write a profile's scope keys; returns the names of those that changed.
+async fn upsert_profile_scope(
+    tx: &mut Tx<'_>,
+    name: &str,
+    want: &ProfileScope,
+) -> Result<Vec<&'static str>, StoreError> {
+    let current: (String, String, String, Option<String>) = sqlx::query_as(
+        "SELECT incoming_filter, act_scope, act_attendee_delete, tracking_token_prefix
+           FROM email_server_profiles WHERE name = $1 FOR UPDATE",
+    )
+    .bind(name)
+    .fetch_one(&mut **tx)
+    .await?;
+    let mut changed = Vec::new();
+    if current.0 != want.incoming_filter.as_str() {
+        changed.push("incoming_filter");
+    }
+    if current.1 != want.act_scope.as_str() {
+        changed.push("act_scope");
+    }
+    if current.2 != want.act_attendee_delete.as_str() {
+        changed.push("act_attendee_delete");
+    }
+    if current.3 != want.tracking_token_prefix {
+        changed.push("tracking_token_prefix");
+    }
+    if !changed.is_empty() {
+        sqlx::query(
+            "UPDATE email_server_profiles
+                SET incoming_filter = $2, act_scope = $3, act_attendee_delete = $4,
+                    tracking_token_prefix = $5
+              WHERE name = $1",
+        )
+        .bind(name)
+        .bind(want.incoming_filter.as_str())
+        .bind(want.act_scope.as_str())
+        .bind(want.act_attendee_delete.as_str())
+        .bind(&want.tracking_token_prefix)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(changed)
+}
+
+/// Write a mailbox's scope keys; returns the names of those that changed.
+async fn upsert_mailbox_scope(
+    tx: &mut Tx<'_>,
+    address: &str,
+    want: &MailboxScope,
+) -> Result<Vec<&'static str>, StoreError> {
+    let current: (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT incoming_filter, act_scope FROM mailboxes WHERE email_address = $1 FOR UPDATE",
+    )
+    .bind(address)
+    .fetch_one(&mut **tx)
+    .await?;
+    let wanted_filter = want.incoming_filter.map(|f| f.as_str().to_owned());
+    let wanted_scope = want.act_scope.map(|s| s.as_str().to_owned());
+    let mut changed = Vec::new();
+    if current.0 != wanted_filter {
+        changed.push("incoming_filter");
+    }
+    if current.1 != wanted_scope {
+        changed.push("act_scope");
+    }
+    if !changed.is_empty() {
+        sqlx::query(
+            "UPDATE mailboxes SET incoming_filter = $2, act_scope = $3 WHERE email_address = $1",
+        )
+        .bind(address)
+        .bind(&wanted_filter)
+        .bind(&wanted_scope)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(changed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1304,5 +1476,15 @@ mod tests {
         assert!(!is_plausible_address("alice@contoso"));
         assert!(!is_plausible_address("a@b@c.com"));
         assert!(!is_plausible_address("al ice@contoso.com"));
+    }
+
+    #[test]
+    fn tracking_token_prefixes_follow_the_database_rule() {
+        assert_eq!(tracking_prefix_problem("EXS:"), None);
+        assert_eq!(tracking_prefix_problem("CRM-"), None);
+        assert!(tracking_prefix_problem("EXS1").is_some());
+        assert!(tracking_prefix_problem(":EXS").is_some());
+        assert!(tracking_prefix_problem("EX S:").is_some());
+        assert!(tracking_prefix_problem("ABCDEFGHIJKLMNOPQRSTU:").is_some());
     }
 }

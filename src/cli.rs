@@ -389,10 +389,11 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             let cipher = CredentialCipher::from_settings(&settings.security)?;
             let store = connect(&settings).await?;
             ensure_migrated(&store).await?;
-            let explanation = crate::explain::explain(
+            let explanation = crate::explain::explain_with(
                 &store,
                 &cipher,
                 &settings.scheduler,
+                &settings.sync,
                 &address,
                 item.as_deref(),
             )

@@ -241,6 +241,8 @@ pub struct SyncSettings {
     pub item_max_attempts: u32,
     /// Conflict rule for appointments, contacts and tasks.
     pub conflict_policy: ConflictPolicy,
+    /// The Outlook category that marks an item tracked (always imported, whatever the filter).
+    pub tracking_category: String,
 }
 
 impl Default for SyncSettings {
@@ -252,6 +254,7 @@ impl Default for SyncSettings {
             outgoing_max_attempts: 5,
             item_max_attempts: 5,
             conflict_policy: ConflictPolicy::NewerWins,
+            tracking_category: crate::domain::scope::DEFAULT_TRACKING_CATEGORY.to_owned(),
         }
     }
 }
@@ -446,6 +449,14 @@ impl Settings {
             3_600_000,
         )?;
         let y = &self.sync;
+        let category = y.tracking_category.trim();
+        if category.is_empty() || category.chars().count() > 255 || category.contains(',') {
+            return Err(out_of_range(
+                "sync.tracking_category",
+                format!("{:?}", y.tracking_category),
+                "must be 1..=255 characters without a comma (an Outlook category name)",
+            ));
+        }
         if y.tracked_folders.is_empty() {
             return Err(out_of_range(
                 "sync.tracked_folders",

@@ -320,11 +320,20 @@ async fn seed(
                 )
                 .await?;
             }
+            // Items the user tracked (the tracking category) come in; the others stay private
+            // (act_scope = "tracked", the default).
+            let tracked = crate::domain::scope::DEFAULT_TRACKING_CATEGORY;
             for (folder, count) in [("calendar", 4), ("contacts", 5), ("tasks", 3)] {
                 fake_post(
                     http,
                     items.clone(),
-                    json!({"folder": folder, "count": count}),
+                    json!({"folder": folder, "count": count, "categories": [tracked]}),
+                )
+                .await?;
+                fake_post(
+                    http,
+                    items.clone(),
+                    json!({"folder": folder, "count": 2, "subject": "Private"}),
                 )
                 .await?;
             }
@@ -479,6 +488,10 @@ fn print_pass(started: Instant, profile: &str, summary: &PassSummary) {
                 ),
                 Workload::Incoming => format!("incoming ✓ {} imported", report.summary.processed),
                 Workload::Outgoing => format!("outgoing ✓ {} sent", report.summary.processed),
+                Workload::Act if report.summary.skipped > 0 => format!(
+                    "act ✓ {} written ({} untracked left out)",
+                    report.summary.processed, report.summary.skipped
+                ),
                 Workload::Act => format!("act ✓ {} written", report.summary.processed),
             },
             Outcome::Refused { code, .. } => format!("{} ⚠ {code}", report.workload),

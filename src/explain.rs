@@ -6,9 +6,10 @@
 //! rules it explains are the engine's own ([`crate::sync::plan::connection_for`],
 //! [`crate::domain::rules::effective_process_from`]), called, not re-implemented.
 
-use crate::config::SchedulerSettings;
+use crate::config::{SchedulerSettings, SyncSettings};
 use crate::crypto::CredentialCipher;
 use crate::domain::rules::{effective_process_from, EffectiveProcessFrom, ProcessFromSource};
+use crate::domain::scope::{ScopeSettings, SettingSource};
 use crate::domain::{AlertTarget, MailboxId, ProfileId, SyncMethod, Workload};
 use crate::store::operate::{self, FailureRecord, OutgoingRecord, SkippedRecord, WorkloadHealth};
 use crate::store::{alerts, Store, StoreError};
@@ -233,6 +234,9 @@ pub struct Explanation {
     pub item: Option<ItemExplanation>,
     /// The mailbox's row cannot be used (e.g. a secret that does not decrypt).
     pub row_error: Option<String>,
+    /// What syncs: the incoming filter and ACT scope in force (and where they come from), the
+    /// tracking category and token prefix.
+    pub scope: Option<ScopeSettings>,
 }
 
 impl Explanation {
@@ -242,11 +246,32 @@ impl Explanation {
     }
 }
 
-/// Explain a mailbox (and optionally one item) from what the database holds.
+/// Explain a mailbox (and optionally one item) from what the database holds, with the
+/// default `[sync]` settings (the tracking category).
 pub async fn explain(
     store: &Store,
     cipher: &CredentialCipher,
     scheduler: &SchedulerSettings,
+    address: &str,
+    item: Option<&str>,
+) -> Result<Explanation, ExplainError> {
+    explain_with(
+        store,
+        cipher,
+        scheduler,
+        &SyncSettings::default(),
+        address,
+        item,
+    )
+    .await
+}
+
+/// Explain a mailbox (and optionally one item) under the daemon's `[sync]` settings.
+pub async fn explain_with(
+    store: &Store,
+    cipher: &CredentialCipher,
+    scheduler: &SchedulerSettings,
+    sync: &SyncSettings,
     address: &str,
     item: Option<&str>,
 ) -> Result<Explanation, ExplainError> {
@@ -301,6 +326,9 @@ pub async fn explain(
         }),
         item: None,
         row_error: None,
+        scope: crate::store::scope::settings(store, row.id, &sync.tracking_category)
+            .await
+            .ok(),
     };
     let profile = profile_row.into_profile(cipher);
     let mailbox = row.into_mailbox(cipher);
@@ -424,6 +452,25 @@ pub async fn explain(
     Ok(out)
 }
 
+/// The tracking category in quotes, for explanations.
+fn tracked_category(explanation: &Explanation) -> String {
+    format!(
+        "{:?}",
+        explanation
+            .scope
+            .as_ref()
+            .map(|s| s.tracking_category.as_str())
+            .unwrap_or(crate::domain::scope::DEFAULT_TRACKING_CATEGORY)
+    )
+}
+
+fn source_name(source: SettingSource) -> &'static str {
+    match source {
+        SettingSource::Profile => "from the profile",
+        SettingSource::Mailbox => "the mailbox's own",
+    }
+}
+
 fn credentials_name(source: CredentialSource) -> &'static str {
     match source {
         CredentialSource::Profile => "profile",
@@ -493,6 +540,22 @@ async fn item_fate(
             "not_an_email" => {
                 "not an email message (e.g. a meeting request or a report): filtered".into()
             }
+            "filter_responses" => format!(
+                "left out by the incoming filter \"responses\": not a reply to mail sent through exsync (no In-Reply-To or References naming one of its messages, no tracking token in the subject), and not categorised {}",
+                tracked_category(explanation)
+            ),
+            "filter_known_senders" => format!(
+                "left out by the incoming filter \"known_senders\": the sender is neither a contact in the database nor a mailbox, and it is not categorised {}",
+                tracked_category(explanation)
+            ),
+            "filter_none" => format!(
+                "left out by the incoming filter \"none\": only mail categorised {} comes in",
+                tracked_category(explanation)
+            ),
+            "not_tracked" => format!(
+                "left out by act_scope \"tracked\": the item is not categorised {} and exsync did not create it",
+                tracked_category(explanation)
+            ),
             other => format!("skipped: {other}"),
         };
         return Ok(ItemFate::Skipped {
@@ -585,6 +648,31 @@ impl std::fmt::Display for Explanation {
             when(self.process_from.after)
         )?;
         writeln!(f, "  watermark:     {}", when(self.incoming_watermark))?;
+        if let Some(scope) = &self.scope {
+            writeln!(
+                f,
+                "  incoming:      filter {} ({}); mail categorised {:?} always comes in",
+                scope.incoming_filter,
+                source_name(scope.incoming_filter_source),
+                scope.tracking_category
+            )?;
+            writeln!(
+                f,
+                "  act scope:     {} ({}); deleting an attended meeting: {}",
+                scope.act_scope,
+                source_name(scope.act_scope_source),
+                scope.attendee_delete
+            )?;
+            writeln!(
+                f,
+                "  tracking token: {}",
+                scope
+                    .tracking_token_prefix
+                    .as_deref()
+                    .map(|p| format!("{p}<number> at the end of outgoing subjects"))
+                    .unwrap_or_else(|| "off".into())
+            )?;
+        }
         writeln!(f, "  last success:  {}", when(self.last_successful_sync))?;
         if let Some(reason) = &self.credentials_blocked {
             writeln!(f, "  CREDENTIALS BLOCKED: {reason}")?;

@@ -25,8 +25,11 @@ pub struct Metrics {
     registry: Registry,
     /// Mailbox workload passes by `workload` and `outcome` (success | failure | skipped).
     pub passes: Family<Labels, Counter>,
-    /// Items by `workload` and `result` (imported | sent | written | failed | skipped).
+    /// Items by `workload` and `result` (imported | sent | written | failed | skipped); a
+    /// long import moves it page by page.
     pub items: Family<Labels, Counter>,
+    /// The same per `profile` (id), page by page: which organisation's import is moving.
+    pub profile_items: Family<Labels, Counter>,
     /// EWS requests by `operation` and `code` (NoError, an EWS error code, or HTTP/transport).
     pub ews_requests: Family<Labels, Counter>,
     /// EWS request latency in seconds by `operation`.
@@ -55,6 +58,12 @@ impl Metrics {
             "items",
             "Items imported, sent, written, failed or skipped",
             items.clone(),
+        );
+        let profile_items = Family::<Labels, Counter>::default();
+        registry.register(
+            "profile_items",
+            "Items imported, written, failed or skipped per profile, counted page by page",
+            profile_items.clone(),
         );
         let ews_requests = Family::<Labels, Counter>::default();
         registry.register(
@@ -109,6 +118,7 @@ impl Metrics {
             registry,
             passes,
             items,
+            profile_items,
             ews_requests,
             ews_latency,
             throttled,

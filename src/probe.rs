@@ -405,7 +405,8 @@ async fn check(
     workload: Workload,
     options: ProbeOptions,
 ) -> Result<Result<String, String>, EwsError> {
-    let conn = MailboxConnection::new(client, &mailbox.address, plan.access, 1, 1);
+    let conn = MailboxConnection::new(client, &mailbox.address, plan.access, 1, 1)
+        .with_payload_logging(mailbox.payload_logging);
     match workload {
         Workload::Incoming => {
             conn.folder_changes(DistinguishedFolderName::Inbox, None)

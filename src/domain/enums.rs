@@ -143,6 +143,9 @@ text_enum!(
     }
 );
 
+/// Other domain modules declare their vocabularies the same way.
+pub(crate) use text_enum;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -44,14 +44,10 @@ impl Mailbox {
         }
     }
 
-    /// Email workloads need an approved address; ACT does not (as in Dynamics).
+    /// Every workload needs an approved address (Dynamics requires an approved mailbox for
+    /// email and for appointments, contacts and tasks alike).
     pub fn wants(&self, workload: Workload) -> bool {
-        let configured = self.method(workload) == SyncMethod::ServerSideSync;
-        match workload {
-            Workload::Incoming | Workload::Outgoing => {
-                configured && self.approval == ApprovalStatus::Approved
-            }
-            Workload::Act => configured,
-        }
+        self.method(workload) == SyncMethod::ServerSideSync
+            && self.approval == ApprovalStatus::Approved
     }
 }

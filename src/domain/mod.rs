@@ -9,6 +9,7 @@ mod ids;
 mod mailbox;
 mod profile;
 pub mod rules;
+pub mod scope;
 
 pub use alert::{AlertLevel, AlertTarget};
 pub use enums::{

@@ -12,8 +12,8 @@ use super::oauth::TokenSource;
 use super::ops::{
     CreateItemRequest, CreateItemResponse, DeleteItemRequest, DeleteItemResponse, FindItemRequest,
     FindItemResponse, GetFolderRequest, GetFolderResponse, GetItemRequest, GetItemResponse,
-    SyncFolderHierarchyRequest, SyncFolderHierarchyResponse, SyncFolderItemsRequest,
-    SyncFolderItemsResponse, UpdateItemRequest, UpdateItemResponse,
+    MeetingResponseRequest, SyncFolderHierarchyRequest, SyncFolderHierarchyResponse,
+    SyncFolderItemsRequest, SyncFolderItemsResponse, UpdateItemRequest, UpdateItemResponse,
 };
 use super::soap::{ExchangeVersion, RequestHeader};
 use super::transport::{RawResponse, SoapPost, Transport};
@@ -64,7 +64,9 @@ pub struct ClientOptions {
     /// A server back-off at most this long is waited out inside `call` and the request sent
     /// again; a longer one is returned as [`EwsError::ServerBusy`] with the time to wait.
     pub max_inline_back_off: Duration,
-    /// Log request and response bodies at debug level (diagnosis of one mailbox).
+    /// Log request and response bodies of every request of this client at debug level (a
+    /// client is shared by every mailbox of its credential: per-mailbox logging is
+    /// [`Target::log_payloads`]).
     pub log_payloads: bool,
     /// Limits on parsed responses.
     pub limits: XmlLimits,
@@ -88,6 +90,9 @@ pub struct Target {
     pub mailbox: String,
     /// Send the `ExchangeImpersonation` header for it.
     pub impersonate: bool,
+    /// Log this request's and response's bodies at debug level (the mailbox's payload
+    /// logging; other mailboxes sharing the client are not logged).
+    pub log_payloads: bool,
 }
 
 /// One EWS operation the client can send: its name, envelope and response parser.
@@ -146,6 +151,7 @@ operation!(FindItemRequest, FindItemResponse, "FindItem");
 operation!(CreateItemRequest, CreateItemResponse, "CreateItem");
 operation!(UpdateItemRequest, UpdateItemResponse, "UpdateItem");
 operation!(DeleteItemRequest, DeleteItemResponse, "DeleteItem");
+operation!(MeetingResponseRequest, CreateItemResponse, "CreateItem");
 
 #[derive(Debug, Default)]
 struct AccountState {
@@ -245,12 +251,15 @@ impl EwsClient {
             _ => RequestHeader::new(self.options.version),
         };
         let envelope = request.envelope(&header);
-        if self.options.log_payloads {
+        let log_payloads = self.options.log_payloads || target.is_some_and(|t| t.log_payloads);
+        if log_payloads {
             tracing::debug!(operation = O::NAME, request = %envelope, "EWS request payload");
         }
         let anchor = target.map(|t| t.mailbox.as_str());
         let started = Instant::now();
-        let outcome = self.exchange::<O>(envelope.into_bytes(), anchor).await;
+        let outcome = self
+            .exchange::<O>(envelope.into_bytes(), anchor, log_payloads)
+            .await;
         let outcome = outcome.map_err(|e| fill_mailbox(e, target));
         let code = match &outcome {
             Ok(_) => "NoError".to_owned(),
@@ -281,6 +290,7 @@ impl EwsClient {
         &self,
         body: Vec<u8>,
         anchor: Option<&str>,
+        log_payloads: bool,
     ) -> Result<O::Response, EwsError> {
         let mut raw = self.post(O::NAME, body.clone(), anchor).await?;
         if raw.status == reqwest::StatusCode::UNAUTHORIZED {
@@ -290,7 +300,7 @@ impl EwsClient {
                 raw = self.post(O::NAME, body, anchor).await?;
             }
         }
-        if self.options.log_payloads {
+        if log_payloads {
             tracing::debug!(
                 operation = O::NAME,
                 status = raw.status.as_u16(),
@@ -425,6 +435,7 @@ mod tests {
         let target = Target {
             mailbox: "x@y.z".into(),
             impersonate: true,
+            log_payloads: false,
         };
         let e = fill_mailbox(
             EwsError::ImpersonationDenied {

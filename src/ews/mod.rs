@@ -11,6 +11,7 @@ pub mod ntlm;
 pub mod ntlm_http;
 pub mod oauth;
 pub mod ops;
+pub mod recurrence;
 pub mod samples;
 pub mod soap;
 pub mod transport;

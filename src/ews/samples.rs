@@ -14,16 +14,18 @@ use super::ops::{
     CreateItemRequest, CreateItemResponse, DeleteItemRequest, DeleteItemResponse, EwsRequest,
     FindItemRequest, FindItemResponse, FindItemResult, FolderChange, GetFolderRequest,
     GetFolderResponse, GetItemRequest, GetItemResponse, ItemChange, ItemUpdate, MaxChangesReturned,
-    SyncFolderHierarchyRequest, SyncFolderHierarchyResponse, SyncFolderHierarchyResult,
-    SyncFolderItemsRequest, SyncFolderItemsResponse, SyncFolderItemsResult, SyncItemChange,
-    UpdateItemRequest, UpdateItemResponse, UpdateItemResult, OPERATIONS,
+    MeetingResponseRequest, SyncFolderHierarchyRequest, SyncFolderHierarchyResponse,
+    SyncFolderHierarchyResult, SyncFolderItemsRequest, SyncFolderItemsResponse,
+    SyncFolderItemsResult, SyncItemChange, UpdateItemRequest, UpdateItemResponse, UpdateItemResult,
+    OPERATIONS,
 };
+use super::recurrence::{DayOfWeek, Recurrence, RecurrencePattern, RecurrenceRange};
 use super::soap::{ExchangeVersion, RequestHeader};
 use super::types::{
-    BaseFolderId, BaseShape, Body, BodyType, CalendarItem, ConflictResolution, DeleteType,
-    DistinguishedFolderName, EmailAddress, FieldUri, Folder, FolderId, IndexedPageView, Item,
-    ItemBase, ItemId, ItemShape, Message, MessageDisposition, ResponseCode, ResponseMessage,
-    Restriction, SendMeetingInvitations, Traversal,
+    BaseFolderId, BaseShape, Body, BodyType, CalendarItem, CalendarItemKind, ConflictResolution,
+    DeleteType, DistinguishedFolderName, EmailAddress, FieldUri, Folder, FolderId, IndexedPageView,
+    Item, ItemBase, ItemId, ItemShape, Message, MessageDisposition, ResponseCode, ResponseMessage,
+    ResponseType, Restriction, SendMeetingInvitations, Traversal,
 };
 
 /// A fixed instant, so samples (and benchmark inputs) are identical on every run.
@@ -130,6 +132,28 @@ pub fn calendar_item(n: usize) -> Item {
         location: Some("Room 4.12 / Teams".into()),
         organizer: Some(person(2_000 + n)),
         required_attendees: (0..5 + n % 16).map(person).collect(),
+        is_meeting: Some(true),
+        is_cancelled: Some(false),
+        is_recurring: Some(n % 2 == 0),
+        meeting_request_was_sent: Some(true),
+        calendar_item_type: Some(if n % 2 == 0 {
+            CalendarItemKind::RecurringMaster
+        } else {
+            CalendarItemKind::Single
+        }),
+        my_response_type: Some(ResponseType::Organizer),
+        // Every other meeting is a weekly series of ten.
+        recurrence: (n % 2 == 0).then(|| Recurrence {
+            pattern: RecurrencePattern::Weekly {
+                interval: 1,
+                days_of_week: vec![DayOfWeek::Monday, DayOfWeek::Wednesday],
+                first_day_of_week: Some(DayOfWeek::Monday),
+            },
+            range: RecurrenceRange::Numbered {
+                start_date: start.date_naive(),
+                occurrences: 10,
+            },
+        }),
     })
 }
 
@@ -313,6 +337,10 @@ pub fn every_request() -> Vec<EwsRequest> {
             affected_task_occurrences: None,
             item_ids: vec![item_id(5), item_id(6)],
         }),
+        EwsRequest::MeetingResponse(MeetingResponseRequest::decline(
+            item_id(7),
+            Some("Removed from the business database"),
+        )),
     ]
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 
+use super::recurrence::Recurrence;
 use super::soap::TYPES_NS;
 use super::xml::{Element, XmlWriter};
 
@@ -817,6 +818,20 @@ pub struct CalendarItem {
     pub organizer: Option<EmailAddress>,
     /// `t:RequiredAttendees/t:Attendee/t:Mailbox`.
     pub required_attendees: Vec<EmailAddress>,
+    /// `t:IsMeeting` (read-only: the item has attendees).
+    pub is_meeting: Option<bool>,
+    /// `t:IsCancelled` (read-only: the organizer cancelled the meeting).
+    pub is_cancelled: Option<bool>,
+    /// `t:IsRecurring` (read-only).
+    pub is_recurring: Option<bool>,
+    /// `t:MeetingRequestWasSent` (read-only: invitations went out).
+    pub meeting_request_was_sent: Option<bool>,
+    /// `t:CalendarItemType` (read-only: Single, Occurrence, Exception, RecurringMaster).
+    pub calendar_item_type: Option<CalendarItemKind>,
+    /// `t:MyResponseType` (read-only: Organizer for the organizer's own copy).
+    pub my_response_type: Option<ResponseType>,
+    /// `t:Recurrence`: the pattern and range of a series (recurring masters only).
+    pub recurrence: Option<Recurrence>,
 }
 
 /// `t:Contact` (ContactItemType): an address-book entry.
@@ -1009,6 +1024,16 @@ impl Item {
                 time_opt(w, "t:End", c.end.as_ref());
                 bool_opt(w, "t:IsAllDayEvent", c.is_all_day_event);
                 leaf_opt(w, "t:Location", c.location.as_deref());
+                bool_opt(w, "t:IsMeeting", c.is_meeting);
+                bool_opt(w, "t:IsCancelled", c.is_cancelled);
+                bool_opt(w, "t:IsRecurring", c.is_recurring);
+                bool_opt(w, "t:MeetingRequestWasSent", c.meeting_request_was_sent);
+                if let Some(kind) = c.calendar_item_type {
+                    w.leaf("t:CalendarItemType", kind.as_str());
+                }
+                if let Some(response) = c.my_response_type {
+                    w.leaf("t:MyResponseType", response.as_str());
+                }
                 write_single(w, "t:Organizer", c.organizer.as_ref());
                 if !c.required_attendees.is_empty() {
                     w.start("t:RequiredAttendees");
@@ -1018,6 +1043,9 @@ impl Item {
                         w.end();
                     }
                     w.end();
+                }
+                if let Some(r) = &c.recurrence {
+                    r.write(w);
                 }
             }
             Item::Contact(c) => {
@@ -1072,6 +1100,22 @@ impl Item {
                             .collect()
                     })
                     .unwrap_or_default(),
+                is_meeting: t_bool(el, "IsMeeting")?,
+                is_cancelled: t_bool(el, "IsCancelled")?,
+                is_recurring: t_bool(el, "IsRecurring")?,
+                meeting_request_was_sent: t_bool(el, "MeetingRequestWasSent")?,
+                calendar_item_type: el
+                    .child_text(TYPES_NS, "CalendarItemType")
+                    .map(str::parse)
+                    .transpose()?,
+                my_response_type: el
+                    .child_text(TYPES_NS, "MyResponseType")
+                    .map(str::parse)
+                    .transpose()?,
+                recurrence: el
+                    .child(TYPES_NS, "Recurrence")
+                    .map(Recurrence::from_element)
+                    .transpose()?,
             }),
             "Contact" | "DistributionList" => Item::Contact(Contact {
                 base,
@@ -1341,6 +1385,21 @@ impl FieldUri {
     pub const ORGANIZER: FieldUri = FieldUri(Cow::Borrowed("calendar:Organizer"));
     /// `calendar:RequiredAttendees`.
     pub const REQUIRED_ATTENDEES: FieldUri = FieldUri(Cow::Borrowed("calendar:RequiredAttendees"));
+    /// `calendar:IsMeeting`.
+    pub const IS_MEETING: FieldUri = FieldUri(Cow::Borrowed("calendar:IsMeeting"));
+    /// `calendar:IsCancelled`.
+    pub const IS_CANCELLED: FieldUri = FieldUri(Cow::Borrowed("calendar:IsCancelled"));
+    /// `calendar:IsRecurring`.
+    pub const IS_RECURRING: FieldUri = FieldUri(Cow::Borrowed("calendar:IsRecurring"));
+    /// `calendar:MeetingRequestWasSent`.
+    pub const MEETING_REQUEST_WAS_SENT: FieldUri =
+        FieldUri(Cow::Borrowed("calendar:MeetingRequestWasSent"));
+    /// `calendar:CalendarItemType`.
+    pub const CALENDAR_ITEM_TYPE: FieldUri = FieldUri(Cow::Borrowed("calendar:CalendarItemType"));
+    /// `calendar:MyResponseType`.
+    pub const MY_RESPONSE_TYPE: FieldUri = FieldUri(Cow::Borrowed("calendar:MyResponseType"));
+    /// `calendar:Recurrence`.
+    pub const RECURRENCE: FieldUri = FieldUri(Cow::Borrowed("calendar:Recurrence"));
     /// `contacts:GivenName`.
     pub const GIVEN_NAME: FieldUri = FieldUri(Cow::Borrowed("contacts:GivenName"));
     /// `contacts:Surname`.
@@ -1771,6 +1830,38 @@ schema_enum! {
     }
 }
 
+schema_enum! {
+    /// `t:CalendarItemType` (CalendarItemTypeType): what kind of calendar item this is.
+    CalendarItemKind, "CalendarItemType" {
+        /// A single appointment or meeting.
+        Single = "Single",
+        /// One occurrence of a series.
+        Occurrence = "Occurrence",
+        /// A changed occurrence of a series.
+        Exception = "Exception",
+        /// The series itself (SyncFolderItems reports masters, not occurrences).
+        RecurringMaster = "RecurringMaster",
+    }
+}
+
+schema_enum! {
+    /// `t:MyResponseType` / `t:ResponseType` (ResponseTypeType): the mailbox's role or answer.
+    ResponseType, "ResponseType" {
+        /// Not known.
+        Unknown = "Unknown",
+        /// The mailbox organises the meeting.
+        Organizer = "Organizer",
+        /// Tentatively accepted.
+        Tentative = "Tentative",
+        /// Accepted.
+        Accept = "Accept",
+        /// Declined.
+        Decline = "Decline",
+        /// Invited, no answer yet.
+        NoResponseReceived = "NoResponseReceived",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1830,6 +1921,23 @@ mod tests {
                 location: Some("Room 1".into()),
                 organizer: Some(EmailAddress::new(Some("Ann"), "ann@x.test")),
                 required_attendees: vec![EmailAddress::new(None, "bob@x.test")],
+                is_meeting: Some(true),
+                is_cancelled: Some(false),
+                is_recurring: Some(true),
+                meeting_request_was_sent: Some(true),
+                calendar_item_type: Some(CalendarItemKind::RecurringMaster),
+                my_response_type: Some(ResponseType::Organizer),
+                recurrence: Some(crate::ews::recurrence::Recurrence {
+                    pattern: crate::ews::recurrence::RecurrencePattern::Weekly {
+                        interval: 1,
+                        days_of_week: vec![crate::ews::recurrence::DayOfWeek::Friday],
+                        first_day_of_week: None,
+                    },
+                    range: crate::ews::recurrence::RecurrenceRange::Numbered {
+                        start_date: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
+                        occurrences: 4,
+                    },
+                }),
             }),
             Item::Contact(Contact {
                 base: base.clone(),

@@ -17,16 +17,16 @@ use super::state::{
 use crate::ews::ops::{
     CreateItemRequest, CreateItemResponse, DeleteItemRequest, DeleteItemResponse, EwsRequest,
     FindItemRequest, FindItemResponse, FindItemResult, FolderChange, GetFolderRequest,
-    GetFolderResponse, GetItemRequest, GetItemResponse, ItemUpdate, SyncFolderHierarchyRequest,
-    SyncFolderHierarchyResponse, SyncFolderHierarchyResult, SyncFolderItemsRequest,
-    SyncFolderItemsResponse, SyncFolderItemsResult, SyncItemChange, UpdateItemRequest,
-    UpdateItemResponse, UpdateItemResult,
+    GetFolderResponse, GetItemRequest, GetItemResponse, ItemUpdate, MeetingAnswer, MeetingResponse,
+    MeetingResponseRequest, SyncFolderHierarchyRequest, SyncFolderHierarchyResponse,
+    SyncFolderHierarchyResult, SyncFolderItemsRequest, SyncFolderItemsResponse,
+    SyncFolderItemsResult, SyncItemChange, UpdateItemRequest, UpdateItemResponse, UpdateItemResult,
 };
 use crate::ews::soap::{RequestHeader, SoapFault};
 use crate::ews::types::{
     format_time, BaseFolderId, BaseShape, ConflictResolution, DeleteType, DistinguishedFolderName,
     EmailAddress, FieldUri, Folder, FolderId, Item, ItemId, ItemShape, Message, MessageDisposition,
-    ResponseCode, ResponseMessage, Restriction, SendMeetingInvitations,
+    ResponseCode, ResponseMessage, ResponseType, Restriction, SendMeetingInvitations,
 };
 
 /// What the HTTP layer sends back.
@@ -202,6 +202,7 @@ pub(crate) fn handle(
         EwsRequest::CreateItem(r) => create_item(&ctx, inner, &r),
         EwsRequest::UpdateItem(r) => update_item(&ctx, inner, &r),
         EwsRequest::DeleteItem(r) => delete_item(&ctx, inner, &r),
+        EwsRequest::MeetingResponse(r) => meeting_response(&ctx, inner, &r),
     }
 }
 
@@ -681,6 +682,20 @@ fn create_one(
             Ok(Vec::new())
         }
         Item::CalendarItem(c) => {
+            // Exchange computes these; a client that sets them is refused.
+            if c.is_meeting.is_some()
+                || c.is_cancelled.is_some()
+                || c.is_recurring.is_some()
+                || c.meeting_request_was_sent.is_some()
+                || c.calendar_item_type.is_some()
+                || c.my_response_type.is_some()
+            {
+                return Err(err(
+                    ResponseCode::ERROR_INVALID_PROPERTY_SET,
+                    "A read-only calendar property (IsMeeting, IsCancelled, IsRecurring, MeetingRequestWasSent, CalendarItemType, MyResponseType) cannot be set.",
+                ));
+            }
+            check_calendar(c)?;
             c.organizer.get_or_insert_with(|| me.clone());
             c.uid
                 .get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
@@ -691,57 +706,20 @@ fn create_one(
                         | SendMeetingInvitations::SendToAllAndSaveCopy
                 )
             );
-            let attendees: Vec<String> = c
+            let attendees = c
                 .required_attendees
                 .iter()
-                .map(|a| lower(&a.address))
-                .filter(|a| *a != lower(address))
-                .collect();
+                .any(|a| lower(&a.address) != lower(address));
+            c.meeting_request_was_sent = Some(invite && attendees);
             let created = item.clone();
             let folder = folder.unwrap_or(DistinguishedFolderName::Calendar);
             let id = inner
                 .insert_item(address, folder, created.clone())
                 .map_err(internal)?;
             if invite {
-                for attendee in attendees {
-                    let Some(canonical) = inner.mailbox(&attendee).map(|m| m.address.clone())
-                    else {
-                        continue;
-                    };
-                    let request = Message {
-                        base: crate::ews::types::ItemBase {
-                            item_class: Some("IPM.Schedule.Meeting.Request".into()),
-                            subject: created.base().subject.clone(),
-                            body: created.base().body.clone(),
-                            date_time_received: Some(now),
-                            date_time_sent: Some(now),
-                            ..Default::default()
-                        },
-                        from: Some(me.clone()),
-                        sender: Some(me.clone()),
-                        to_recipients: vec![EmailAddress::new(None, &canonical)],
-                        is_read: Some(false),
-                        internet_message_id: Some(format!(
-                            "<{}@exsync.test>",
-                            uuid::Uuid::new_v4()
-                        )),
-                        ..Message::default()
-                    };
-                    inner
-                        .insert_item(
-                            &canonical,
-                            DistinguishedFolderName::Inbox,
-                            Item::Message(request),
-                        )
-                        .map_err(internal)?;
-                    inner
-                        .insert_item(
-                            &canonical,
-                            DistinguishedFolderName::Calendar,
-                            created.clone(),
-                        )
-                        .map_err(internal)?;
-                }
+                inner
+                    .deliver_invitations(address, &created)
+                    .map_err(internal)?;
             }
             let mut out = created.id_only();
             out.base_mut().item_id = Some(id);
@@ -755,6 +733,148 @@ fn create_one(
             Ok(vec![out])
         }
     }
+}
+
+/// Exchange's checks on a calendar item's times and series.
+fn check_calendar(c: &crate::ews::types::CalendarItem) -> Result<(), OpError> {
+    if let (Some(start), Some(end)) = (c.start, c.end) {
+        if end < start {
+            return Err(err(
+                ResponseCode::new("ErrorCalendarEndDateIsEarlierThanStartDate"),
+                "The end date occurs before the start date.",
+            ));
+        }
+    }
+    if let Some(recurrence) = &c.recurrence {
+        recurrence.validate().map_err(|e| {
+            err(
+                ResponseCode::new("ErrorCalendarInvalidRecurrence"),
+                e.to_string(),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// CreateItem with response objects: an attendee accepts, tentatively accepts or declines.
+fn meeting_response(ctx: &Ctx, inner: &mut Inner, r: &MeetingResponseRequest) -> Answer {
+    let messages: Vec<_> = r
+        .responses
+        .iter()
+        .map(|response| message(respond(ctx, inner, r, response)))
+        .collect();
+    let code = first_code(&messages);
+    Answer::Xml {
+        xml: CreateItemResponse { messages }.to_xml(),
+        code,
+    }
+}
+
+fn respond(
+    ctx: &Ctx,
+    inner: &mut Inner,
+    r: &MeetingResponseRequest,
+    response: &MeetingResponse,
+) -> Result<Vec<Item>, OpError> {
+    let suffix = match response.answer {
+        MeetingAnswer::Accept => "Accept",
+        MeetingAnswer::TentativelyAccept => "Tentative",
+        MeetingAnswer::Decline => "Decline",
+    };
+    let disposition = r.message_disposition.ok_or_else(|| {
+        err(
+            ResponseCode::new("ErrorMessageDispositionRequired"),
+            "MessageDisposition is required for response objects.",
+        )
+    })?;
+    let reference = response.reference_item_id.as_ref().ok_or_else(|| {
+        err(
+            ResponseCode::new("ErrorMissingInformationReferenceItemId"),
+            "The response object needs a ReferenceItemId.",
+        )
+    })?;
+    let (address, n) = ctx.item(inner, reference)?;
+    let (folder, meeting) = inner
+        .mailbox(&address)
+        .and_then(|m| m.item(n))
+        .map(|(f, s)| (f, s.item.clone()))
+        .ok_or_else(|| err(ResponseCode::ERROR_ITEM_NOT_FOUND, "Item not found."))?;
+    let Item::CalendarItem(c) = &meeting else {
+        return Err(err(
+            ResponseCode::new(match response.answer {
+                MeetingAnswer::Accept => "ErrorInvalidItemForOperationAcceptItem",
+                MeetingAnswer::TentativelyAccept => "ErrorInvalidItemForOperationTentative",
+                MeetingAnswer::Decline => "ErrorInvalidItemForOperationDeclineItem",
+            }),
+            "Only a meeting can be answered (this fake answers calendar items, not meeting request messages).",
+        ));
+    };
+    if c.my_response_type == Some(ResponseType::Organizer) {
+        return Err(err(
+            ResponseCode::new(format!("ErrorCalendarIsOrganizerFor{suffix}")),
+            "The organizer cannot answer their own meeting.",
+        ));
+    }
+    if c.is_cancelled == Some(true) {
+        return Err(err(
+            ResponseCode::new(format!("ErrorCalendarIsCancelledFor{suffix}")),
+            "The meeting was cancelled.",
+        ));
+    }
+    let organizer = c
+        .organizer
+        .as_ref()
+        .map(|o| o.address.clone())
+        .unwrap_or_default();
+    let subject = c.base.subject.clone().unwrap_or_default();
+    let (class, prefix, answer) = match response.answer {
+        MeetingAnswer::Accept => (
+            "IPM.Schedule.Meeting.Resp.Pos",
+            "Accepted",
+            ResponseType::Accept,
+        ),
+        MeetingAnswer::TentativelyAccept => (
+            "IPM.Schedule.Meeting.Resp.Tent",
+            "Tentative",
+            ResponseType::Tentative,
+        ),
+        MeetingAnswer::Decline => (
+            "IPM.Schedule.Meeting.Resp.Neg",
+            "Declined",
+            ResponseType::Decline,
+        ),
+    };
+    if disposition != MessageDisposition::SaveOnly {
+        inner
+            .send_meeting_message(
+                &address,
+                &organizer,
+                class,
+                format!("{prefix}: {subject}"),
+                response.body.clone(),
+                disposition == MessageDisposition::SendAndSaveCopy,
+            )
+            .map_err(internal)?;
+    }
+    if response.answer == MeetingAnswer::Decline {
+        // A declined meeting leaves the calendar for Deleted Items, as in Outlook.
+        let removed = inner
+            .remove_item(&address, n)
+            .ok_or_else(|| err(ResponseCode::ERROR_ITEM_NOT_FOUND, "Item not found."))?;
+        if folder != DistinguishedFolderName::DeletedItems {
+            inner
+                .insert_item(&address, DistinguishedFolderName::DeletedItems, removed)
+                .map_err(internal)?;
+        }
+    } else {
+        inner.update_item(&address, n, false, move |item| {
+            if let Item::CalendarItem(c) = item {
+                c.my_response_type = Some(answer);
+            }
+        });
+    }
+    // Response objects get no item id back (CreateItem reference).
+    Ok(Vec::new())
 }
 
 fn id_only_message(id: ItemId) -> Item {
@@ -816,6 +936,7 @@ fn set_field(target: &mut Item, source: Option<&Item>, field: &FieldUri) -> Resu
         "calendar:Organizer" => kind!(CalendarItem, organizer),
         "calendar:RequiredAttendees" => kind!(CalendarItem, required_attendees),
         "calendar:UID" => kind!(CalendarItem, uid),
+        "calendar:Recurrence" => kind!(CalendarItem, recurrence),
         "contacts:DisplayName" => kind!(Contact, display_name),
         "contacts:GivenName" => kind!(Contact, given_name),
         "contacts:Surname" => kind!(Contact, surname),
@@ -894,6 +1015,9 @@ fn update_item(ctx: &Ctx, inner: &mut Inner, r: &UpdateItemRequest) -> Answer {
                         ItemUpdate::DeleteItemField(field) => set_field(&mut edited, None, field)?,
                     }
                 }
+                if let Item::CalendarItem(c) = &edited {
+                    check_calendar(c)?;
+                }
                 let read_only = !change.updates.is_empty()
                     && change.updates.iter().all(|u| match u {
                         ItemUpdate::SetItemField { field, .. } => *field == FieldUri::IS_READ,
@@ -929,13 +1053,51 @@ fn delete_item(ctx: &Ctx, inner: &mut Inner, r: &DeleteItemRequest) -> Answer {
         .map(|id| {
             message((|| {
                 let (address, n) = ctx.item(inner, id)?;
-                let folder = inner
+                let (folder, current) = inner
                     .mailbox(&address)
                     .and_then(|m| m.item(n))
-                    .map(|(f, _)| f);
+                    .map(|(f, s)| (f, s.item.clone()))
+                    .ok_or_else(|| err(ResponseCode::ERROR_ITEM_NOT_FOUND, "Item not found."))?;
+                let folder = Some(folder);
+                match &current {
+                    Item::CalendarItem(_) if r.send_meeting_cancellations.is_none() => {
+                        return Err(err(
+                            ResponseCode::new("ErrorSendMeetingCancellationsRequired"),
+                            "SendMeetingCancellations is required to delete a calendar item.",
+                        ))
+                    }
+                    Item::Task(_) if r.affected_task_occurrences.is_none() => {
+                        return Err(err(
+                            ResponseCode::new("ErrorAffectedTaskOccurrencesRequired"),
+                            "AffectedTaskOccurrences is required to delete a task.",
+                        ))
+                    }
+                    _ => {}
+                }
+                // Only the organizer's delete cancels; an attendee's only removes its copy.
+                let cancel = match (&current, r.send_meeting_cancellations) {
+                    (
+                        Item::CalendarItem(c),
+                        Some(
+                            mode @ (SendMeetingInvitations::SendOnlyToAll
+                            | SendMeetingInvitations::SendToAllAndSaveCopy),
+                        ),
+                    ) if c.my_response_type == Some(ResponseType::Organizer)
+                        && c.is_meeting == Some(true)
+                        && c.is_cancelled != Some(true) =>
+                    {
+                        Some(mode == SendMeetingInvitations::SendToAllAndSaveCopy)
+                    }
+                    _ => None,
+                };
                 let removed = inner
                     .remove_item(&address, n)
                     .ok_or_else(|| err(ResponseCode::ERROR_ITEM_NOT_FOUND, "Item not found."))?;
+                if let Some(save_copy) = cancel {
+                    inner
+                        .deliver_cancellations(&address, &removed, save_copy)
+                        .map_err(internal)?;
+                }
                 if r.delete_type == DeleteType::MoveToDeletedItems
                     && folder != Some(DistinguishedFolderName::DeletedItems)
                 {

@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::{FakeError, Faults, FaultsPatch};
+use crate::ews::recurrence::Recurrence;
 use crate::ews::types::{
-    Body, BodyType, CalendarItem, Contact, DistinguishedFolderName, EmailAddress, FolderId, Item,
-    ItemBase, ItemId, Message, Task, TaskStatus,
+    Body, BodyType, CalendarItem, CalendarItemKind, Contact, DistinguishedFolderName, EmailAddress,
+    FolderId, Item, ItemBase, ItemId, Message, ResponseType, Task, TaskStatus,
 };
 use crate::ews::xml::XmlLimits;
 
@@ -357,6 +358,7 @@ impl Inner {
         let id = ItemId::with_change_key(item_id_string(&mailbox.address, n), change_key);
         let now = Utc::now();
         let class = default_item_class(&item);
+        settle_calendar_item(&mut item, &mailbox.address);
         let base = item.base_mut();
         base.item_id = Some(id.clone());
         base.parent_folder_id = Some(FolderId::new(folder_id_string(&mailbox.address, folder)));
@@ -400,6 +402,7 @@ impl Inner {
         let data = mailbox.folders.get_mut(&folder)?;
         let stored = data.items.get_mut(&n)?;
         edit(&mut stored.item);
+        settle_calendar_item(&mut stored.item, &mailbox.address);
         let base = stored.item.base_mut();
         base.last_modified_time = Some(Utc::now());
         let id = base.item_id.as_mut()?;
@@ -436,6 +439,192 @@ impl Inner {
         mailbox.gone.insert(n);
         Some(stored.item)
     }
+}
+
+impl Inner {
+    /// A meeting message (request, cancellation, response) of class `class` from `from`,
+    /// delivered to `to`'s inbox when that mailbox is in the fake (elsewhere otherwise), and
+    /// kept in `from`'s Sent Items when `save_copy`.
+    pub(crate) fn send_meeting_message(
+        &mut self,
+        from: &str,
+        to: &str,
+        class: &str,
+        subject: String,
+        body: Option<Body>,
+        save_copy: bool,
+    ) -> Result<(), FakeError> {
+        let now = Utc::now();
+        let sender = EmailAddress::new(None, from);
+        let message = Message {
+            base: ItemBase {
+                item_class: Some(class.to_owned()),
+                subject: Some(subject),
+                body,
+                date_time_received: Some(now),
+                date_time_sent: Some(now),
+                ..ItemBase::default()
+            },
+            from: Some(sender.clone()),
+            sender: Some(sender),
+            to_recipients: vec![EmailAddress::new(None, to)],
+            is_read: Some(false),
+            internet_message_id: Some(format!("<{}@exsync.test>", uuid::Uuid::new_v4())),
+            ..Message::default()
+        };
+        if let Some(canonical) = self.mailbox(to).map(|m| m.address.clone()) {
+            self.insert_item(
+                &canonical,
+                DistinguishedFolderName::Inbox,
+                Item::Message(message.clone()),
+            )?;
+        }
+        if save_copy {
+            let mut copy = message;
+            copy.is_read = Some(true);
+            self.insert_item(
+                from,
+                DistinguishedFolderName::SentItems,
+                Item::Message(copy),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The organizer's invitations: every attendee with a mailbox in the fake gets a meeting
+    /// request in the inbox and the meeting (same UID, their own copy) in the calendar.
+    pub(crate) fn deliver_invitations(
+        &mut self,
+        organizer: &str,
+        meeting: &Item,
+    ) -> Result<(), FakeError> {
+        let Item::CalendarItem(c) = meeting else {
+            return Ok(());
+        };
+        for attendee in &c.required_attendees {
+            let Some(canonical) = self.mailbox(&attendee.address).map(|m| m.address.clone()) else {
+                continue;
+            };
+            if key(&canonical) == key(organizer) {
+                continue;
+            }
+            self.send_meeting_message(
+                organizer,
+                &canonical,
+                "IPM.Schedule.Meeting.Request",
+                c.base.subject.clone().unwrap_or_default(),
+                c.base.body.clone(),
+                false,
+            )?;
+            let mut copy = c.clone();
+            copy.base.item_id = None;
+            copy.base.parent_folder_id = None;
+            copy.base.categories.clear();
+            copy.my_response_type = None;
+            copy.organizer
+                .get_or_insert_with(|| EmailAddress::new(None, organizer));
+            self.insert_item(
+                &canonical,
+                DistinguishedFolderName::Calendar,
+                Item::CalendarItem(copy),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The items of `address`'s calendar that are copies of the meeting with `uid`.
+    pub(crate) fn meeting_copies(&self, address: &str, uid: &str) -> Vec<u64> {
+        self.mailbox(address)
+            .and_then(|m| m.folder(DistinguishedFolderName::Calendar))
+            .map(|f| {
+                f.items
+                    .iter()
+                    .filter(|(_, s)| {
+                        matches!(&s.item, Item::CalendarItem(c) if c.uid.as_deref() == Some(uid))
+                    })
+                    .map(|(n, _)| *n)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The organizer cancels: every attendee with a mailbox in the fake gets a cancellation,
+    /// and their copy of the meeting is marked cancelled ("Canceled: " before its subject).
+    pub(crate) fn deliver_cancellations(
+        &mut self,
+        organizer: &str,
+        meeting: &Item,
+        save_copy: bool,
+    ) -> Result<(), FakeError> {
+        let Item::CalendarItem(c) = meeting else {
+            return Ok(());
+        };
+        let subject = format!("Canceled: {}", c.base.subject.clone().unwrap_or_default());
+        let mut saved = !save_copy;
+        for attendee in &c.required_attendees {
+            if key(&attendee.address) == key(organizer) {
+                continue;
+            }
+            self.send_meeting_message(
+                organizer,
+                &attendee.address,
+                "IPM.Schedule.Meeting.Canceled",
+                subject.clone(),
+                None,
+                !saved,
+            )?;
+            saved = true;
+            let Some(canonical) = self.mailbox(&attendee.address).map(|m| m.address.clone()) else {
+                continue;
+            };
+            let Some(uid) = c.uid.as_deref() else {
+                continue;
+            };
+            for n in self.meeting_copies(&canonical, uid) {
+                let subject = subject.clone();
+                self.update_item(&canonical, n, false, move |item| {
+                    if let Item::CalendarItem(copy) = item {
+                        copy.is_cancelled = Some(true);
+                        copy.base.subject = Some(subject);
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What Exchange derives for a calendar item and clients cannot set: whether it is a meeting
+/// (attendees other than the organizer), a series, and the mailbox's role in it.
+pub(crate) fn settle_calendar_item(item: &mut Item, mailbox: &str) {
+    let Item::CalendarItem(c) = item else { return };
+    let organizer = c
+        .organizer
+        .as_ref()
+        .map(|o| key(&o.address))
+        .unwrap_or_else(|| key(mailbox));
+    let is_meeting = c
+        .required_attendees
+        .iter()
+        .any(|a| key(&a.address) != organizer);
+    c.is_meeting = Some(is_meeting);
+    c.is_recurring = Some(c.recurrence.is_some());
+    c.calendar_item_type = Some(if c.recurrence.is_some() {
+        CalendarItemKind::RecurringMaster
+    } else {
+        CalendarItemKind::Single
+    });
+    c.is_cancelled.get_or_insert(false);
+    c.meeting_request_was_sent.get_or_insert(false);
+    let role = if organizer == key(mailbox) {
+        ResponseType::Organizer
+    } else {
+        match c.my_response_type {
+            Some(r @ (ResponseType::Accept | ResponseType::Tentative | ResponseType::Decline)) => r,
+            _ => ResponseType::NoResponseReceived,
+        }
+    };
+    c.my_response_type = Some(role);
 }
 
 /// Item ids encode their mailbox: base64url of `i\0address\0number`.
@@ -556,9 +745,22 @@ pub struct NewItems {
     /// InternetMessageId (only with count 1).
     #[serde(default)]
     pub internet_message_id: Option<String>,
-    /// Recipients (default the mailbox itself).
+    /// Recipients (default the mailbox itself); for calendar items the attendees, each of
+    /// whom with a mailbox in the fake gets the invitation and a copy in their calendar.
     #[serde(default)]
     pub to: Option<Vec<String>>,
+    /// Categories (e.g. the tracking category), on any kind of item.
+    #[serde(default)]
+    pub categories: Option<Vec<String>>,
+    /// InReplyTo (messages).
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    /// References (messages).
+    #[serde(default)]
+    pub references: Option<String>,
+    /// A recurrence (calendar items): makes the item a series' recurring master.
+    #[serde(default)]
+    pub recurrence: Option<Recurrence>,
 }
 
 /// `PATCH /_fake/mailboxes/{address}/items/{id}`: an Exchange-side edit.
@@ -574,6 +776,9 @@ pub struct ItemPatch {
     /// New read flag (alone, this is a ReadFlagChange).
     #[serde(default)]
     pub is_read: Option<bool>,
+    /// New categories (a user tracking or untracking an item in Outlook).
+    #[serde(default)]
+    pub categories: Option<Vec<String>>,
 }
 
 /// One item as `GET /_fake/mailboxes/{address}/items` lists it.
@@ -601,6 +806,21 @@ pub struct ItemSummary {
     pub is_read: Option<bool>,
     /// InternetMessageId (messages).
     pub internet_message_id: Option<String>,
+    /// ItemClass (IPM.Note, IPM.Schedule.Meeting.Canceled, …).
+    #[serde(default)]
+    pub item_class: Option<String>,
+    /// Categories.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// The series' recurrence (calendar items).
+    #[serde(default)]
+    pub recurrence: Option<Recurrence>,
+    /// Cancelled by its organizer (calendar items).
+    #[serde(default)]
+    pub is_cancelled: Option<bool>,
+    /// The mailbox's role or answer (calendar items): Organizer, Accept, NoResponseReceived, ….
+    #[serde(default)]
+    pub my_response_type: Option<String>,
 }
 
 fn summary(folder: DistinguishedFolderName, item: &Item) -> ItemSummary {
@@ -646,6 +866,20 @@ fn summary(folder: DistinguishedFolderName, item: &Item) -> ItemSummary {
         received: base.date_time_received,
         is_read,
         internet_message_id: imid,
+        item_class: base.item_class.clone(),
+        categories: base.categories.clone(),
+        recurrence: match item {
+            Item::CalendarItem(c) => c.recurrence.clone(),
+            _ => None,
+        },
+        is_cancelled: match item {
+            Item::CalendarItem(c) => c.is_cancelled,
+            _ => None,
+        },
+        my_response_type: match item {
+            Item::CalendarItem(c) => c.my_response_type.map(|r| r.as_str().to_owned()),
+            _ => None,
+        },
     }
 }
 
@@ -891,6 +1125,10 @@ impl FakeState {
         if count > 100_000 {
             return Err(FakeError::Invalid("count is at most 100000".into()));
         }
+        if let Some(r) = &new.recurrence {
+            r.validate()
+                .map_err(|e| FakeError::Invalid(e.to_string()))?;
+        }
         let mut inner = self.lock();
         let mailbox_address = inner
             .mailbox(address)
@@ -899,8 +1137,20 @@ impl FakeState {
         let mut ids = Vec::new();
         for i in 0..count {
             let number = inner.next_item + 1;
-            let item = generated_item(folder, &mailbox_address, new, i, count, number);
-            ids.push(inner.insert_item(&mailbox_address, folder, item)?.id);
+            let mut item = generated_item(folder, &mailbox_address, new, i, count, number);
+            // A meeting with named attendees was sent: they have the invitation.
+            let invite = matches!(&item, Item::CalendarItem(_)) && new.to.is_some();
+            if let (true, Item::CalendarItem(c)) = (invite, &mut item) {
+                c.meeting_request_was_sent = Some(true);
+            }
+            ids.push(
+                inner
+                    .insert_item(&mailbox_address, folder, item.clone())?
+                    .id,
+            );
+            if invite {
+                inner.deliver_invitations(&mailbox_address, &item)?;
+            }
         }
         Ok(ids)
     }
@@ -924,7 +1174,8 @@ impl FakeState {
     pub fn patch_item(&self, address: &str, id: &str, patch: &ItemPatch) -> Result<(), FakeError> {
         let mut inner = self.lock();
         let n = own_item(&inner, address, id)?;
-        let read_only = patch.subject.is_none() && patch.body.is_none();
+        let read_only =
+            patch.subject.is_none() && patch.body.is_none() && patch.categories.is_none();
         let patch = patch.clone();
         inner
             .update_item(address, n, read_only, move |item| {
@@ -937,6 +1188,9 @@ impl FakeState {
                         body_type: BodyType::Text,
                         content: b,
                     });
+                }
+                if let Some(c) = patch.categories {
+                    base.categories = c;
                 }
                 if let (Some(r), Item::Message(m)) = (patch.is_read, item) {
                     m.is_read = Some(r);
@@ -1097,6 +1351,7 @@ fn generated_item(
             content: new.body.clone().unwrap_or(default),
         })
     };
+    let categories = new.categories.clone().unwrap_or_default();
     match folder {
         DistinguishedFolderName::Calendar => {
             let start = received + chrono::Duration::days(1);
@@ -1105,6 +1360,7 @@ fn generated_item(
                     subject: Some(numbered("Meeting")),
                     body: body(format!("Agenda of meeting {number}.")),
                     date_time_received: Some(received),
+                    categories: categories.clone(),
                     ..ItemBase::default()
                 },
                 uid: Some(format!("fake-uid-{number}")),
@@ -1116,7 +1372,12 @@ fn generated_item(
                     None,
                     new.from.as_deref().unwrap_or(address),
                 )),
-                required_attendees: vec![EmailAddress::new(None, address)],
+                required_attendees: match &new.to {
+                    Some(list) => list.iter().map(|a| EmailAddress::new(None, a)).collect(),
+                    None => vec![EmailAddress::new(None, address)],
+                },
+                recurrence: new.recurrence.clone(),
+                ..CalendarItem::default()
             })
         }
         DistinguishedFolderName::Contacts => {
@@ -1127,6 +1388,7 @@ fn generated_item(
                     subject: Some(numbered("Contact")),
                     body: body(String::new()).filter(|b| !b.content.is_empty()),
                     date_time_received: Some(received),
+                    categories: categories.clone(),
                     ..ItemBase::default()
                 },
                 display_name: Some(format!("{given} {surname}")),
@@ -1146,6 +1408,7 @@ fn generated_item(
                 subject: Some(numbered("Task")),
                 body: body(format!("Do task {number}.")),
                 date_time_received: Some(received),
+                categories: categories.clone(),
                 ..ItemBase::default()
             },
             due_date: Some(received + chrono::Duration::days(7)),
@@ -1172,6 +1435,8 @@ fn generated_item(
                     date_time_received: Some(received),
                     date_time_sent: Some(received),
                     conversation_id: Some(URL_SAFE_NO_PAD.encode(format!("conv{number}"))),
+                    categories,
+                    in_reply_to: new.in_reply_to.clone(),
                     ..ItemBase::default()
                 },
                 sender: Some(from.clone()),
@@ -1179,6 +1444,7 @@ fn generated_item(
                 from: Some(from),
                 internet_message_id: Some(imid),
                 is_read: Some(false),
+                references: new.references.clone(),
                 ..Message::default()
             })
         }

@@ -8,6 +8,7 @@
 
 use super::emails::fence;
 use super::{Store, StoreError};
+use crate::domain::scope::ExchangeLink;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
@@ -68,6 +69,7 @@ impl ActKind {
                 "is_all_day",
                 "organizer",
                 "attendees",
+                "recurrence",
             ],
             ActKind::Contact => &[
                 "display_name",
@@ -110,6 +112,9 @@ pub struct AppointmentFields {
     pub organizer: Option<String>,
     /// Attendee addresses.
     pub attendees: Vec<String>,
+    /// A series' pattern and range (JSON as documented in docs/operations.md), `None` for a
+    /// single appointment.
+    pub recurrence: Option<serde_json::Value>,
 }
 
 /// A contact's synchronised fields.
@@ -185,6 +190,7 @@ impl ActFields {
                 list.push_bind(a.is_all_day);
                 list.push_bind(a.organizer.clone());
                 list.push_bind(serde_json::json!(a.attendees));
+                list.push_bind(a.recurrence.clone());
             }
             ActFields::Contact(c) => {
                 list.push_bind(c.display_name.clone());
@@ -218,6 +224,7 @@ impl ActFields {
                 is_all_day: row.try_get("is_all_day")?,
                 organizer: row.try_get("organizer")?,
                 attendees: json_list(row.try_get("attendees")?),
+                recurrence: row.try_get("recurrence")?,
             }),
             ActKind::Contact => ActFields::Contact(ContactFields {
                 display_name: row.try_get("display_name")?,
@@ -279,6 +286,8 @@ pub struct ActRow {
     pub db_modified_at: DateTime<Utc>,
     /// Exchange's LastModifiedTime when last synchronised.
     pub exchange_modified_at: Option<DateTime<Utc>>,
+    /// How the row is tied to its Exchange item (owned, imported, unlinked).
+    pub link: ExchangeLink,
 }
 
 impl ActRow {
@@ -291,7 +300,7 @@ impl ActRow {
 fn select_sql(kind: ActKind) -> String {
     format!(
         "SELECT id, ews_item_id, ews_change_key, version, synced_version, db_modified_at,
-                exchange_modified_at, {} FROM {}",
+                exchange_modified_at, exchange_link, {} FROM {}",
         kind.columns().join(", "),
         kind.table()
     )
@@ -307,10 +316,17 @@ fn act_row(kind: ActKind, row: &sqlx::postgres::PgRow) -> Result<ActRow, sqlx::E
         synced_version: row.try_get("synced_version")?,
         db_modified_at: row.try_get("db_modified_at")?,
         exchange_modified_at: row.try_get("exchange_modified_at")?,
+        link: row.try_get::<String, _>("exchange_link")?.parse().map_err(
+            |e: crate::domain::ParseEnumError| sqlx::Error::ColumnDecode {
+                index: "exchange_link".into(),
+                source: Box::new(e),
+            },
+        )?,
     })
 }
 
-/// Rows of a mailbox changed by applications and not yet written to Exchange.
+/// Rows of a mailbox changed by applications and not yet written to Exchange (an unlinked
+/// row is the database's alone: it is never written).
 pub async fn dirty_rows(
     store: &Store,
     mailbox_id: Uuid,
@@ -318,7 +334,8 @@ pub async fn dirty_rows(
     limit: i64,
 ) -> Result<Vec<ActRow>, StoreError> {
     let rows = sqlx::query(&format!(
-        "{} WHERE mailbox_id = $1 AND version > synced_version ORDER BY db_modified_at LIMIT $2",
+        "{} WHERE mailbox_id = $1 AND version > synced_version AND exchange_link <> 'unlinked'
+            ORDER BY db_modified_at LIMIT $2",
         select_sql(kind)
     ))
     .bind(mailbox_id)
@@ -382,6 +399,16 @@ pub enum ExchangeChange {
         /// EWS item id.
         item_id: String,
     },
+    /// The user untracked the item: the row stays, unlinked (nothing flows either way).
+    Unlink {
+        /// EWS item id.
+        item_id: String,
+    },
+    /// Out of scope and not stored: recorded as skipped (not tracked) for `explain --item`.
+    Skip {
+        /// EWS item id.
+        item_id: String,
+    },
 }
 
 async fn as_exchange(tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
@@ -414,7 +441,7 @@ pub async fn apply_exchange_page(
             } => {
                 let columns = kind.columns().join(", ");
                 let mut query: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-                    "INSERT INTO {} (mailbox_id, ews_item_id, ews_change_key, exchange_modified_at, version, synced_version, sync_error, {columns}) VALUES (",
+                    "INSERT INTO {} (mailbox_id, ews_item_id, ews_change_key, exchange_modified_at, version, synced_version, sync_error, exchange_link, {columns}) VALUES (",
                     kind.table()
                 ));
                 query.push_bind(mailbox_id);
@@ -424,7 +451,7 @@ pub async fn apply_exchange_page(
                 query.push_bind(change_key.clone());
                 query.push(", ");
                 query.push_bind(*modified_at);
-                query.push(", 1, 1, NULL, ");
+                query.push(", 1, 1, NULL, 'imported', ");
                 fields.bind_into(&mut query);
                 let updates = kind
                     .columns()
@@ -436,10 +463,13 @@ pub async fn apply_exchange_page(
                     ") ON CONFLICT (mailbox_id, ews_item_id) DO UPDATE SET {updates},
                        ews_change_key = EXCLUDED.ews_change_key,
                        exchange_modified_at = EXCLUDED.exchange_modified_at,
-                       synced_version = {table}.version, sync_error = NULL",
+                       synced_version = {table}.version, sync_error = NULL,
+                       exchange_link = CASE {table}.exchange_link
+                           WHEN 'owned' THEN 'owned' ELSE 'imported' END",
                     table = kind.table()
                 ));
                 written += query.build().execute(&mut *tx).await?.rows_affected() as usize;
+                forget_skip(&mut tx, mailbox_id, item_id).await?;
             }
             ExchangeChange::KeepDatabaseVersion {
                 item_id,
@@ -459,8 +489,10 @@ pub async fn apply_exchange_page(
                 .await?;
             }
             ExchangeChange::Delete { item_id } => {
+                // An unlinked row is the database's own now: Exchange's delete leaves it.
                 written += sqlx::query(&format!(
-                    "DELETE FROM {} WHERE mailbox_id = $1 AND ews_item_id = $2",
+                    "DELETE FROM {} WHERE mailbox_id = $1 AND ews_item_id = $2
+                        AND exchange_link <> 'unlinked'",
                     kind.table()
                 ))
                 .bind(mailbox_id)
@@ -468,6 +500,32 @@ pub async fn apply_exchange_page(
                 .execute(&mut *tx)
                 .await?
                 .rows_affected() as usize;
+                forget_skip(&mut tx, mailbox_id, item_id).await?;
+            }
+            ExchangeChange::Unlink { item_id } => {
+                written += sqlx::query(&format!(
+                    "UPDATE {} SET exchange_link = 'unlinked'
+                      WHERE mailbox_id = $1 AND ews_item_id = $2 AND exchange_link = 'imported'",
+                    kind.table()
+                ))
+                .bind(mailbox_id)
+                .bind(item_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() as usize;
+            }
+            ExchangeChange::Skip { item_id } => {
+                sqlx::query(
+                    "INSERT INTO skipped_items (mailbox_id, ews_item_id, folder, reason)
+                     VALUES ($1, $2, $3, 'not_tracked')
+                     ON CONFLICT (mailbox_id, ews_item_id) DO UPDATE
+                        SET reason = EXCLUDED.reason, folder = EXCLUDED.folder, skipped_at = now()",
+                )
+                .bind(mailbox_id)
+                .bind(item_id)
+                .bind(kind.folder())
+                .execute(&mut *tx)
+                .await?;
             }
         }
     }
@@ -486,6 +544,20 @@ pub async fn apply_exchange_page(
     }
     tx.commit().await?;
     Ok(written)
+}
+
+/// An item stored (or gone) is no longer a skipped one.
+async fn forget_skip(
+    tx: &mut Transaction<'_, Postgres>,
+    mailbox_id: Uuid,
+    item_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM skipped_items WHERE mailbox_id = $1 AND ews_item_id = $2")
+        .bind(mailbox_id)
+        .bind(item_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Record that `pushed_version` of a row was written to Exchange as `item_id`/`change_key`.
@@ -546,6 +618,8 @@ pub struct Tombstone {
     pub ews_item_id: String,
     /// Attempts so far.
     pub attempts: i32,
+    /// How the deleted row was tied (`owned` or `imported`).
+    pub exchange_link: String,
 }
 
 /// Tombstones of one kind for a mailbox.
@@ -556,7 +630,7 @@ pub async fn tombstones(
     limit: i64,
 ) -> Result<Vec<Tombstone>, StoreError> {
     let rows = sqlx::query_as::<_, Tombstone>(
-        "SELECT id, ews_item_id, attempts FROM act_deletions
+        "SELECT id, ews_item_id, attempts, exchange_link FROM act_deletions
           WHERE mailbox_id = $1 AND kind = $2 ORDER BY deleted_at LIMIT $3",
     )
     .bind(mailbox_id)

@@ -50,6 +50,14 @@ pub enum SkipReason {
     BeforeProcessFrom,
     /// Not an email message (e.g. a meeting request or a report in the inbox).
     NotAnEmail,
+    /// Left out by `incoming_filter = "responses"`: not a reply to mail sent through exsync.
+    FilterResponses,
+    /// Left out by `incoming_filter = "known_senders"`: the sender is not known.
+    FilterKnownSenders,
+    /// Left out by `incoming_filter = "none"`: only tracked mail comes in.
+    FilterNone,
+    /// Left out by `act_scope = "tracked"`: an appointment, contact or task not tracked.
+    NotTracked,
 }
 
 impl SkipReason {
@@ -58,6 +66,10 @@ impl SkipReason {
         match self {
             SkipReason::BeforeProcessFrom => "before_process_from",
             SkipReason::NotAnEmail => "not_an_email",
+            SkipReason::FilterResponses => "filter_responses",
+            SkipReason::FilterKnownSenders => "filter_known_senders",
+            SkipReason::FilterNone => "filter_none",
+            SkipReason::NotTracked => "not_tracked",
         }
     }
 }
@@ -228,6 +240,12 @@ pub async fn write_page(
         outcome.already_present = present;
         let ids: Vec<&str> = page.emails.iter().map(|e| e.ews_item_id.as_str()).collect();
         sqlx::query("DELETE FROM item_failures WHERE mailbox_id = $1 AND ews_item_id = ANY($2)")
+            .bind(mailbox_id)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        // Left out earlier, in now (marked tracked since): no longer skipped.
+        sqlx::query("DELETE FROM skipped_items WHERE mailbox_id = $1 AND ews_item_id = ANY($2)")
             .bind(mailbox_id)
             .bind(&ids)
             .execute(&mut *tx)

@@ -13,6 +13,7 @@ pub mod outgoing;
 pub mod profiles;
 mod report;
 pub mod scheduling;
+pub mod scope;
 pub mod secrets;
 
 pub use mailboxes::{MailboxRow, MAILBOX_COLUMNS};

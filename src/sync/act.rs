@@ -4,12 +4,23 @@
 //!
 //! Echoes are suppressed: the Update that Exchange reports for our own write carries the change
 //! key we stored when pushing, and is skipped.
+//!
+//! By scope (`act_scope`): with `tracked`, only items carrying the tracking category, and the
+//! items exsync created, come in; an imported item the user untracks is unlinked (kept, no
+//! longer synchronised). A database delete touches only an item exsync created or synchronised,
+//! never removes a meeting from an attendee's calendar without a decline, and cancels an
+//! organizer's meeting (see `domain::scope::delete_action`).
 
 use super::exchange::{folder_of, ExchangeActivity, ItemRef, MailboxConnection, WriteOutcome};
 use super::incoming::short;
 use super::pass::{PassContext, WorkloadSummary};
+use super::progress::{PageCounts, Progress};
 use super::SyncError;
 use crate::config::ConflictPolicy;
+use crate::domain::scope::{
+    delete_action, pull_decision, DeleteAction, ExchangeLink, PullDecision, ScopeSettings,
+};
+use crate::domain::Workload;
 use crate::ews::EwsError;
 use crate::store::activities::{self, ActKind, ActRow, ExchangeChange};
 use crate::store::emails;
@@ -22,12 +33,13 @@ const PUSH_BATCH: i64 = 200;
 pub async fn run(
     ctx: &PassContext<'_>,
     conn: &MailboxConnection,
+    scope: &ScopeSettings,
 ) -> Result<WorkloadSummary, SyncError> {
     let mut summary = WorkloadSummary::default();
     for kind in [ActKind::Appointment, ActKind::Contact, ActKind::Task] {
-        pull(ctx, conn, kind, &mut summary).await?;
+        pull(ctx, conn, kind, scope, &mut summary).await?;
         push(ctx, conn, kind, &mut summary).await?;
-        delete(ctx, conn, kind, &mut summary).await?;
+        delete(ctx, conn, kind, scope, &mut summary).await?;
     }
     Ok(summary)
 }
@@ -48,10 +60,12 @@ async fn pull(
     ctx: &PassContext<'_>,
     conn: &MailboxConnection,
     kind: ActKind,
+    scope: &ScopeSettings,
     summary: &mut WorkloadSummary,
 ) -> Result<(), SyncError> {
     let folder = folder_of(kind);
     let key = folder.as_str();
+    let mut progress = Progress::new(Workload::Act, key, ctx.profile_id.to_string());
     let mut state = emails::sync_state(ctx.store, ctx.mailbox_id, key).await?;
     let mut restarted = false;
     loop {
@@ -96,10 +110,34 @@ async fn pull(
             })
             .map(|c| c.id.clone())
             .collect();
+        let mut skipped = 0;
         for fetched in conn.fetch_activities(kind, &to_fetch).await? {
             match fetched {
                 Ok(theirs) => {
                     let row = rows.get(&theirs.item.id);
+                    let tracked = scope.is_tracked(&theirs.categories);
+                    match pull_decision(scope.act_scope, row.map(|r| r.link), tracked) {
+                        PullDecision::Apply => {}
+                        PullDecision::Skip => {
+                            skipped += 1;
+                            out.push(ExchangeChange::Skip {
+                                item_id: theirs.item.id.clone(),
+                            });
+                            continue;
+                        }
+                        PullDecision::Unlink => {
+                            tracing::info!(
+                                kind = kind.as_str(),
+                                item = %short(&theirs.item.id),
+                                "untracked in Exchange: the row stays, no longer synchronised"
+                            );
+                            out.push(ExchangeChange::Unlink {
+                                item_id: theirs.item.id.clone(),
+                            });
+                            continue;
+                        }
+                        PullDecision::Ignore => continue,
+                    }
                     match row {
                         Some(row)
                             if row.is_dirty()
@@ -141,6 +179,15 @@ async fn pull(
         )
         .await?;
         summary.processed += written;
+        summary.skipped += skipped;
+        progress.page(
+            PageCounts {
+                processed: written,
+                skipped,
+                ..PageCounts::default()
+            },
+            summary,
+        );
         state = Some(page.sync_state);
         if page.last {
             return Ok(());
@@ -208,11 +255,57 @@ async fn delete(
     ctx: &PassContext<'_>,
     conn: &MailboxConnection,
     kind: ActKind,
+    scope: &ScopeSettings,
     summary: &mut WorkloadSummary,
 ) -> Result<(), SyncError> {
     for tombstone in activities::tombstones(ctx.store, ctx.mailbox_id, kind, PUSH_BATCH).await? {
         ctx.check()?;
-        match conn.delete_item(&tombstone.ews_item_id).await {
+        let id = &tombstone.ews_item_id;
+        // Judged against the item as Exchange holds it now (tracked? organizer or attendee?).
+        let facts = match conn.item_facts(kind, id).await {
+            Ok(facts) => facts,
+            Err(e) if matches!(e, EwsError::Request { .. }) => {
+                activities::tombstone_failed(ctx.store, tombstone.id, &e.to_string()).await?;
+                summary.failed += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(facts) = facts else {
+            // Already gone in Exchange.
+            activities::tombstone_done(ctx.store, tombstone.id).await?;
+            continue;
+        };
+        let link = tombstone
+            .exchange_link
+            .parse()
+            .unwrap_or(ExchangeLink::Imported);
+        let action = delete_action(
+            scope.act_scope,
+            link,
+            scope.is_tracked(&facts.categories),
+            facts.role,
+            scope.attendee_delete,
+        );
+        let result = match action {
+            DeleteAction::Delete => conn.delete_item(id).await,
+            DeleteAction::Cancel => conn.cancel_meeting(id).await,
+            DeleteAction::Decline => {
+                conn.decline_meeting(id, "Removed from the business database.")
+                    .await
+            }
+            DeleteAction::Leave(reason) => {
+                tracing::info!(
+                    kind = kind.as_str(),
+                    item = %short(id),
+                    "deleted in the database; {reason}"
+                );
+                summary.skipped += 1;
+                activities::tombstone_done(ctx.store, tombstone.id).await?;
+                continue;
+            }
+        };
+        match result {
             Ok(_) => {
                 activities::tombstone_done(ctx.store, tombstone.id).await?;
                 summary.processed += 1;

@@ -127,8 +127,9 @@ impl ClientCache {
                 ])
             }
         };
-        let mut options = self.options.clone();
-        options.log_payloads = mailbox.payload_logging;
+        // Payload logging is the mailbox's, per request (`MailboxConnection::with_payload_logging`):
+        // this client may serve every mailbox of the credential.
+        let options = self.options.clone();
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(cached) = clients.get_mut(&key) {
             if !cached.client.credentials_rejected() {

@@ -2,15 +2,18 @@
 //! in domain words (changes, emails, activities, sends). Every SOAP type stops here.
 
 use super::plan::Access;
+use crate::domain::scope::MeetingRole;
 use crate::ews::client::{EwsClient, Target};
 use crate::ews::ops::{
     CreateItemRequest, DeleteItemRequest, FindItemRequest, GetItemRequest, ItemChange, ItemUpdate,
-    MaxChangesReturned, SyncFolderItemsRequest, SyncItemChange, UpdateItemRequest,
+    MaxChangesReturned, MeetingResponseRequest, SyncFolderItemsRequest, SyncItemChange,
+    UpdateItemRequest,
 };
+use crate::ews::recurrence::Recurrence;
 use crate::ews::types::{
     BaseFolderId, BaseShape, Body, BodyType, CalendarItem, ConflictResolution, Contact, DeleteType,
     DistinguishedFolderName, EmailAddress, FieldUri, IndexedPageView, Item, ItemBase, ItemId,
-    ItemShape, Message, MessageDisposition, Restriction, SendMeetingInvitations,
+    ItemShape, Message, MessageDisposition, ResponseType, Restriction, SendMeetingInvitations,
     SendMeetingInvitationsOrCancellations, Task, TaskStatus, Traversal,
 };
 use crate::ews::EwsError;
@@ -72,6 +75,29 @@ pub struct ExchangeActivity {
     pub modified_at: Option<DateTime<Utc>>,
     /// The fields exsync keeps.
     pub fields: ActFields,
+    /// Its categories (the tracking category marks it tracked).
+    pub categories: Vec<String>,
+}
+
+/// An incoming message with what the incoming filter looks at besides the stored email.
+#[derive(Debug, Clone)]
+pub struct IncomingMail {
+    /// The email to store.
+    pub email: NewEmail,
+    /// The References header (Message-IDs of the thread).
+    pub references: Option<String>,
+    /// Its categories (the tracking category marks it tracked).
+    pub categories: Vec<String>,
+}
+
+/// What a delete needs to know about an item in Exchange: is it tracked, and what is the
+/// mailbox's part in it if it is a meeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemFacts {
+    /// Its categories.
+    pub categories: Vec<String>,
+    /// The mailbox's role (meetings), else `NotAMeeting`.
+    pub role: MeetingRole,
 }
 
 /// The result of writing to Exchange with a change key.
@@ -95,6 +121,7 @@ pub struct MailboxConnection {
     delegate: bool,
     max_changes: u32,
     batch: usize,
+    tracking_category: Option<String>,
 }
 
 impl MailboxConnection {
@@ -111,11 +138,26 @@ impl MailboxConnection {
             target: Target {
                 mailbox: address.to_owned(),
                 impersonate: access == Access::Impersonate,
+                log_payloads: false,
             },
             delegate: access == Access::Delegate,
             max_changes: max_changes.clamp(1, 512),
             batch: batch.max(1),
+            tracking_category: None,
         }
+    }
+
+    /// Log this mailbox's EWS payloads (its own setting: the client may be shared by many
+    /// mailboxes whose payloads must stay out of the logs).
+    pub fn with_payload_logging(mut self, on: bool) -> Self {
+        self.target.log_payloads = on;
+        self
+    }
+
+    /// Put `category` on the items exsync creates, so users see them as tracked.
+    pub fn with_tracking_category(mut self, category: &str) -> Self {
+        self.tracking_category = Some(category.to_owned());
+        self
     }
 
     /// The mailbox's address.
@@ -173,16 +215,16 @@ impl MailboxConnection {
         })
     }
 
-    /// Fetch items in batches; each item is the item or why it could not be had.
-    async fn get_items(&self, ids: &[String]) -> Result<Vec<Result<Item, ItemError>>, EwsError> {
+    /// Fetch items in batches; each item is the item or why it could not be had. Exchange
+    /// returns only what is asked for: `shape` names every property the caller reads.
+    async fn get_items(
+        &self,
+        ids: &[String],
+        shape: &ItemShape,
+    ) -> Result<Vec<Result<Item, ItemError>>, EwsError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(self.batch) {
-            let mut shape = ItemShape::new(BaseShape::AllProperties);
-            shape.additional_properties = vec![
-                FieldUri::INTERNET_MESSAGE_ID,
-                FieldUri::IN_REPLY_TO,
-                FieldUri::CONVERSATION_ID,
-            ];
+            let shape = shape.clone();
             let request = GetItemRequest {
                 item_shape: shape,
                 item_ids: chunk.iter().map(ItemId::new).collect(),
@@ -221,14 +263,36 @@ impl MailboxConnection {
         &self,
         ids: &[String],
     ) -> Result<Vec<(String, Result<Option<NewEmail>, ItemError>)>, EwsError> {
-        let items = self.get_items(ids).await?;
+        Ok(self
+            .fetch_incoming(ids)
+            .await?
+            .into_iter()
+            .map(|(id, mail)| (id, mail.map(|m| m.map(|m| m.email))))
+            .collect())
+    }
+
+    /// Fetch messages with what the incoming filter reads (References, Categories); items
+    /// that are not email messages come back as `Ok(None)`.
+    pub async fn fetch_incoming(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, Result<Option<IncomingMail>, ItemError>)>, EwsError> {
+        let items = self.get_items(ids, &email_shape()).await?;
         Ok(ids
             .iter()
             .cloned()
             .zip(items)
             .map(|(id, item)| {
                 let email = item.map(|item| match item {
-                    Item::Message(m) if is_email(&m) => Some(to_new_email(&id, m)),
+                    Item::Message(m) if is_email(&m) => {
+                        let references = m.references.clone();
+                        let categories = m.base.categories.clone();
+                        Some(IncomingMail {
+                            email: to_new_email(&id, m),
+                            references,
+                            categories,
+                        })
+                    }
                     _ => None,
                 });
                 (id, email)
@@ -242,7 +306,7 @@ impl MailboxConnection {
         kind: ActKind,
         ids: &[String],
     ) -> Result<Vec<Result<ExchangeActivity, ItemError>>, EwsError> {
-        let items = self.get_items(ids).await?;
+        let items = self.get_items(ids, &activity_shape(kind)).await?;
         Ok(items
             .into_iter()
             .zip(ids)
@@ -319,12 +383,19 @@ impl MailboxConnection {
     /// Create an activity in its folder.
     pub async fn create_activity(&self, fields: &ActFields) -> Result<WriteOutcome, EwsError> {
         let folder = folder_of(fields.kind());
+        let mut item = match to_item(fields) {
+            Ok(item) => item,
+            Err(refused) => return Ok(WriteOutcome::Refused(refused)),
+        };
+        if let Some(category) = &self.tracking_category {
+            item.base_mut().categories = vec![category.clone()];
+        }
         let request = CreateItemRequest {
             message_disposition: None,
             send_meeting_invitations: matches!(fields, ActFields::Appointment(_))
                 .then_some(SendMeetingInvitations::SendToNone),
             saved_item_folder_id: Some(self.folder(folder)),
-            items: vec![to_item(fields)],
+            items: vec![item],
         };
         let response = self.client.call(Some(&self.target), &request).await?;
         written(
@@ -341,7 +412,10 @@ impl MailboxConnection {
         item: &ItemRef,
         fields: &ActFields,
     ) -> Result<WriteOutcome, EwsError> {
-        let updates = set_fields(fields);
+        let updates = match set_fields(fields) {
+            Ok(updates) => updates,
+            Err(refused) => return Ok(WriteOutcome::Refused(refused)),
+        };
         let request = UpdateItemRequest {
             conflict_resolution: ConflictResolution::NeverOverwrite,
             message_disposition: None,
@@ -380,9 +454,19 @@ impl MailboxConnection {
 
     /// Delete an item (to Deleted Items, as a user would). `Ok(false)`: it was already gone.
     pub async fn delete_item(&self, id: &str) -> Result<bool, EwsError> {
+        self.delete_with(id, SendMeetingInvitations::SendToNone)
+            .await
+    }
+
+    /// DeleteItem to Deleted Items; `cancellations` says whom a meeting's organizer tells.
+    async fn delete_with(
+        &self,
+        id: &str,
+        cancellations: SendMeetingInvitations,
+    ) -> Result<bool, EwsError> {
         let request = DeleteItemRequest {
             delete_type: DeleteType::MoveToDeletedItems,
-            send_meeting_cancellations: Some(SendMeetingInvitations::SendToNone),
+            send_meeting_cancellations: Some(cancellations),
             affected_task_occurrences: Some(
                 crate::ews::types::AffectedTaskOccurrences::AllOccurrences,
             ),
@@ -400,6 +484,129 @@ impl MailboxConnection {
             }),
         }
     }
+
+    /// What a delete must know about an item: its categories and, for a calendar item, the
+    /// mailbox's part in it. `Ok(None)`: the item is gone.
+    pub async fn item_facts(&self, kind: ActKind, id: &str) -> Result<Option<ItemFacts>, EwsError> {
+        let mut shape = ItemShape::new(BaseShape::IdOnly);
+        shape.additional_properties = vec![FieldUri::CATEGORIES];
+        if kind == ActKind::Appointment {
+            shape.additional_properties.extend([
+                FieldUri::ORGANIZER,
+                FieldUri::REQUIRED_ATTENDEES,
+                FieldUri::IS_MEETING,
+                FieldUri::MY_RESPONSE_TYPE,
+                FieldUri::MEETING_REQUEST_WAS_SENT,
+            ]);
+        }
+        let request = GetItemRequest {
+            item_shape: shape,
+            item_ids: vec![ItemId::new(id)],
+        };
+        let response = self.client.call(Some(&self.target), &request).await?;
+        let Some(message) = response.messages.first() else {
+            return Err(EwsError::Malformed {
+                excerpt: "GetItem response without a message".into(),
+            });
+        };
+        if message.code.as_str() == "ErrorItemNotFound" {
+            return Ok(None);
+        }
+        if let Some(e) = message.to_error() {
+            return Err(e);
+        }
+        let Some(item) = message.payload.as_ref().and_then(|items| items.first()) else {
+            return Ok(None);
+        };
+        let role = match item {
+            Item::CalendarItem(c) => meeting_role(c, self.address()),
+            _ => MeetingRole::NotAMeeting,
+        };
+        Ok(Some(ItemFacts {
+            categories: item.base().categories.clone(),
+            role,
+        }))
+    }
+
+    /// The organizer deletes a meeting: it goes to Deleted Items and every attendee gets a
+    /// cancellation (a copy kept in Sent Items). `Ok(false)`: it was already gone.
+    pub async fn cancel_meeting(&self, id: &str) -> Result<bool, EwsError> {
+        self.delete_with(id, SendMeetingInvitations::SendToAllAndSaveCopy)
+            .await
+    }
+
+    /// An attendee declines a meeting: the organizer gets the decline (a copy kept in Sent
+    /// Items) and Exchange moves the meeting to Deleted Items. `Ok(false)`: it was gone.
+    pub async fn decline_meeting(&self, id: &str, note: &str) -> Result<bool, EwsError> {
+        let request = MeetingResponseRequest::decline(ItemId::new(id), Some(note));
+        let response = self.client.call(Some(&self.target), &request).await?;
+        match response.messages.first() {
+            Some(m) if m.code.as_str() == "ErrorItemNotFound" => Ok(false),
+            Some(m) => match m.to_error() {
+                Some(e) => Err(e),
+                None => Ok(true),
+            },
+            None => Err(EwsError::Malformed {
+                excerpt: "CreateItem response without a message".into(),
+            }),
+        }
+    }
+}
+
+/// The mailbox's part in a calendar item: Exchange's MyResponseType, else the organizer's
+/// address compared with the mailbox's.
+pub fn meeting_role(c: &CalendarItem, mailbox: &str) -> MeetingRole {
+    let others = c
+        .required_attendees
+        .iter()
+        .any(|a| !a.address.eq_ignore_ascii_case(mailbox));
+    let is_meeting = c.is_meeting.unwrap_or(others);
+    if !is_meeting {
+        return MeetingRole::NotAMeeting;
+    }
+    let organizer = match c.my_response_type {
+        Some(ResponseType::Organizer) => true,
+        Some(_) => false,
+        None => c
+            .organizer
+            .as_ref()
+            .map_or(true, |o| o.address.eq_ignore_ascii_case(mailbox)),
+    };
+    if organizer {
+        MeetingRole::Organizer {
+            invitations_sent: c.meeting_request_was_sent.unwrap_or(true),
+        }
+    } else {
+        MeetingRole::Attendee
+    }
+}
+
+/// Properties an incoming message is read with (Exchange returns only what is named).
+fn email_shape() -> ItemShape {
+    let mut shape = ItemShape::new(BaseShape::AllProperties);
+    shape.additional_properties = vec![
+        FieldUri::INTERNET_MESSAGE_ID,
+        FieldUri::IN_REPLY_TO,
+        FieldUri::REFERENCES,
+        FieldUri::CATEGORIES,
+        FieldUri::CONVERSATION_ID,
+    ];
+    shape
+}
+
+/// Properties an appointment, contact or task is read with.
+fn activity_shape(kind: ActKind) -> ItemShape {
+    let mut shape = ItemShape::new(BaseShape::AllProperties);
+    shape.additional_properties = vec![FieldUri::CATEGORIES, FieldUri::LAST_MODIFIED_TIME];
+    if kind == ActKind::Appointment {
+        shape.additional_properties.extend([
+            FieldUri::ORGANIZER,
+            FieldUri::REQUIRED_ATTENDEES,
+            FieldUri::RECURRENCE,
+            FieldUri::CALENDAR_ITEM_TYPE,
+        ]);
+    }
+    shape
 }
 
 /// Errors that concern one item, not the mailbox or the connection.
@@ -507,6 +714,10 @@ fn to_activity(kind: ActKind, item: Item) -> Option<ExchangeActivity> {
                     .into_iter()
                     .map(|a| a.address)
                     .collect(),
+                recurrence: c
+                    .recurrence
+                    .as_ref()
+                    .and_then(|r| serde_json::to_value(r).ok()),
             })
         }
         (ActKind::Contact, Item::Contact(c)) => ActFields::Contact(ContactFields {
@@ -533,7 +744,19 @@ fn to_activity(kind: ActKind, item: Item) -> Option<ExchangeActivity> {
         item: reference,
         modified_at: base.last_modified_time,
         fields,
+        categories: base.categories,
     })
+}
+
+/// A stored recurrence (JSON, see docs/operations.md) as Exchange's, checked as Exchange
+/// checks it; the error refuses this one row, never the workload.
+fn recurrence_of(json: &serde_json::Value) -> Result<Recurrence, String> {
+    let recurrence: Recurrence = serde_json::from_value(json.clone())
+        .map_err(|e| format!("the appointment's recurrence is not valid: {e}"))?;
+    recurrence
+        .validate()
+        .map_err(|e| format!("the appointment's {e}"))?;
+    Ok(recurrence)
 }
 
 /// The database spells task statuses in snake case (`in_progress`), EWS in Pascal case.
@@ -570,9 +793,10 @@ fn non_empty(text: &str) -> Option<String> {
     (!text.is_empty()).then(|| text.to_owned())
 }
 
-/// The EWS item holding an activity's fields (for CreateItem).
-fn to_item(fields: &ActFields) -> Item {
-    match fields {
+/// The EWS item holding an activity's fields (for CreateItem); `Err` refuses the row (a
+/// recurrence Exchange would not take).
+fn to_item(fields: &ActFields) -> Result<Item, String> {
+    Ok(match fields {
         ActFields::Appointment(a) => Item::CalendarItem(CalendarItem {
             base: ItemBase {
                 subject: Some(a.subject.clone()),
@@ -588,6 +812,7 @@ fn to_item(fields: &ActFields) -> Item {
                 .iter()
                 .map(|x| EmailAddress::new(None, x))
                 .collect(),
+            recurrence: a.recurrence.as_ref().map(recurrence_of).transpose()?,
             ..CalendarItem::default()
         }),
         ActFields::Contact(c) => Item::Contact(Contact {
@@ -622,13 +847,16 @@ fn to_item(fields: &ActFields) -> Item {
             percent_complete: Some(f64::from(t.percent_complete)),
             complete_date: None,
         }),
-    }
+    })
 }
 
 /// SetItemField updates for the fields exsync owns (contact email addresses and phone
 /// numbers are written when the contact is created only: indexed fields are left as they are).
-fn set_fields(fields: &ActFields) -> Vec<ItemUpdate> {
-    let item = to_item(fields);
+/// A series keeps its recurrence; an appointment without one has it deleted (a series the
+/// database turned into a single appointment).
+fn set_fields(fields: &ActFields) -> Result<Vec<ItemUpdate>, String> {
+    let item = to_item(fields)?;
+    let mut deletes = Vec::new();
     let fields: Vec<FieldUri> = match fields {
         ActFields::Appointment(a) => {
             let mut f = vec![
@@ -640,6 +868,11 @@ fn set_fields(fields: &ActFields) -> Vec<ItemUpdate> {
             ];
             if !a.location.is_empty() {
                 f.push(FieldUri::LOCATION);
+            }
+            if a.recurrence.is_some() {
+                f.push(FieldUri::RECURRENCE);
+            } else {
+                deletes.push(ItemUpdate::DeleteItemField(FieldUri::RECURRENCE));
             }
             f
         }
@@ -672,13 +905,14 @@ fn set_fields(fields: &ActFields) -> Vec<ItemUpdate> {
             f
         }
     };
-    fields
+    Ok(fields
         .into_iter()
         .map(|field| ItemUpdate::SetItemField {
             item: only_field(&item, &field),
             field,
         })
-        .collect()
+        .chain(deletes)
+        .collect())
 }
 
 /// A copy of `item` holding only `field` (SetItemField carries exactly the field it sets).
@@ -707,6 +941,9 @@ fn only_field(item: &Item, field: &FieldUri) -> Item {
             }
             if keep != "calendar:Location" {
                 c.location = None;
+            }
+            if keep != "calendar:Recurrence" {
+                c.recurrence = None;
             }
             c.required_attendees.clear();
             c.organizer = None;
@@ -779,7 +1016,7 @@ mod tests {
             completed_at: None,
             percent_complete: 50,
         });
-        let updates = set_fields(&fields);
+        let updates = set_fields(&fields).unwrap();
         assert!(updates.len() >= 4);
         for update in updates {
             let ItemUpdate::SetItemField { field, item } = update else {

@@ -6,18 +6,22 @@
 
 use super::exchange::{Change, MailboxConnection};
 use super::pass::{PassContext, WorkloadSummary};
+use super::progress::{PageCounts, Progress};
 use super::SyncError;
 use crate::domain::rules::EffectiveProcessFrom;
+use crate::domain::scope::ScopeSettings;
+use crate::domain::Workload;
 use crate::ews::types::DistinguishedFolderName;
 use crate::ews::EwsError;
 use crate::store::emails::{self, EmailPage, FailedItem, SkipReason, SkippedItem};
 use std::collections::HashSet;
 
-/// Import a mailbox's new email from every tracked folder.
+/// Import a mailbox's new email from every tracked folder, as its incoming filter allows.
 pub async fn run(
     ctx: &PassContext<'_>,
     conn: &MailboxConnection,
     process_from: EffectiveProcessFrom,
+    scope: &ScopeSettings,
 ) -> Result<WorkloadSummary, SyncError> {
     let mut summary = WorkloadSummary::default();
     for folder_name in &ctx.sync.tracked_folders {
@@ -28,7 +32,7 @@ pub async fn run(
                 continue;
             }
         };
-        sync_folder(ctx, conn, folder, process_from, &mut summary).await?;
+        sync_folder(ctx, conn, folder, process_from, scope, &mut summary).await?;
     }
     Ok(summary)
 }
@@ -38,9 +42,11 @@ async fn sync_folder(
     conn: &MailboxConnection,
     folder: DistinguishedFolderName,
     process_from: EffectiveProcessFrom,
+    scope: &ScopeSettings,
     summary: &mut WorkloadSummary,
 ) -> Result<(), SyncError> {
     let key = folder.as_str();
+    let mut progress = Progress::new(Workload::Incoming, key, ctx.profile_id.to_string());
     let mut state = emails::sync_state(ctx.store, ctx.mailbox_id, key).await?;
     let mut restarted = false;
     // Items that failed earlier are fetched again (a bounded number of times).
@@ -85,9 +91,28 @@ async fn sync_folder(
             .collect();
         summary.already_present += known.len();
         wanted.retain(|id| !known.contains(id));
-        for (id, fetched) in conn.fetch_emails(&wanted).await? {
+        let fetched = conn.fetch_incoming(&wanted).await?;
+        // The incoming filter judges what the Process-From date admits, one query per page.
+        let admitted: Vec<_> = fetched
+            .iter()
+            .filter_map(|(_, f)| match f {
+                Ok(Some(mail))
+                    if mail
+                        .email
+                        .received_at
+                        .map_or(true, |r| process_from.admits(r)) =>
+                {
+                    Some(mail)
+                }
+                _ => None,
+            })
+            .collect();
+        let mut verdicts = super::scope::incoming_verdicts(ctx.store, scope, &admitted)
+            .await?
+            .into_iter();
+        for (id, fetched) in fetched {
             match fetched {
-                Ok(Some(email)) => match email.received_at {
+                Ok(Some(mail)) => match mail.email.received_at {
                     Some(received) if !process_from.admits(received) => {
                         out.skipped.push(SkippedItem {
                             ews_item_id: id,
@@ -95,7 +120,14 @@ async fn sync_folder(
                             received_at: Some(received),
                         });
                     }
-                    _ => out.emails.push(email),
+                    received => match verdicts.next().flatten() {
+                        Some(reason) => out.skipped.push(SkippedItem {
+                            ews_item_id: id,
+                            reason,
+                            received_at: received,
+                        }),
+                        None => out.emails.push(mail.email),
+                    },
                 },
                 Ok(None) => out.skipped.push(SkippedItem {
                     ews_item_id: id,
@@ -124,6 +156,15 @@ async fn sync_folder(
         summary.failed += written.failed;
         summary.skipped += out.skipped.len();
         summary.newest = summary.newest.max(newest);
+        progress.page(
+            PageCounts {
+                processed: written.imported,
+                skipped: out.skipped.len(),
+                failed: written.failed,
+                already_present: written.already_present,
+            },
+            summary,
+        );
         for failed in &out.failed {
             summary.item_errors.push(format!(
                 "item {} in {key}: {}",

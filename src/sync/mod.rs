@@ -11,7 +11,9 @@ pub mod incoming;
 pub mod outgoing;
 pub mod pass;
 pub mod plan;
+pub mod progress;
 pub mod reaction;
+pub mod scope;
 
 use crate::ews::{ErrorKind, EwsError};
 use crate::store::StoreError;

@@ -7,6 +7,7 @@
 use super::exchange::MailboxConnection;
 use super::pass::{PassContext, WorkloadSummary};
 use super::{FailureKind, SyncError};
+use crate::domain::scope::ScopeSettings;
 use crate::store::outgoing::{self, OutgoingEmail};
 use chrono::Utc;
 
@@ -17,6 +18,7 @@ pub const BATCH: i64 = 50;
 pub async fn run(
     ctx: &PassContext<'_>,
     conn: &MailboxConnection,
+    scope: &ScopeSettings,
 ) -> Result<WorkloadSummary, SyncError> {
     let mut summary = WorkloadSummary::default();
     let claimed = outgoing::claim(ctx.store, ctx.mailbox_id, ctx.lease_token, BATCH).await?;
@@ -28,6 +30,15 @@ pub async fn run(
             release(ctx, std::slice::from_ref(email), rest).await;
             return Err(e);
         }
+        // The profile's tracking token, when it has one, ends the subject (same on retries).
+        let tokened = match super::scope::with_tracking_token(ctx, scope, email).await {
+            Ok(tokened) => tokened,
+            Err(e) => {
+                release(ctx, std::slice::from_ref(email), rest).await;
+                return Err(e.into());
+            }
+        };
+        let email: &OutgoingEmail = &tokened;
         match send_once(conn, email).await {
             Ok(Ok(())) => {
                 outgoing::mark_sent(ctx.store, email, conn.address()).await?;

@@ -44,6 +44,19 @@ pub struct WorkloadSummary {
     pub more_waiting: bool,
     /// Operator-facing descriptions of item failures (for the warning alert).
     pub item_errors: Vec<String>,
+    /// Items already counted in the metrics page by page (not counted again at the end).
+    pub reported: ReportedItems,
+}
+
+/// Item counts a workload already reported to the metrics while it ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReportedItems {
+    /// Processed items reported.
+    pub processed: usize,
+    /// Skipped items reported.
+    pub skipped: usize,
+    /// Failed items reported.
+    pub failed: usize,
 }
 
 /// How a workload ended.
@@ -85,6 +98,8 @@ pub struct WorkloadReport {
 /// The result of a pass, for the scheduler, `exsync demo` and tests.
 #[derive(Debug, Clone)]
 pub struct PassSummary {
+    /// The pass's id: every log line of the pass carries it (`pass.id`).
+    pub pass_id: Uuid,
     /// The mailbox.
     pub mailbox_id: Uuid,
     /// Its address.
@@ -110,6 +125,8 @@ pub struct PassContext<'a> {
     pub store: &'a Store,
     /// The mailbox.
     pub mailbox_id: Uuid,
+    /// Its profile.
+    pub profile_id: Uuid,
     /// The claim's fencing token.
     pub lease_token: Uuid,
     /// `[sync]` settings.
@@ -231,16 +248,21 @@ impl SyncEngine {
         profile: &Profile,
         cancel: CancellationToken,
     ) -> PassSummary {
+        // Every log line of the pass carries its id, the EWS client's included; it is a fresh
+        // UUID rather than the lease token, which is the fencing secret of the claim.
+        let pass_id = Uuid::new_v4();
         let span = tracing::info_span!(
             "pass",
+            pass.id = %pass_id,
             profile.id = %profile.id,
             mailbox.id = %claimed.row.id,
         );
         let started = Instant::now();
-        let summary = self
+        let mut summary = self
             .pass(claimed, profile, cancel)
             .instrument(span.clone())
             .await;
+        summary.pass_id = pass_id;
         // The one summary line of the pass (the workload lines carry the details).
         span.in_scope(|| {
             let failed = summary
@@ -278,6 +300,7 @@ impl SyncEngine {
         let mailbox_id = claimed.row.id;
         let token = claimed.lease_token;
         let mut summary = PassSummary {
+            pass_id: Uuid::nil(),
             mailbox_id,
             address: claimed.row.email_address.clone(),
             profile_id: profile.id.0,
@@ -327,6 +350,7 @@ impl SyncEngine {
                 let ctx = PassContext {
                     store: &self.store,
                     mailbox_id,
+                    profile_id: profile.id.0,
                     lease_token: token,
                     sync: &self.sync,
                     scheduler: &self.scheduler,
@@ -395,21 +419,28 @@ impl SyncEngine {
     ) -> tokio::task::JoinHandle<()> {
         let store = self.store.clone();
         let lease = self.scheduler.lease_duration;
-        tokio::spawn(async move {
-            let every = (lease / 3).max(Duration::from_millis(100));
-            loop {
-                tokio::time::sleep(every).await;
-                match scheduling::renew_lease(&store, mailbox_id, token, lease).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!("lease taken over by another process; stopping the pass");
-                        lost.store(true, Ordering::SeqCst);
-                        return;
+        // The heartbeat's lines belong to the pass: it runs in the pass's span.
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                let every = (lease / 3).max(Duration::from_millis(100));
+                loop {
+                    tokio::time::sleep(every).await;
+                    match scheduling::renew_lease(&store, mailbox_id, token, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(
+                                "lease taken over by another process; stopping the pass"
+                            );
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(e) => tracing::warn!(error = %e, "could not renew the lease; retrying"),
                     }
-                    Err(e) => tracing::warn!(error = %e, "could not renew the lease; retrying"),
                 }
             }
-        })
+            .instrument(span),
+        )
     }
 
     async fn workload(
@@ -473,17 +504,28 @@ impl SyncEngine {
                     plan.access,
                     self.sync.max_changes_per_request,
                     self.sync.get_item_batch_size as usize,
-                );
-                Ok(match workload {
-                    Workload::Incoming => {
-                        let from = effective_process_from(
-                            profile.process_emails_from,
-                            mailbox.process_email_received_after,
-                        );
-                        incoming::run(ctx, &conn, from).await
-                    }
-                    Workload::Outgoing => outgoing::run(ctx, &conn).await,
-                    Workload::Act => act::run(ctx, &conn).await,
+                )
+                .with_payload_logging(mailbox.payload_logging)
+                .with_tracking_category(&self.sync.tracking_category);
+                let scope = crate::store::scope::settings(
+                    &self.store,
+                    mailbox.id.0,
+                    &self.sync.tracking_category,
+                )
+                .await;
+                Ok(match scope {
+                    Err(e) => Err(SyncError::Store(e)),
+                    Ok(scope) => match workload {
+                        Workload::Incoming => {
+                            let from = effective_process_from(
+                                profile.process_emails_from,
+                                mailbox.process_email_received_after,
+                            );
+                            incoming::run(ctx, &conn, from, &scope).await
+                        }
+                        Workload::Outgoing => outgoing::run(ctx, &conn, &scope).await,
+                        Workload::Act => act::run(ctx, &conn, &scope).await,
+                    },
                 })
             }
         };
@@ -750,20 +792,18 @@ impl SyncEngine {
         m.passes
             .get_or_create(&labels([("workload", name), ("outcome", outcome_label)]))
             .inc();
-        let result = match workload {
-            Workload::Incoming => "imported",
-            Workload::Outgoing => "sent",
-            Workload::Act => "written",
-        };
+        let result = super::progress::processed_label(workload);
+        // What a long workload reported page by page is not counted twice.
+        let unreported = |total: usize, reported: usize| total.saturating_sub(reported) as u64;
         m.items
             .get_or_create(&labels([("workload", name), ("result", result)]))
-            .inc_by(summary.processed as u64);
+            .inc_by(unreported(summary.processed, summary.reported.processed));
         m.items
             .get_or_create(&labels([("workload", name), ("result", "failed")]))
-            .inc_by(summary.failed as u64);
+            .inc_by(unreported(summary.failed, summary.reported.failed));
         m.items
             .get_or_create(&labels([("workload", name), ("result", "skipped")]))
-            .inc_by(summary.skipped as u64);
+            .inc_by(unreported(summary.skipped, summary.reported.skipped));
         let duration_ms = duration.as_millis() as u64;
         match &outcome {
             Outcome::Success => tracing::info!(

@@ -61,12 +61,17 @@ pub fn connection_for(
     mailbox: &Mailbox,
     workload: Workload,
 ) -> Result<ConnectionPlan, Refusal> {
-    if workload != Workload::Act && mailbox.approval != crate::domain::ApprovalStatus::Approved {
+    // Dynamics requires an approved mailbox for email and for appointments, contacts and tasks.
+    if mailbox.approval != crate::domain::ApprovalStatus::Approved {
+        let what = match workload {
+            Workload::Act => "appointments, contacts and tasks".to_owned(),
+            _ => format!("{workload} email"),
+        };
         return Err(Refusal {
             code: "mailbox.not_approved",
             message: format!(
-                "{} email of {} is not processed: the mailbox's email address is {} (approve it to start)",
-                workload, mailbox.address, mailbox.approval
+                "{what} of {} are not synchronised: the mailbox's approval is {} (approve it to start)",
+                mailbox.address, mailbox.approval
             ),
             is_warning: false,
         });
@@ -300,15 +305,21 @@ mod tests {
     }
 
     #[test]
-    fn unapproved_mailboxes_process_no_email_but_may_sync_act() {
+    fn unapproved_mailboxes_sync_neither_email_nor_act() {
         let p = profile(AuthMethod::ProfileCredentials, true);
         let mut m = mailbox();
         m.approval = ApprovalStatus::Pending;
-        assert_eq!(
-            connection_for(&p, &m, Workload::Incoming).unwrap_err().code,
-            "mailbox.not_approved"
+        for workload in Workload::ALL {
+            let refusal = connection_for(&p, &m, *workload).unwrap_err();
+            assert_eq!(refusal.code, "mailbox.not_approved");
+            assert!(refusal.message.contains("pending"), "{}", refusal.message);
+        }
+        let act = connection_for(&p, &m, Workload::Act).unwrap_err();
+        assert!(
+            act.message.contains("appointments, contacts and tasks"),
+            "{}",
+            act.message
         );
-        assert!(connection_for(&p, &m, Workload::Act).is_ok());
     }
 
     #[test]

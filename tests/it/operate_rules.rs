@@ -379,21 +379,24 @@ async fn the_cli_exits_0_when_all_pass_1_when_any_fails_and_2_for_an_unknown_mai
 // ---------------------------------------------------------------------------------- explain
 
 #[sqlx::test]
-async fn explain_says_an_unapproved_mailbox_processes_no_email(pool: PgPool) {
+async fn explain_says_an_unapproved_mailbox_syncs_neither_email_nor_act(pool: PgPool) {
     let world = contoso(pool).await;
     world
         .apply(&ORG.replace("approval = \"approved\"", "approval = \"pending\""))
         .await;
     let e = explained(&world, "alice@contoso.test", None).await;
     assert_eq!(e.approval, "pending");
-    let incoming = e.workload(Workload::Incoming).unwrap();
-    assert_eq!(incoming.state, WorkloadState::Refused);
-    assert_eq!(incoming.code.as_deref(), Some("mailbox.not_approved"));
-    assert_eq!(
-        e.workload(Workload::Act).unwrap().state,
-        WorkloadState::Scheduled,
-        "ACT needs no approval"
-    );
+    for workload in [Workload::Incoming, Workload::Act] {
+        let w = e.workload(workload).unwrap();
+        assert_eq!(w.state, WorkloadState::Refused, "{workload}");
+        assert_eq!(w.code.as_deref(), Some("mailbox.not_approved"));
+        assert!(w.why.contains("approval is pending"), "{}", w.why);
+    }
+    assert!(e
+        .workload(Workload::Act)
+        .unwrap()
+        .why
+        .contains("appointments, contacts and tasks"));
 }
 
 #[sqlx::test]

@@ -18,6 +18,8 @@ username = "svc"
 password = "Svc-Passw0rd!"
 use_impersonation = true
 max_concurrent_connections = 4
+# These rules predate scopes: every item syncs both ways.
+act_scope = "all"
 
 [[mailbox]]
 address = "alice@contoso.test"

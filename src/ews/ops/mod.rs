@@ -19,6 +19,7 @@ pub mod delete_item;
 pub mod find_item;
 pub mod get_folder;
 pub mod get_item;
+pub mod meeting_response;
 pub mod sync_folder_hierarchy;
 pub mod sync_folder_items;
 pub mod update_item;
@@ -28,6 +29,7 @@ pub use delete_item::{DeleteItemRequest, DeleteItemResponse};
 pub use find_item::{FindItemRequest, FindItemResponse, FindItemResult};
 pub use get_folder::{GetFolderRequest, GetFolderResponse};
 pub use get_item::{GetItemRequest, GetItemResponse};
+pub use meeting_response::{MeetingAnswer, MeetingResponse, MeetingResponseRequest};
 pub use sync_folder_hierarchy::{
     FolderChange, SyncFolderHierarchyRequest, SyncFolderHierarchyResponse,
     SyncFolderHierarchyResult,
@@ -294,6 +296,8 @@ pub enum EwsRequest {
     UpdateItem(UpdateItemRequest),
     /// DeleteItem.
     DeleteItem(DeleteItemRequest),
+    /// CreateItem carrying meeting response objects (AcceptItem, DeclineItem, …).
+    MeetingResponse(MeetingResponseRequest),
 }
 
 /// The operation names [`parse_request`] understands (also the SOAPAction suffixes).
@@ -320,6 +324,7 @@ impl EwsRequest {
             EwsRequest::CreateItem(_) => "CreateItem",
             EwsRequest::UpdateItem(_) => "UpdateItem",
             EwsRequest::DeleteItem(_) => "DeleteItem",
+            EwsRequest::MeetingResponse(_) => "CreateItem",
         }
     }
 
@@ -334,6 +339,7 @@ impl EwsRequest {
             EwsRequest::CreateItem(r) => r.to_xml(header),
             EwsRequest::UpdateItem(r) => r.to_xml(header),
             EwsRequest::DeleteItem(r) => r.to_xml(header),
+            EwsRequest::MeetingResponse(r) => r.to_xml(header),
         }
     }
 }
@@ -363,6 +369,9 @@ pub fn parse_request(
         "SyncFolderItems" => EwsRequest::SyncFolderItems(SyncFolderItemsRequest::from_body(op)?),
         "GetItem" => EwsRequest::GetItem(GetItemRequest::from_body(op)?),
         "FindItem" => EwsRequest::FindItem(FindItemRequest::from_body(op)?),
+        "CreateItem" if MeetingResponseRequest::holds_responses(op) => {
+            EwsRequest::MeetingResponse(MeetingResponseRequest::from_body(op)?)
+        }
         "CreateItem" => EwsRequest::CreateItem(CreateItemRequest::from_body(op)?),
         "UpdateItem" => EwsRequest::UpdateItem(UpdateItemRequest::from_body(op)?),
         "DeleteItem" => EwsRequest::DeleteItem(DeleteItemRequest::from_body(op)?),
