@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod ops;
 pub mod samples;
 pub mod soap;
+pub mod tls;
 pub mod transport;
 pub mod types;
 pub mod xml;

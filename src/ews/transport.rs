@@ -3,9 +3,11 @@
 //! Owns how a SOAP envelope travels (POST, headers, timeouts, size cap). It knows nothing of
 //! accounts, throttling or XML: the client above decides those.
 
+use super::tls::{Trust, TrustSettings};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::StatusCode;
+use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
 
@@ -18,8 +20,8 @@ pub struct TransportSettings {
     pub request_timeout: Duration,
     /// Largest response body accepted.
     pub max_response_bytes: u64,
-    /// Accept self-signed certificates (tests against a local fake only).
-    pub accept_invalid_certs: bool,
+    /// Which server certificates are trusted (system store, `http.ca_file`, or none checked).
+    pub trust: TrustSettings,
 }
 
 impl Default for TransportSettings {
@@ -28,7 +30,7 @@ impl Default for TransportSettings {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(100),
             max_response_bytes: 64 * 1024 * 1024,
-            accept_invalid_certs: false,
+            trust: TrustSettings::default(),
         }
     }
 }
@@ -94,21 +96,43 @@ pub struct RawResponse {
 pub struct Transport {
     http: reqwest::Client,
     settings: TransportSettings,
+    trust: Trust,
+    http1_tls: Arc<rustls::ClientConfig>,
 }
 
 impl Transport {
-    /// A shared pool for Basic and OAuth accounts.
+    /// A shared pool for Basic and OAuth accounts (and the OAuth token endpoint); loads the
+    /// trusted roots once, for this pool and for the NTLM connections built from it.
     pub fn new(settings: TransportSettings) -> Result<Transport, TransportError> {
+        let trust =
+            Trust::load(&settings.trust).map_err(|e| TransportError::Setup(e.to_string()))?;
+        // HTTP/2 where the server offers it (IIS does over TLS), else HTTP/1.1.
+        let pooled = trust
+            .client_config(&[b"h2", b"http/1.1"])
+            .map_err(|e| TransportError::Setup(e.to_string()))?;
+        // NTLM authenticates a connection: HTTP/1.1 only (IIS does not do it over HTTP/2).
+        let http1_tls = Arc::new(
+            trust
+                .client_config(&[b"http/1.1"])
+                .map_err(|e| TransportError::Setup(e.to_string()))?,
+        );
         let http = Self::builder(&settings)
+            .use_preconfigured_tls(pooled)
             .build()
             .map_err(|e| TransportError::Setup(e.to_string()))?;
-        Ok(Transport { http, settings })
+        Ok(Transport {
+            http,
+            settings,
+            trust,
+            http1_tls,
+        })
     }
 
     /// A pool of its own with at most one idle connection, for connection-bound
-    /// authentication (NTLM): sequential requests reuse the one authenticated connection.
+    /// authentication: sequential requests reuse the one authenticated connection.
     pub fn dedicated(&self) -> Result<Transport, TransportError> {
         let http = Self::builder(&self.settings)
+            .use_preconfigured_tls((*self.http1_tls).clone())
             .http1_only()
             .pool_max_idle_per_host(1)
             .build()
@@ -116,6 +140,8 @@ impl Transport {
         Ok(Transport {
             http,
             settings: self.settings.clone(),
+            trust: self.trust.clone(),
+            http1_tls: self.http1_tls.clone(),
         })
     }
 
@@ -123,7 +149,6 @@ impl Transport {
         reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             .timeout(settings.request_timeout)
-            .danger_accept_invalid_certs(settings.accept_invalid_certs)
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("exsync/", env!("CARGO_PKG_VERSION")))
@@ -132,6 +157,16 @@ impl Transport {
     /// The limits in force.
     pub fn settings(&self) -> &TransportSettings {
         &self.settings
+    }
+
+    /// The trusted roots (for the start-up log line and `check-config`).
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The TLS configuration of HTTP/1.1-only connections (NTLM), same roots as the pool.
+    pub fn http1_tls_config(&self) -> Arc<rustls::ClientConfig> {
+        self.http1_tls.clone()
     }
 
     /// POST an envelope and read the whole (bounded) response.

@@ -12,6 +12,7 @@ mod routes;
 pub mod seed;
 mod server;
 pub mod state;
+pub mod tls;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use crate::ews::xml::XmlLimits;
 
 pub use seed::Seed;
 pub use state::FakeState;
+pub use tls::{CertificateSignature, ExtendedProtection, FakeTls};
 
 /// Why the fake Exchange could not start or be configured.
 #[derive(Debug, thiserror::Error)]
@@ -218,8 +220,12 @@ impl Faults {
 pub struct FakeConfig {
     /// Where to listen (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// Serve HTTPS with a self-signed certificate generated at start.
+    /// Serve HTTPS with a certificate generated at start.
     pub tls: bool,
+    /// How that certificate is made (self-signed or from a private CA, which signature).
+    pub tls_certificate: FakeTls,
+    /// Whether NTLM over TLS must carry the certificate's channel binding.
+    pub extended_protection: ExtendedProtection,
     /// Accounts, mailboxes, rights, items and faults to start with.
     pub seed: Option<Seed>,
     /// Initial fault knobs (a seed's faults are applied on top).
@@ -235,6 +241,8 @@ impl Default for FakeConfig {
         FakeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: false,
+            tls_certificate: FakeTls::default(),
+            extended_protection: ExtendedProtection::default(),
             seed: None,
             faults: Faults::default(),
             max_request_bytes: 4 * 1024 * 1024,
@@ -249,6 +257,7 @@ pub struct FakeExchange {
     addr: SocketAddr,
     tls: bool,
     certificate_pem: Option<String>,
+    ca_certificate_pem: Option<String>,
     state: Arc<FakeState>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -267,12 +276,30 @@ impl FakeExchange {
             seed.apply(&state)?;
         }
         let shutdown = CancellationToken::new();
-        let running =
-            server::serve(config.listen, config.tls, state.clone(), shutdown.clone()).await?;
+        let made = if config.tls {
+            Some(tls::make(&config.tls_certificate)?)
+        } else {
+            None
+        };
+        {
+            let mut inner = state.lock();
+            inner.channel_binding = made.as_ref().map(|m| m.channel_binding);
+            inner.extended_protection = config.extended_protection;
+        }
+        let certificate_pem = made.as_ref().map(|m| m.certificate_pem.clone());
+        let ca_certificate_pem = made.as_ref().and_then(|m| m.ca_certificate_pem.clone());
+        let running = server::serve(
+            config.listen,
+            made.map(|m| m.config),
+            state.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         Ok(FakeExchange {
             addr: running.addr,
             tls: config.tls,
-            certificate_pem: running.certificate_pem,
+            certificate_pem,
+            ca_certificate_pem,
             state,
             shutdown,
             task: running.task,
@@ -309,9 +336,16 @@ impl FakeExchange {
         self.addr
     }
 
-    /// The self-signed certificate (PEM) when serving TLS, for clients to trust.
+    /// The server certificate (PEM) when serving TLS; a client trusts it directly when it
+    /// is self-signed.
     pub fn certificate_pem(&self) -> Option<&str> {
         self.certificate_pem.as_deref()
+    }
+
+    /// The private CA's certificate (PEM) when the server certificate was issued by one: what
+    /// a client must trust (`http.ca_file`, or a bundle `SSL_CERT_FILE` points at).
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.ca_certificate_pem.as_deref()
     }
 
     /// Accounts, mailboxes, rights, faults and stats: the same operations as the HTTP API.

@@ -31,14 +31,13 @@ use crate::ews::types::ResponseCode;
 /// A started server.
 pub(crate) struct Running {
     pub(crate) addr: SocketAddr,
-    pub(crate) certificate_pem: Option<String>,
     pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
-/// Bind and serve until `shutdown` is cancelled.
+/// Bind and serve (HTTPS with `tls`, else plain HTTP) until `shutdown` is cancelled.
 pub(crate) async fn serve(
     listen: SocketAddr,
-    tls: bool,
+    tls: Option<rustls::ServerConfig>,
     state: Arc<FakeState>,
     shutdown: CancellationToken,
 ) -> Result<Running, FakeError> {
@@ -51,8 +50,7 @@ pub(crate) async fn serve(
     let addr = listener.local_addr()?;
     let app = super::routes::router(state).into_make_service_with_connect_info::<ConnId>();
     let stop = shutdown.clone();
-    if tls {
-        let (config, pem) = tls_config()?;
+    if let Some(config) = tls {
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let connections = Connections::start(listener, addr, shutdown, move |stream| {
             let acceptor = acceptor.clone();
@@ -68,11 +66,7 @@ pub(crate) async fn serve(
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
         });
-        Ok(Running {
-            addr,
-            certificate_pem: Some(pem),
-            task,
-        })
+        Ok(Running { addr, task })
     } else {
         let connections =
             Connections::start(
@@ -86,31 +80,8 @@ pub(crate) async fn serve(
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
         });
-        Ok(Running {
-            addr,
-            certificate_pem: None,
-            task,
-        })
+        Ok(Running { addr, task })
     }
-}
-
-/// A self-signed certificate for localhost / 127.0.0.1 and a rustls config using it.
-fn tls_config() -> Result<(rustls::ServerConfig, String), FakeError> {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .map_err(|e| FakeError::Tls(e.to_string()))?;
-    let pem = certified.cert.pem();
-    let cert = certified.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| FakeError::Tls(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .map_err(|e| FakeError::Tls(e.to_string()))?;
-    Ok((config, pem))
 }
 
 /// One accepted connection: the peer and a number never reused, because NTLM authenticates

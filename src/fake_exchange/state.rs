@@ -229,6 +229,10 @@ pub struct AccountStats {
     pub early_requests: u64,
     /// Failed sign-ins (wrong or expired password, bad client secret).
     pub failed_logins: u64,
+    /// NTLM sign-ins refused for a missing or wrong channel binding (Extended Protection);
+    /// the password was right, so they are not failed logins.
+    #[serde(default)]
+    pub channel_binding_failures: u64,
     /// Time this account's EWS requests spent in the server, summed, in microseconds: over a
     /// wall-clock interval, divided by its length, the average number in flight.
     #[serde(default)]
@@ -290,6 +294,10 @@ pub(crate) struct Inner {
     pub(crate) ntlm_pending: HashMap<u64, [u8; 8]>,
     /// Connections NTLM has authenticated, and as whom.
     pub(crate) ntlm_sessions: HashMap<u64, String>,
+    /// The MsvAvChannelBindings an NTLM client must send (TLS only).
+    pub(crate) channel_binding: Option<[u8; 16]>,
+    /// How strictly the channel binding is checked.
+    pub(crate) extended_protection: super::ExtendedProtection,
 }
 
 const REQUEST_LOG_LEN: usize = 1000;
@@ -686,6 +694,8 @@ impl FakeState {
                 log: VecDeque::new(),
                 ntlm_pending: HashMap::new(),
                 ntlm_sessions: HashMap::new(),
+                channel_binding: None,
+                extended_protection: super::ExtendedProtection::default(),
             }),
             faults: Mutex::new(faults),
             max_request_bytes,

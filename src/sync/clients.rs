@@ -173,7 +173,7 @@ impl ClientCache {
                             user,
                             SecretString::from(pass.expose_secret().to_owned()),
                         ),
-                        self.transport.settings(),
+                        &self.transport,
                     ))),
                 }
             }

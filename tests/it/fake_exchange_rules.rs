@@ -1358,7 +1358,8 @@ fn fake_exchange_command_serves_a_seed_file_and_prints_its_ews_url() {
 async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password() {
     use exsync::ews::ntlm::NtlmCredentials;
     use exsync::ews::ntlm_http::{NtlmHttpError, NtlmSessionPool};
-    use exsync::ews::transport::{SoapPost, TransportSettings};
+    use exsync::ews::tls::TrustSettings;
+    use exsync::ews::transport::{SoapPost, Transport, TransportSettings};
     use secrecy::SecretString;
 
     for tls in [false, true] {
@@ -1369,10 +1370,14 @@ async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password()
         .await;
         fx.deliver("anna@contoso.test", json!({"count": 2})).await;
         let url = url::Url::parse(&fx.fake.ews_url()).unwrap();
-        let settings = TransportSettings {
-            accept_invalid_certs: true,
+        let transport = Transport::new(TransportSettings {
+            trust: TrustSettings {
+                accept_invalid_certs: true,
+                ..TrustSettings::default()
+            },
             ..TransportSettings::default()
-        };
+        })
+        .unwrap();
         let request = get_folder(r#"<t:DistinguishedFolderId Id="inbox"/>"#);
         let post = || SoapPost {
             url: &url,
@@ -1383,7 +1388,7 @@ async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password()
         };
         let pool = NtlmSessionPool::new(
             NtlmCredentials::from_account("CONTOSO\\anna", SecretString::from(ANNA.1)),
-            &settings,
+            &transport,
         );
         // Two requests: the second reuses the authenticated connection.
         for _ in 0..2 {
@@ -1394,7 +1399,7 @@ async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password()
         }
         let wrong = NtlmSessionPool::new(
             NtlmCredentials::from_account("anna", SecretString::from("wrong")),
-            &settings,
+            &transport,
         );
         assert!(matches!(
             wrong.post(post()).await,

@@ -5,6 +5,7 @@
 mod apply_rules;
 mod bench_rules;
 mod config_rules;
+mod connection_rules;
 mod credentials_at_rest;
 mod failure_rules;
 mod fake_exchange_rules;
