@@ -178,6 +178,12 @@ impl NtlmSessionPool {
         if let Some(anchor) = post.anchor_mailbox {
             request = request.header("X-AnchorMailbox", anchor);
         }
+        if let Some(id) = post.client_request_id {
+            // The legs of one handshake share the logical request's id.
+            for (name, value) in super::transport::correlation_headers(id) {
+                request = request.header(name, value);
+            }
+        }
         if let Some(value) = authorization {
             let mut value = http::HeaderValue::from_str(&value)
                 .map_err(|_| broken("invalid authorization header".to_owned()))?;
@@ -223,6 +229,8 @@ impl NtlmSessionPool {
                 .filter_map(|v| v.to_str().ok().map(str::to_owned))
                 .collect(),
             body: Bytes::from(collected),
+            ids: super::transport::ResponseIds::from_headers(&headers),
+            retry_after: super::transport::retry_after(&headers),
         })
     }
 

@@ -76,6 +76,79 @@ pub struct SoapPost<'a> {
     pub anchor_mailbox: Option<&'a str>,
     /// `Authorization` header value (never logged).
     pub authorization: Option<HeaderValue>,
+    /// `client-request-id` sent (with `return-client-request-id: true`), so Exchange's logs
+    /// and exsync's can be matched.
+    pub client_request_id: Option<uuid::Uuid>,
+}
+
+/// What Exchange says about a request in its response headers, for support cases
+/// ("Instrumenting client requests for EWS and REST in Exchange").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseIds {
+    /// `request-id` (EWS) or `x-ms-request-id` (the Microsoft identity platform): the server's
+    /// own id for the request.
+    pub request_id: Option<String>,
+    /// `X-BEServer`: the mailbox (back-end) server that handled it.
+    pub be_server: Option<String>,
+    /// `client-request-id` echoed back (sent when `return-client-request-id: true`).
+    pub client_request_id: Option<String>,
+}
+
+impl ResponseIds {
+    /// The ids from response headers (bounded, printable ASCII only).
+    pub fn from_headers(headers: &http::HeaderMap) -> ResponseIds {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| {
+                    v.chars()
+                        .filter(|c| c.is_ascii_graphic())
+                        .take(100)
+                        .collect::<String>()
+                })
+                .filter(|v| !v.is_empty())
+        };
+        ResponseIds {
+            request_id: get("request-id").or_else(|| get("x-ms-request-id")),
+            be_server: get("x-beserver"),
+            client_request_id: get("client-request-id"),
+        }
+    }
+}
+
+/// One request as Exchange and exsync can both find it again: the id exsync sent, and what
+/// the server answered (status and its own ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestTrace {
+    /// The `client-request-id` sent.
+    pub client_request_id: uuid::Uuid,
+    /// The HTTP status answered, if an answer came.
+    pub status: Option<u16>,
+    /// Exchange's (or the identity platform's) ids from the answer.
+    pub ids: ResponseIds,
+}
+
+impl RequestTrace {
+    /// A request sent with `client_request_id`, not answered (yet).
+    pub fn new(client_request_id: uuid::Uuid) -> RequestTrace {
+        RequestTrace {
+            client_request_id,
+            status: None,
+            ids: ResponseIds::default(),
+        }
+    }
+}
+
+/// The two correlation headers every request carries.
+pub fn correlation_headers(client_request_id: uuid::Uuid) -> [(&'static str, HeaderValue); 2] {
+    // A hyphenated UUID is always a valid header value.
+    let id = HeaderValue::from_str(&client_request_id.to_string())
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+    [
+        ("client-request-id", id),
+        ("return-client-request-id", HeaderValue::from_static("true")),
+    ]
 }
 
 /// A response as received.
@@ -89,6 +162,19 @@ pub struct RawResponse {
     pub www_authenticate: Vec<String>,
     /// The body (at most `max_response_bytes`).
     pub body: Bytes,
+    /// Exchange's correlation headers.
+    pub ids: ResponseIds,
+    /// `Retry-After`, in seconds (429 / 503 answers).
+    pub retry_after: Option<Duration>,
+}
+
+/// `Retry-After` as delta-seconds (an HTTP date is not used by Exchange or Entra: ignored).
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|secs| Duration::from_secs(secs.min(3600)))
 }
 
 /// A connection pool with the limits; cheap to clone.
@@ -192,6 +278,11 @@ impl Transport {
             authorization.set_sensitive(true);
             headers.insert(AUTHORIZATION, authorization);
         }
+        if let Some(id) = post.client_request_id {
+            for (name, value) in correlation_headers(id) {
+                headers.insert(name, value);
+            }
+        }
         let response = self
             .http
             .post(post.url.clone())
@@ -208,15 +299,14 @@ impl Transport {
         &self,
         url: &Url,
         form: &[(&str, &str)],
+        client_request_id: uuid::Uuid,
     ) -> Result<RawResponse, TransportError> {
         let host = url.host_str().unwrap_or("?").to_owned();
-        let response = self
-            .http
-            .post(url.clone())
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| classify(&host, &e))?;
+        let mut request = self.http.post(url.clone()).form(form);
+        for (name, value) in correlation_headers(client_request_id) {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.map_err(|e| classify(&host, &e))?;
         self.read(response, &host).await
     }
 
@@ -241,6 +331,8 @@ impl Transport {
             .iter()
             .filter_map(|v| v.to_str().ok().map(str::to_owned))
             .collect();
+        let ids = ResponseIds::from_headers(response.headers());
+        let retry_after = retry_after(response.headers());
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(host, &e))? {
             if body.len() as u64 + chunk.len() as u64 > limit {
@@ -253,6 +345,8 @@ impl Transport {
             content_type,
             www_authenticate,
             body: Bytes::from(body),
+            ids,
+            retry_after,
         })
     }
 }

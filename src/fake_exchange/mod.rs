@@ -6,6 +6,7 @@
 //! `parse_request` and every answer is written by the codec: no hand-written SOAP here.
 //! It imports nothing but `ews` (it must not know `store`, `sync` or `config`).
 
+mod assertion;
 mod auth;
 mod ews_ops;
 mod routes;
@@ -93,6 +94,25 @@ pub enum OneShotFault {
     Unauthorized,
 }
 
+/// A one-shot answer of the OAuth token endpoint, queued with `token_fail_next` (the
+/// answers the Microsoft identity platform gives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenFault {
+    /// HTTP 429 with `Retry-After: token_retry_after_secs` (throttled).
+    Http429,
+    /// HTTP 500 (`server_error`).
+    Http500,
+    /// HTTP 503 with `Retry-After: token_retry_after_secs` (`temporarily_unavailable`).
+    Http503,
+    /// HTTP 401 `invalid_client` (a wrong or expired secret or certificate).
+    InvalidClient,
+    /// HTTP 400 `unauthorized_client` (the application is disabled or not in the tenant).
+    UnauthorizedClient,
+    /// HTTP 400 `invalid_request` (a malformed request, an unknown tenant).
+    InvalidRequest,
+}
+
 /// Fault and load injection knobs (`PUT /_fake/faults` updates them partially).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -115,6 +135,12 @@ pub struct Faults {
     pub busy_shape: BusyShape,
     /// One-shot faults for the next EWS requests, in order (deterministic tests).
     pub fail_next: Vec<OneShotFault>,
+    /// One-shot answers for the next token requests, in order.
+    pub token_fail_next: Vec<TokenFault>,
+    /// `Retry-After` (seconds) sent with the token endpoint's 429 and 503; 0 sends none.
+    pub token_retry_after_secs: u64,
+    /// Sleep this long before answering each token request (a slow or hanging endpoint).
+    pub token_latency_ms: u64,
 }
 
 impl Default for Faults {
@@ -129,6 +155,9 @@ impl Default for Faults {
             max_concurrency_per_account: 27,
             busy_shape: BusyShape::Fault500,
             fail_next: Vec::new(),
+            token_fail_next: Vec::new(),
+            token_retry_after_secs: 1,
+            token_latency_ms: 0,
         }
     }
 }
@@ -155,6 +184,12 @@ pub struct FaultsPatch {
     pub busy_shape: Option<BusyShape>,
     /// Replaces [`Faults::fail_next`].
     pub fail_next: Option<Vec<OneShotFault>>,
+    /// Replaces [`Faults::token_fail_next`].
+    pub token_fail_next: Option<Vec<TokenFault>>,
+    /// See [`Faults::token_retry_after_secs`].
+    pub token_retry_after_secs: Option<u64>,
+    /// See [`Faults::token_latency_ms`].
+    pub token_latency_ms: Option<u64>,
 }
 
 impl Faults {
@@ -209,6 +244,15 @@ impl Faults {
         }
         if let Some(v) = &patch.fail_next {
             f.fail_next = v.clone();
+        }
+        if let Some(v) = &patch.token_fail_next {
+            f.token_fail_next = v.clone();
+        }
+        if let Some(v) = patch.token_retry_after_secs {
+            f.token_retry_after_secs = v;
+        }
+        if let Some(v) = patch.token_latency_ms {
+            f.token_latency_ms = v;
         }
         f.validate()?;
         Ok(f)
@@ -295,6 +339,8 @@ impl FakeExchange {
             shutdown.clone(),
         )
         .await?;
+        let scheme = if config.tls { "https" } else { "http" };
+        state.lock().token_url = Some(format!("{scheme}://{}/_fake/oauth2/token", running.addr));
         Ok(FakeExchange {
             addr: running.addr,
             tls: config.tls,

@@ -288,21 +288,68 @@ fn chance(rate: f64) -> bool {
     rate > 0.0 && rand::thread_rng().gen::<f64>() < rate
 }
 
+/// The mailbox (back-end) server the fake names in `X-BEServer` once a request is signed in.
+pub(crate) const BE_SERVER: &str = "FAKEEXCH-MBX01.contoso.test";
+
 /// The log line being built for one request.
 struct LogLine {
     operation: Option<String>,
     account: Option<String>,
     impersonated: Option<String>,
+    /// The `client-request-id` sent, echoed when `return-client-request-id: true`.
+    client_request_id: Option<String>,
+    echo_client_request_id: bool,
+    /// This request's `request-id`.
+    request_id: String,
 }
 
 impl LogLine {
-    fn finish(self, state: &FakeState, response: Response, code: Option<&str>) -> Response {
+    fn new(headers: &HeaderMap) -> LogLine {
+        let client_request_id = headers
+            .get("client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(100).collect());
+        let echo_client_request_id = headers
+            .get("return-client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        LogLine {
+            operation: None,
+            account: None,
+            impersonated: None,
+            client_request_id,
+            echo_client_request_id,
+            request_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// Add Exchange's correlation headers (`request-id` always, `X-BEServer` once signed in,
+    /// `client-request-id` when asked), record the request, and answer.
+    fn finish(self, state: &FakeState, mut response: Response, code: Option<&str>) -> Response {
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            headers.insert("request-id", v);
+        }
+        if self.account.is_some() {
+            headers.insert("X-BEServer", HeaderValue::from_static(BE_SERVER));
+        }
+        if self.echo_client_request_id {
+            if let Some(v) = self
+                .client_request_id
+                .as_deref()
+                .and_then(|id| HeaderValue::from_str(id).ok())
+            {
+                headers.insert("client-request-id", v);
+            }
+        }
         state.lock().record(RequestLogEntry {
             operation: self.operation,
             account: self.account,
             impersonated: self.impersonated,
             status: response.status().as_u16(),
             response_code: code.map(str::to_owned),
+            client_request_id: self.client_request_id,
+            request_id: self.request_id,
         });
         response
     }
@@ -316,11 +363,7 @@ pub(crate) async fn ews_endpoint(
     body: Body,
 ) -> Response {
     let _global = InFlight::global(&state);
-    let mut line = LogLine {
-        operation: None,
-        account: None,
-        impersonated: None,
-    };
+    let mut line = LogLine::new(&headers);
     let bytes = match http_body_util::Limited::new(body, state.max_request_bytes)
         .collect()
         .await

@@ -2,11 +2,12 @@
 //! in domain words (changes, emails, activities, sends). Every SOAP type stops here.
 
 use super::plan::Access;
-use crate::ews::client::{EwsClient, Target};
+use crate::ews::client::{EwsClient, EwsOperation, Target};
 use crate::ews::ops::{
     CreateItemRequest, DeleteItemRequest, FindItemRequest, GetItemRequest, ItemChange, ItemUpdate,
     MaxChangesReturned, SyncFolderItemsRequest, SyncItemChange, UpdateItemRequest,
 };
+use crate::ews::transport::RequestTrace;
 use crate::ews::types::{
     BaseFolderId, BaseShape, Body, BodyType, CalendarItem, ConflictResolution, Contact, DeleteType,
     DistinguishedFolderName, EmailAddress, FieldUri, IndexedPageView, Item, ItemBase, ItemId,
@@ -19,7 +20,7 @@ use crate::store::emails::NewEmail;
 use crate::store::outgoing::OutgoingEmail;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// One change SyncFolderItems reported, in domain words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +96,9 @@ pub struct MailboxConnection {
     delegate: bool,
     max_changes: u32,
     batch: usize,
+    /// The last request that failed (its client-request-id and Exchange's ids), kept with
+    /// the stored last error.
+    failed_request: Arc<Mutex<Option<RequestTrace>>>,
 }
 
 impl MailboxConnection {
@@ -115,7 +119,28 @@ impl MailboxConnection {
             delegate: access == Access::Delegate,
             max_changes: max_changes.clamp(1, 512),
             batch: batch.max(1),
+            failed_request: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The last request of this connection that failed, if any.
+    pub fn failed_request(&self) -> Option<RequestTrace> {
+        self.failed_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One operation for this mailbox; a failure's request is remembered.
+    async fn call<O: EwsOperation>(&self, request: &O) -> Result<O::Response, EwsError> {
+        let (outcome, trace) = self.client.call_traced(Some(&self.target), request).await;
+        if outcome.is_err() {
+            *self
+                .failed_request
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = trace;
+        }
+        outcome
     }
 
     /// The mailbox's address.
@@ -148,7 +173,7 @@ impl MailboxConnection {
             })?,
             sync_scope: None,
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         let result = response.first()?;
         let changes = result
             .changes
@@ -187,7 +212,7 @@ impl MailboxConnection {
                 item_shape: shape,
                 item_ids: chunk.iter().map(ItemId::new).collect(),
             };
-            let response = self.client.call(Some(&self.target), &request).await?;
+            let response = self.call(&request).await?;
             for (index, id) in chunk.iter().enumerate() {
                 let Some(message) = response.messages.get(index) else {
                     out.push(Err(ItemError {
@@ -273,7 +298,7 @@ impl MailboxConnection {
             )),
             parent_folder_ids: vec![self.folder(DistinguishedFolderName::SentItems)],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         Ok(!response.first()?.items.is_empty())
     }
 
@@ -308,7 +333,7 @@ impl MailboxConnection {
             saved_item_folder_id: Some(self.folder(DistinguishedFolderName::SentItems)),
             items: vec![Item::Message(message)],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         match response.messages.first().and_then(|m| m.to_error()) {
             None => Ok(Ok(())),
             Some(e) if item_level(&e) => Ok(Err(e.to_string())),
@@ -326,7 +351,7 @@ impl MailboxConnection {
             saved_item_folder_id: Some(self.folder(folder)),
             items: vec![to_item(fields)],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         written(
             response
                 .messages
@@ -355,7 +380,7 @@ impl MailboxConnection {
                 updates,
             }],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         let Some(message) = response.messages.first() else {
             return Err(EwsError::Malformed {
                 excerpt: "UpdateItem response without a message".into(),
@@ -388,7 +413,7 @@ impl MailboxConnection {
             ),
             item_ids: vec![ItemId::new(id)],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         match response.messages.first() {
             Some(m) if m.code.as_str() == "ErrorItemNotFound" => Ok(false),
             Some(m) => match m.to_error() {

@@ -14,7 +14,9 @@ use crate::domain::rules::effective_process_from;
 use crate::domain::WorkloadStatus;
 use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMethod, Workload};
 use crate::metrics::{labels, metrics};
-use crate::store::scheduling::{self, ClaimedMailbox, ErrorRecord, PassRecord, WorkloadRecord};
+use crate::store::scheduling::{
+    self, ClaimedMailbox, ErrorCorrelation, ErrorRecord, PassRecord, WorkloadRecord,
+};
 use crate::store::{alerts, Store};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -321,6 +323,7 @@ impl SyncEngine {
                     code: "mailbox.invalid_row".into(),
                     text: message,
                     workload: Workload::Incoming,
+                    correlation: None,
                 });
             }
             Ok(mailbox) => {
@@ -452,6 +455,7 @@ impl SyncEngine {
                     code: refusal.code.to_owned(),
                     text: refusal.message.clone(),
                     workload,
+                    correlation: None,
                 });
                 return self.finish(
                     workload,
@@ -464,6 +468,7 @@ impl SyncEngine {
                 );
             }
         };
+        let mut failed_request = None;
         let result = match self.clients.client_for(profile, mailbox, &plan) {
             Err(e) => Err(e.to_string()),
             Ok(client) => {
@@ -474,7 +479,7 @@ impl SyncEngine {
                     self.sync.max_changes_per_request,
                     self.sync.get_item_batch_size as usize,
                 );
-                Ok(match workload {
+                let outcome = match workload {
                     Workload::Incoming => {
                         let from = effective_process_from(
                             profile.process_emails_from,
@@ -484,7 +489,9 @@ impl SyncEngine {
                     }
                     Workload::Outgoing => outgoing::run(ctx, &conn).await,
                     Workload::Act => act::run(ctx, &conn).await,
-                })
+                };
+                failed_request = conn.failed_request();
+                Ok(outcome)
             }
         };
         let result = match result {
@@ -612,10 +619,20 @@ impl SyncEngine {
                 });
                 record.succeeded = false;
                 record.clear_error = false;
+                // Only an EWS (or token) failure has a request to correlate with Exchange.
+                let correlation = match &error {
+                    SyncError::Ews(_) => failed_request.map(|trace| ErrorCorrelation {
+                        client_request_id: Some(trace.client_request_id),
+                        request_id: trace.ids.request_id,
+                        be_server: trace.ids.be_server,
+                    }),
+                    _ => None,
+                };
                 record.error = Some(ErrorRecord {
                     code: code.clone(),
                     text: message.clone(),
                     workload,
+                    correlation,
                 });
                 self.finish(
                     workload,

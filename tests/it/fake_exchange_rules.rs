@@ -1385,6 +1385,7 @@ async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password()
             operation: "GetFolder",
             anchor_mailbox: None,
             authorization: None,
+            client_request_id: None,
         };
         let pool = NtlmSessionPool::new(
             NtlmCredentials::from_account("CONTOSO\\anna", SecretString::from(ANNA.1)),
@@ -1431,7 +1432,7 @@ async fn fake_exchange_agrees_with_exsyncs_oauth_client_and_codec_requests() {
     let tokens = TokenSource::new(OAuthApp {
         token_url: url::Url::parse(&fx.fake.token_url()).unwrap(),
         client_id: "app-2".into(),
-        client_secret: SecretString::from("pw"),
+        credential: exsync::ews::oauth::ClientCredential::Secret(SecretString::from("pw")),
         scope: "https://outlook.office365.com/.default".into(),
     });
     let token = tokens.token(&transport).await.unwrap();
@@ -1446,6 +1447,7 @@ async fn fake_exchange_agrees_with_exsyncs_oauth_client_and_codec_requests() {
         authorization: Some(
             http::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).unwrap(),
         ),
+        client_request_id: None,
     };
     let folder = GetFolderRequest {
         folder_shape: BaseShape::Default,
