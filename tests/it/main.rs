@@ -10,6 +10,7 @@ mod credentials_at_rest;
 mod failure_rules;
 mod fake_exchange_rules;
 mod operate_rules;
+mod package_rules;
 mod scheduler_rules;
 mod schema_rules;
 mod store_rules;
