@@ -102,7 +102,7 @@ pub fn message(n: usize, body_bytes: usize) -> Item {
         bcc_recipients: vec![],
         from: Some(person(1_000 + n)),
         internet_message_id: Some(format!("<msg-{n}@fabrikam.test>")),
-        is_read: Some(n % 3 == 0),
+        is_read: Some(n.is_multiple_of(3)),
         references: Some(format!("<prev-{n}@fabrikam.test>")),
     })
 }
