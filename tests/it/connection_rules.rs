@@ -750,3 +750,57 @@ async fn client_request_id_is_sent_and_exchanges_request_id_is_logged_and_explai
         0
     );
 }
+
+#[test]
+fn turning_verification_off_is_warned_loudly_by_check_config_and_a_bad_ca_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let insecure = crate::support::exsync(
+        dir.path(),
+        &["check-config"],
+        &[("EXSYNC__HTTP__ACCEPT_INVALID_CERTS", "true")],
+    );
+    let text = crate::support::all_output(&insecure);
+    assert!(insecure.status.success(), "{text}");
+    assert!(
+        text.contains("WARNING: TLS CERTIFICATE VERIFICATION IS OFF"),
+        "{text}"
+    );
+
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, "not a certificate\n").unwrap();
+    let refused = crate::support::exsync(
+        dir.path(),
+        &["check-config"],
+        &[("EXSYNC__HTTP__CA_FILE", bundle.to_str().unwrap())],
+    );
+    let text = crate::support::all_output(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{text}");
+    assert!(text.contains("http.ca_file"), "{text}");
+
+    let secure = crate::support::exsync(dir.path(), &["check-config"], &[]);
+    let text = crate::support::all_output(&secure);
+    assert!(secure.status.success(), "{text}");
+    assert!(!text.contains("VERIFICATION IS OFF"), "{text}");
+    assert!(text.contains("TLS trust:"), "{text}");
+}
+
+#[sqlx::test]
+async fn the_daemon_warns_at_start_when_verification_is_off(pool: PgPool) {
+    let world = World::new(pool).await;
+    let mut settings = fast_settings();
+    settings.http.accept_invalid_certs = true;
+    let logs = exsync::telemetry::CapturedLogs::default();
+    let subscriber = tracing_subscriber::layer::SubscriberExt::with(
+        tracing_subscriber::registry(),
+        exsync::telemetry::json_layer(logs.clone()),
+    );
+    let _app = tracing::subscriber::with_default(subscriber, || world.app(settings));
+    let lines = logs.lines();
+    assert!(
+        lines.iter().any(|l| l["level"] == "WARN"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("VERIFICATION IS OFF"))),
+        "{lines:?}"
+    );
+}
