@@ -17,7 +17,14 @@ COPY src ./src
 COPY crates ./crates
 COPY migrations ./migrations
 # The same command as the release build everywhere else (README, docs/operations.md).
-RUN cargo build --release --locked
+# BuildKit cache mounts keep the crates.io downloads and the compiled dependencies between
+# builds, so a change to exsync's own code rebuilds exsync only. The binary is copied out of
+# the cached target directory (cache mounts are not part of the image).
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/usr/local/cargo/git,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked \
+ && cp target/release/exsync /usr/local/bin/exsync
 
 FROM debian:bookworm-slim AS runtime
 # hadolint ignore=DL3008
@@ -25,7 +32,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin exsync
-COPY --from=build /src/target/release/exsync /usr/local/bin/exsync
+COPY --from=build /usr/local/bin/exsync /usr/local/bin/exsync
 COPY config/exsync.example.toml /etc/exsync/exsync.example.toml
 # /healthz, /readyz and /metrics listen here (override with EXSYNC__SERVER__LISTEN).
 ENV EXSYNC__SERVER__LISTEN=0.0.0.0:8080

@@ -121,7 +121,7 @@ fn email(n: usize) -> NewEmail {
         conversation_id: Some(format!("AAQkADk0ZjM4ZGE1LTdmNDkAEAD{n:08}")),
         received_at: Some(at(n)),
         sent_at: Some(at(n)),
-        is_read: Some(n % 3 == 0),
+        is_read: Some(n.is_multiple_of(3)),
     }
 }
 

@@ -15,7 +15,10 @@ fi
 # and the passwords handed to the fake Exchange's accounts ("Alice-Pw1!", …).
 secrets=$( { grep -rhoE '(password|secret)[a-z_]*"?\s*[:=]\s*"[^"{}]{6,}"' tests src/demo.rs \
   | sed -E 's/.*[:=]\s*"([^"]*)"/\1/'
-  grep -rhoE '"[A-Za-z0-9.-]+-(Pw1|Passw0rd|Demo1)!"' tests | tr -d '"'; } | sort -u)
+  grep -rhoE '"[A-Za-z0-9.-]+-(Pw1|Passw0rd|Demo1)!"' tests | tr -d '"'
+  # The fixtures' private keys (OAuth certificate credential, the fake's RSA CA): a line of each.
+  for key in tests/fixtures/*.key; do sed -n 2p "$key"; done
+  echo "PRIVATE KEY"; } | sort -u)
 count=$(printf '%s\n' "$secrets" | grep -c . || true)
 if [ "$count" -lt 5 ]; then
   echo "scan-logs: found only $count secrets in the test sources; the pattern is broken" >&2

@@ -1,9 +1,10 @@
 //! The running service: wires the database, the credential cipher, the EWS clients, the sync
 //! engine, the scheduler and the health server, and runs them until shutdown.
 
-use crate::config::Settings;
+use crate::config::{HttpSettings, Settings};
 use crate::crypto::{CredentialCipher, CryptoError};
 use crate::ews::client::ClientOptions;
+use crate::ews::tls::{SystemRoots, TrustSettings};
 use crate::ews::transport::{Transport, TransportError, TransportSettings};
 use crate::health::{self, HealthError, Readiness};
 use crate::scheduler::{Scheduler, SchedulerError};
@@ -58,12 +59,8 @@ impl App {
         store: Store,
         cipher: CredentialCipher,
     ) -> Result<App, AppError> {
-        let transport = Transport::new(TransportSettings {
-            connect_timeout: settings.http.connect_timeout,
-            request_timeout: settings.http.request_timeout,
-            max_response_bytes: settings.http.max_response_bytes,
-            accept_invalid_certs: settings.http.accept_invalid_certs,
-        })?;
+        let transport = Transport::new(transport_settings(&settings.http))?;
+        announce_trust(&transport);
         let clients = ClientCache::new(
             transport,
             ClientOptions::default(),
@@ -135,6 +132,39 @@ impl App {
             let _ = handle.await;
         }
         result.map_err(AppError::from)
+    }
+}
+
+/// The transport limits and trust `[http]` asks for (the system store read as OpenSSL does,
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR` included, plus `http.ca_file`).
+pub fn transport_settings(http: &HttpSettings) -> TransportSettings {
+    TransportSettings {
+        connect_timeout: http.connect_timeout,
+        request_timeout: http.request_timeout,
+        max_response_bytes: http.max_response_bytes,
+        trust: TrustSettings {
+            system: SystemRoots::Native,
+            ca_file: http.ca_file.clone(),
+            accept_invalid_certs: http.accept_invalid_certs,
+        },
+    }
+}
+
+/// Log where the trusted roots came from, and warn loudly when verification is off or
+/// nothing is trusted.
+fn announce_trust(transport: &Transport) {
+    let trust = transport.trust();
+    let summary = trust.summary();
+    tracing::info!(
+        system_roots = summary.system_roots,
+        ca_file_roots = summary.ca_file_roots,
+        "TLS trust loaded"
+    );
+    for skipped in &summary.skipped {
+        tracing::warn!(reason = %skipped, "a system CA certificate was skipped");
+    }
+    if let Some(warning) = trust.warning() {
+        tracing::warn!("{warning}");
     }
 }
 

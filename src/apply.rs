@@ -10,7 +10,9 @@
 
 use crate::crypto::{CredentialCipher, CryptoError, SecretSlot};
 use crate::domain::scope::{ActScope, AttendeeDelete, IncomingFilter};
-use crate::domain::{ApprovalStatus, AuthMethod, PasswordScheme, ServerType, SyncMethod};
+use crate::domain::{
+    ApprovalStatus, AssertionSigning, AuthMethod, PasswordScheme, ServerType, SyncMethod,
+};
 use crate::store::{MailboxRow, ProfileRow, Store, StoreError, MAILBOX_COLUMNS, PROFILE_COLUMNS};
 use chrono::{DateTime, NaiveDate, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -124,6 +126,22 @@ pub struct ApplyReport {
     pub entries: Vec<Applied>,
     /// True when nothing was written because of `--dry-run`.
     pub dry_run: bool,
+    /// Settings that were written but will not work for long (e.g. EWS in Exchange Online).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ApplyWarning>,
+}
+
+/// A setting `apply` accepted with a warning.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApplyWarning {
+    /// The entry, e.g. `[[profile]] #1 "Contoso"`.
+    pub entry: String,
+    /// The field.
+    pub field: String,
+    /// Stable code, e.g. `exchange_online.ews_blocked_by_default`.
+    pub code: String,
+    /// Why.
+    pub reason: String,
 }
 
 impl ApplyReport {
@@ -140,6 +158,13 @@ impl ApplyReport {
 
 impl fmt::Display for ApplyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for w in &self.warnings {
+            writeln!(
+                f,
+                "warning: {}: field `{}`: {} ({})",
+                w.entry, w.field, w.reason, w.code
+            )?;
+        }
         for entry in &self.entries {
             match &entry.outcome {
                 Outcome::Created => writeln!(f, "{} {}: created", entry.kind, entry.key)?,
@@ -222,6 +247,16 @@ struct ProfileEntry {
     oauth_token_url: Option<String>,
     #[serde(default)]
     oauth_scope: Option<String>,
+    #[serde(default)]
+    oauth_certificate_file: Option<PathBuf>,
+    #[serde(default)]
+    oauth_private_key: Option<String>,
+    #[serde(default)]
+    oauth_private_key_env: Option<String>,
+    #[serde(default)]
+    oauth_private_key_file: Option<PathBuf>,
+    #[serde(default)]
+    oauth_assertion_signing: Option<AssertionSigning>,
     #[serde(default)]
     use_impersonation: Option<bool>,
     #[serde(default)]
@@ -336,6 +371,9 @@ struct DesiredProfile {
     oauth_client_secret: Option<SecretString>,
     oauth_token_url: Option<String>,
     oauth_scope: Option<String>,
+    oauth_certificate_pem: Option<String>,
+    oauth_private_key: Option<SecretString>,
+    oauth_assertion_signing: AssertionSigning,
     use_impersonation: bool,
     use_same_settings_for_outgoing: bool,
     outgoing_ews_url: Option<String>,
@@ -576,13 +614,19 @@ fn decode_entry<T: for<'de> Deserialize<'de>>(
 }
 
 /// Keys whose values are secrets, in any entry.
-const SECRET_KEYS: &[&str] = &["password", "oauth_client_secret", "outgoing_password"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "oauth_client_secret",
+    "outgoing_password",
+    "oauth_private_key",
+];
 
 fn validate_profile(
     entry: ProfileEntry,
     label: String,
     base_dir: &Path,
     problems: &mut Vec<EntryProblem>,
+    warnings: &mut Vec<ApplyWarning>,
 ) -> Option<DesiredProfile> {
     let before = problems.len();
     let mut c = Checker {
@@ -619,6 +663,35 @@ fn validate_profile(
         },
         base_dir,
     );
+    let oauth_private_key = c.secret(
+        "oauth_private_key",
+        SecretInputs {
+            inline: entry.oauth_private_key,
+            env: entry.oauth_private_key_env,
+            file: entry.oauth_private_key_file,
+        },
+        base_dir,
+    );
+    let oauth_certificate_pem = entry.oauth_certificate_file.as_ref().and_then(|file| {
+        let path = if file.is_absolute() {
+            file.clone()
+        } else {
+            base_dir.join(file)
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                c.fail(
+                    "oauth_certificate_file",
+                    format!("cannot read {}: {}", path.display(), e.kind()),
+                );
+                None
+            }
+        }
+    });
+    let oauth_assertion_signing = entry
+        .oauth_assertion_signing
+        .unwrap_or(AssertionSigning::Ps256);
     let oauth_tenant = c.text("oauth_tenant", entry.oauth_tenant, 200);
     let oauth_client_id = c.text("oauth_client_id", entry.oauth_client_id, 200);
     let oauth_token_url = c.url("oauth_token_url", entry.oauth_token_url.as_deref());
@@ -679,11 +752,41 @@ fn validate_profile(
                     "required when auth = \"oauth_client_credentials\"",
                 );
             }
-            if oauth_client_secret.is_none() {
-                c.fail(
+            match (
+                &oauth_client_secret,
+                &oauth_certificate_pem,
+                &oauth_private_key,
+            ) {
+                (Some(_), None, None) => {}
+                (None, Some(pem), Some(key)) => {
+                    // Parse the pair now: a wrong file is named here, not at the first sync.
+                    let checked = crate::sync::clients::client_credential(
+                        &crate::domain::OAuthCredential::Certificate {
+                            certificate_pem: pem.clone(),
+                            private_key_pem: key.clone(),
+                            signing: oauth_assertion_signing,
+                        },
+                    );
+                    if let Err(e) = checked {
+                        c.fail("oauth_certificate_file", e.to_string());
+                    }
+                }
+                (None, None, None) => c.fail(
                     "oauth_client_secret",
-                    "required when auth = \"oauth_client_credentials\" (or oauth_client_secret_env / _file)",
-                );
+                    "required when auth = \"oauth_client_credentials\" (or oauth_client_secret_env / _file), unless a certificate is given (oauth_certificate_file with oauth_private_key_file)",
+                ),
+                (Some(_), _, _) => c.fail(
+                    "oauth_client_secret",
+                    "give a client secret or a certificate (oauth_certificate_file + oauth_private_key_file), not both",
+                ),
+                (None, Some(_), None) => c.fail(
+                    "oauth_private_key",
+                    "oauth_certificate_file needs its private key (oauth_private_key_file / _env)",
+                ),
+                (None, None, Some(_)) => c.fail(
+                    "oauth_certificate_file",
+                    "the private key needs its certificate (oauth_certificate_file)",
+                ),
             }
             if oauth_token_url.is_none() && oauth_tenant.is_none() {
                 c.fail("oauth_token_url", "give oauth_token_url or oauth_tenant");
@@ -694,6 +797,28 @@ fn validate_profile(
                     "must be true with OAuth client credentials (app-only access impersonates)",
                 );
             }
+        }
+    }
+    // What the server type allows: Exchange Online refuses password sign-ins outright.
+    let password_scheme = entry.password_scheme.unwrap_or(PasswordScheme::Basic);
+    for finding in crate::domain::server_type::findings(
+        entry.server_type,
+        entry.auth,
+        password_scheme,
+        use_impersonation,
+        Utc::now().date_naive(),
+    ) {
+        match finding.severity {
+            crate::domain::server_type::Severity::Refuse => c.fail(
+                finding.field,
+                format!("{} ({})", finding.reason, finding.code),
+            ),
+            crate::domain::server_type::Severity::Warn => warnings.push(ApplyWarning {
+                entry: label.clone(),
+                field: finding.field.to_owned(),
+                code: finding.code.to_owned(),
+                reason: finding.reason,
+            }),
         }
     }
     if !use_same {
@@ -721,7 +846,7 @@ fn validate_profile(
         server_type: entry.server_type,
         ews_url,
         auth: entry.auth,
-        password_scheme: entry.password_scheme.unwrap_or(PasswordScheme::Basic),
+        password_scheme,
         username,
         password,
         oauth_tenant,
@@ -729,6 +854,9 @@ fn validate_profile(
         oauth_client_secret,
         oauth_token_url,
         oauth_scope,
+        oauth_certificate_pem,
+        oauth_private_key,
+        oauth_assertion_signing,
         use_impersonation,
         use_same_settings_for_outgoing: use_same,
         outgoing_ews_url: if use_same { None } else { outgoing_ews_url },
@@ -874,6 +1002,7 @@ pub async fn apply_text(
         reason: e.to_string(),
     })?;
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
 
     let mut profiles = Vec::new();
     let mut seen_names = BTreeSet::new();
@@ -894,7 +1023,9 @@ pub async fn apply_text(
             });
             continue;
         }
-        if let Some(desired) = validate_profile(entry, label, base_dir, &mut problems) {
+        if let Some(desired) =
+            validate_profile(entry, label, base_dir, &mut problems, &mut warnings)
+        {
             profiles.push(desired);
         }
     }
@@ -950,6 +1081,7 @@ pub async fn apply_text(
     let mut report = ApplyReport {
         entries: Vec::new(),
         dry_run,
+        warnings,
     };
     let rejected = |entry: &str, error: StoreError| match error {
         StoreError::Database(reason) => ApplyError::Rejected {
@@ -1104,6 +1236,23 @@ async fn upsert_profile(
             );
             check(row.oauth_scope != want.oauth_scope, "oauth_scope");
             check(
+                row.oauth_certificate_pem != want.oauth_certificate_pem,
+                "oauth_certificate",
+            );
+            check(
+                secret_differs(
+                    cipher,
+                    row.oauth_private_key_enc.as_deref(),
+                    want.oauth_private_key.as_ref(),
+                    SecretSlot::new(TABLE, "oauth_private_key_enc", row.id),
+                ),
+                "oauth_private_key",
+            );
+            check(
+                row.oauth_assertion_signing != want.oauth_assertion_signing.as_str(),
+                "oauth_assertion_signing",
+            );
+            check(
                 row.use_impersonation != want.use_impersonation,
                 "use_impersonation",
             );
@@ -1162,6 +1311,11 @@ async fn upsert_profile(
         want.outgoing_password.as_ref(),
         SecretSlot::new(TABLE, "outgoing_password_enc", id),
     )?;
+    let private_key = encrypt(
+        cipher,
+        want.oauth_private_key.as_ref(),
+        SecretSlot::new(TABLE, "oauth_private_key_enc", id),
+    )?;
     sqlx::query(
         r#"
         INSERT INTO email_server_profiles (
@@ -1169,9 +1323,10 @@ async fn upsert_profile(
             oauth_tenant, oauth_client_id, oauth_client_secret_enc, oauth_token_url, oauth_scope,
             use_impersonation, use_same_settings_for_outgoing, outgoing_ews_url,
             outgoing_username, outgoing_password_enc, process_emails_from,
-            max_concurrent_connections, min_polling_interval_minutes, enabled)
+            max_concurrent_connections, min_polling_interval_minutes, enabled,
+            oauth_certificate_pem, oauth_private_key_enc, oauth_assertion_signing)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                $19, $20, $21, $22)
+                $19, $20, $21, $22, $23, $24, $25)
         ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name, server_type = EXCLUDED.server_type,
             ews_url = EXCLUDED.ews_url, auth = EXCLUDED.auth,
@@ -1188,7 +1343,10 @@ async fn upsert_profile(
             process_emails_from = EXCLUDED.process_emails_from,
             max_concurrent_connections = EXCLUDED.max_concurrent_connections,
             min_polling_interval_minutes = EXCLUDED.min_polling_interval_minutes,
-            enabled = EXCLUDED.enabled
+            enabled = EXCLUDED.enabled,
+            oauth_certificate_pem = EXCLUDED.oauth_certificate_pem,
+            oauth_private_key_enc = EXCLUDED.oauth_private_key_enc,
+            oauth_assertion_signing = EXCLUDED.oauth_assertion_signing
         "#,
     )
     .bind(id)
@@ -1213,6 +1371,9 @@ async fn upsert_profile(
     .bind(want.max_concurrent_connections)
     .bind(want.min_polling_interval_minutes)
     .bind(want.enabled)
+    .bind(&want.oauth_certificate_pem)
+    .bind(private_key)
+    .bind(want.oauth_assertion_signing.as_str())
     .execute(&mut **tx)
     .await?;
     // A changed profile's mailboxes become due at the next tick (a trigger does it).

@@ -564,6 +564,20 @@ async fn ensure_migrated(store: &Store) -> anyhow::Result<()> {
 
 fn check_config(settings: &Settings) -> anyhow::Result<()> {
     print!("{}", settings.to_redacted_toml()?);
+    let transport =
+        crate::ews::transport::Transport::new(crate::app::transport_settings(&settings.http))?;
+    let trust = transport.trust().summary();
+    eprintln!(
+        "TLS trust: {} system root(s){}",
+        trust.system_roots,
+        match &settings.http.ca_file {
+            Some(path) => format!(" + {} from {}", trust.ca_file_roots, path.display()),
+            None => String::new(),
+        }
+    );
+    if let Some(warning) = transport.trust().warning() {
+        eprintln!("WARNING: {warning}");
+    }
     let key = &settings.security;
     if key.credential_key_file.is_none() && key.credential_key_env.is_none() {
         eprintln!("note: no credential key configured; `apply`, `run` and `demo` need one (see `exsync gen-key`)");

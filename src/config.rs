@@ -128,8 +128,11 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Responses larger than this are rejected, not buffered.
     pub max_response_bytes: u64,
-    /// Accept self-signed TLS certificates (development against a test server only).
+    /// Accept any TLS certificate (development against a test server only; warned loudly).
     pub accept_invalid_certs: bool,
+    /// A PEM bundle of CA certificates trusted in addition to the operating system's store
+    /// (an organisation's own CA), for EWS, NTLM and the OAuth token endpoint.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for HttpSettings {
@@ -139,6 +142,7 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(100),
             max_response_bytes: 64 * 1024 * 1024,
             accept_invalid_certs: false,
+            ca_file: None,
         }
     }
 }
@@ -361,6 +365,9 @@ impl Settings {
             64 * 1024,
             1024 * 1024 * 1024,
         )?;
+        if let Some(path) = &h.ca_file {
+            check_ca_file(path)?;
+        }
         let s = &self.scheduler;
         if let Some(id) = &s.instance_id {
             if id.trim().is_empty() || id.len() > 200 {
@@ -539,6 +546,39 @@ fn describe(error: config::ConfigError, file: Option<&Path>) -> ConfigError {
     ConfigError::Invalid(format!("{error}{origin}"))
 }
 
+/// `http.ca_file` must be a readable PEM file holding at least one certificate.
+fn check_ca_file(path: &Path) -> Result<(), ConfigError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let shown = format!("{:?}", path.display().to_string());
+    let bytes = std::fs::read(path).map_err(|e| {
+        out_of_range(
+            "http.ca_file",
+            shown.clone(),
+            &format!("cannot be read ({e})"),
+        )
+    })?;
+    let mut count = 0usize;
+    for cert in CertificateDer::pem_slice_iter(&bytes) {
+        if cert.is_err() {
+            return Err(out_of_range(
+                "http.ca_file",
+                shown,
+                "is not a valid PEM file",
+            ));
+        }
+        count += 1;
+    }
+    if count == 0 {
+        return Err(out_of_range(
+            "http.ca_file",
+            shown,
+            "holds no certificate (expected PEM blocks -----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    Ok(())
+}
+
 fn out_of_range(key: &'static str, value: String, reason: &str) -> ConfigError {
     ConfigError::OutOfRange {
         key,
@@ -645,13 +685,13 @@ pub mod duration_text {
         let ms = value.as_millis();
         if ms == 0 {
             "0s".to_owned()
-        } else if ms % 86_400_000 == 0 {
+        } else if ms.is_multiple_of(86_400_000) {
             format!("{}d", ms / 86_400_000)
-        } else if ms % 3_600_000 == 0 {
+        } else if ms.is_multiple_of(3_600_000) {
             format!("{}h", ms / 3_600_000)
-        } else if ms % 60_000 == 0 {
+        } else if ms.is_multiple_of(60_000) {
             format!("{}m", ms / 60_000)
-        } else if ms % 1000 == 0 {
+        } else if ms.is_multiple_of(1000) {
             format!("{}s", ms / 1000)
         } else {
             format!("{ms}ms")

@@ -124,6 +124,12 @@ pub struct LastError {
     pub workload: Option<String>,
     /// When.
     pub at: Option<DateTime<Utc>>,
+    /// The `client-request-id` exsync sent with the failed request.
+    pub client_request_id: Option<Uuid>,
+    /// Exchange's `request-id` for it (the identity platform's, for a token request).
+    pub request_id: Option<String>,
+    /// Exchange's `X-BEServer` (the mailbox server that answered).
+    pub be_server: Option<String>,
 }
 
 /// What happened to one item (`--item`).
@@ -323,6 +329,9 @@ pub async fn explain_with(
             text: health.last_error_text.clone(),
             workload: health.last_error_workload.clone(),
             at: health.last_error_at,
+            client_request_id: health.last_error_client_request_id,
+            request_id: health.last_error_request_id.clone(),
+            be_server: health.last_error_be_server.clone(),
         }),
         item: None,
         row_error: None,
@@ -703,6 +712,14 @@ impl std::fmt::Display for Explanation {
                 when(e.at),
                 e.text.as_deref().unwrap_or("")
             )?;
+            if let Some(id) = e.client_request_id {
+                writeln!(
+                    f,
+                    "                 client-request-id {id}, request-id {}, X-BEServer {}",
+                    e.request_id.as_deref().unwrap_or("-"),
+                    e.be_server.as_deref().unwrap_or("-")
+                )?;
+            }
         }
         if self.open_alerts.is_empty() {
             writeln!(f, "  open alerts:   none")?;

@@ -84,12 +84,13 @@ async fn ready(State(state): State<HealthState>) -> impl IntoResponse {
     (status, body)
 }
 
+/// What `/metrics` encodes: prometheus-client writes the OpenMetrics text format (it ends in
+/// `# EOF`), so that is the content type it is served with.
+pub const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 async fn metrics() -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
         crate::metrics::metrics().render(),
     )
 }

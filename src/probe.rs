@@ -87,6 +87,12 @@ pub enum Reason {
     SendRefused,
     /// The database failed while testing.
     Database,
+    /// The OAuth token endpoint is throttling, failing or unreachable (not a bad secret).
+    TokenEndpointUnavailable,
+    /// The OAuth token endpoint refused the request for a setting (tenant, scope, URL).
+    OAuthRequestRefused,
+    /// The profile's server type does not allow this sign-in (Exchange Online retired it).
+    ServerTypeUnsupported,
 }
 
 impl Reason {
@@ -105,6 +111,9 @@ impl Reason {
             Reason::NotApproved => "email address not approved",
             Reason::SendRefused => "test message refused",
             Reason::Database => "database error",
+            Reason::TokenEndpointUnavailable => "OAuth token endpoint unavailable",
+            Reason::OAuthRequestRefused => "OAuth token request refused (tenant, scope or URL)",
+            Reason::ServerTypeUnsupported => "not allowed by the profile's server type",
         }
     }
 
@@ -118,7 +127,12 @@ impl Reason {
     }
 
     fn of_error(error: &EwsError) -> Reason {
+        use crate::ews::oauth::TokenError;
         match error {
+            EwsError::Token(TokenError::Unavailable { .. } | TokenError::Malformed(_)) => {
+                Reason::TokenEndpointUnavailable
+            }
+            EwsError::Token(TokenError::Refused { .. }) => Reason::OAuthRequestRefused,
             EwsError::Unauthorized | EwsError::Token(_) | EwsError::Ntlm(_) => {
                 Reason::Authentication
             }
@@ -168,6 +182,10 @@ pub struct MailboxProbe {
     pub workloads: Vec<WorkloadProbe>,
     /// No workload failed.
     pub passed: bool,
+    /// What the profile's server type warns about (it still works), e.g. EWS in Exchange
+    /// Online going away.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl MailboxProbe {
@@ -191,6 +209,9 @@ impl std::fmt::Display for MailboxProbe {
             },
             self.approval
         )?;
+        for warning in &self.warnings {
+            writeln!(f, "  warning: {warning}")?;
+        }
         for w in &self.workloads {
             let verdict = match w.verdict {
                 Verdict::Passed => "PASSED".to_owned(),
@@ -286,7 +307,24 @@ async fn probe_in_span(
         approval: row.approval_status.clone(),
         workloads: Vec::new(),
         passed: true,
+        warnings: Vec::new(),
     };
+    // What the server type allows: a refused sign-in is not attempted (no lock-out risk).
+    let mut refused = None;
+    for finding in crate::domain::server_type::findings(
+        profile.server_type,
+        profile.auth,
+        profile.password_scheme,
+        profile.use_impersonation,
+        chrono::Utc::now().date_naive(),
+    ) {
+        match finding.severity {
+            crate::domain::server_type::Severity::Refuse => refused = Some(finding),
+            crate::domain::server_type::Severity::Warn => probe
+                .warnings
+                .push(format!("{} ({})", finding.reason, finding.code)),
+        }
+    }
     let mailbox = match row.into_mailbox(engine.cipher()) {
         Ok(mailbox) => mailbox,
         Err(e) => {
@@ -304,7 +342,18 @@ async fn probe_in_span(
     };
     let mut proven = Vec::new();
     for workload in [Workload::Incoming, Workload::Outgoing, Workload::Act] {
-        let (result, plan) = probe_workload(clients, profile, &mailbox, workload, options).await;
+        let (result, plan) = match &refused {
+            Some(finding) if mailbox.method(workload) == SyncMethod::ServerSideSync => (
+                failed(
+                    workload,
+                    Reason::ServerTypeUnsupported,
+                    finding.code,
+                    finding.reason.clone(),
+                ),
+                None,
+            ),
+            _ => probe_workload(clients, profile, &mailbox, workload, options).await,
+        };
         if result.verdict == Verdict::Passed {
             if let Some(plan) = plan {
                 proven.push(plan.credentials);

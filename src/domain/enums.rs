@@ -86,6 +86,16 @@ text_enum!(
 );
 
 text_enum!(
+    /// How an OAuth client assertion (certificate credential) is signed.
+    AssertionSigning, "assertion signing" {
+        /// RSASSA-PSS SHA-256 with the `x5t#S256` thumbprint (Microsoft's current guidance).
+        Ps256 => "ps256",
+        /// RSASSA-PKCS1-v1_5 SHA-256 with the `x5t` (SHA-1) thumbprint (the older form).
+        Rs256 => "rs256",
+    }
+);
+
+text_enum!(
     /// How a user name and password are presented to Exchange.
     PasswordScheme, "password scheme" {
         /// HTTP Basic authentication.

@@ -10,12 +10,13 @@ mod mailbox;
 mod profile;
 pub mod rules;
 pub mod scope;
+pub mod server_type;
 
 pub use alert::{AlertLevel, AlertTarget};
 pub use enums::{
-    ApprovalStatus, AuthMethod, ParseEnumError, PasswordScheme, ServerType, SyncMethod, Workload,
-    WorkloadStatus,
+    ApprovalStatus, AssertionSigning, AuthMethod, ParseEnumError, PasswordScheme, ServerType,
+    SyncMethod, Workload, WorkloadStatus,
 };
 pub use ids::{MailboxId, ProfileId};
 pub use mailbox::Mailbox;
-pub use profile::{OAuthSettings, OutgoingSettings, Profile};
+pub use profile::{OAuthCredential, OAuthSettings, OutgoingSettings, Profile};

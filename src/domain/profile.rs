@@ -1,6 +1,6 @@
 //! An email server profile: how to reach one Exchange organisation and with whose credentials.
 
-use crate::domain::{AuthMethod, PasswordScheme, ProfileId, ServerType};
+use crate::domain::{AssertionSigning, AuthMethod, PasswordScheme, ProfileId, ServerType};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use std::time::Duration;
@@ -13,12 +13,28 @@ pub struct OAuthSettings {
     pub tenant: Option<String>,
     /// Application (client) id.
     pub client_id: String,
-    /// Client secret, decrypted only in memory.
-    pub client_secret: SecretString,
+    /// Client secret or certificate, secrets decrypted only in memory.
+    pub credential: OAuthCredential,
     /// Token endpoint (explicit, or derived from the tenant).
     pub token_url: Url,
     /// Scope requested for the token (default `https://outlook.office365.com/.default`).
     pub scope: String,
+}
+
+/// How an OAuth application proves who it is.
+#[derive(Debug, Clone)]
+pub enum OAuthCredential {
+    /// A client secret.
+    Secret(SecretString),
+    /// A certificate (PEM, public) and its private key (PEM, decrypted only in memory).
+    Certificate {
+        /// The certificate (and possibly its chain), PEM.
+        certificate_pem: String,
+        /// The private key, PEM.
+        private_key_pem: SecretString,
+        /// How the client assertion is signed.
+        signing: AssertionSigning,
+    },
 }
 
 /// Where outgoing mail goes when the profile does not use the same settings for it.

@@ -16,7 +16,7 @@ use super::ops::{
     SyncFolderItemsRequest, SyncFolderItemsResponse, UpdateItemRequest, UpdateItemResponse,
 };
 use super::soap::{ExchangeVersion, RequestHeader};
-use super::transport::{RawResponse, SoapPost, Transport};
+use super::transport::{RawResponse, RequestTrace, SoapPost, Transport};
 use super::types::ResponseMessage;
 use super::xml::XmlLimits;
 use crate::metrics::{labels, metrics};
@@ -215,10 +215,21 @@ impl EwsClient {
         target: Option<&Target>,
         request: &O,
     ) -> Result<O::Response, EwsError> {
+        self.call_traced(target, request).await.0
+    }
+
+    /// [`EwsClient::call`], also returning the last request sent (its `client-request-id`
+    /// and Exchange's `request-id` / `X-BEServer`), `None` when nothing was sent (refused
+    /// credentials, a back-off still running).
+    pub async fn call_traced<O: EwsOperation>(
+        &self,
+        target: Option<&Target>,
+        request: &O,
+    ) -> (Result<O::Response, EwsError>, Option<RequestTrace>) {
         let mut retries = 0;
         loop {
             match self.call_once(target, request).await {
-                Err(EwsError::ServerBusy { back_off })
+                (Err(EwsError::ServerBusy { back_off }), _)
                     if back_off <= self.options.max_inline_back_off
                         && retries < INLINE_BUSY_RETRIES =>
                 {
@@ -234,13 +245,13 @@ impl EwsClient {
         &self,
         target: Option<&Target>,
         request: &O,
-    ) -> Result<O::Response, EwsError> {
+    ) -> (Result<O::Response, EwsError>, Option<RequestTrace>) {
         if self.credentials_rejected() {
-            return Err(EwsError::Unauthorized);
+            return (Err(EwsError::Unauthorized), None);
         }
         if let Some(wait) = self.back_off_remaining() {
             if wait > self.options.max_inline_back_off {
-                return Err(EwsError::ServerBusy { back_off: wait });
+                return (Err(EwsError::ServerBusy { back_off: wait }), None);
             }
             tokio::time::sleep(wait).await;
         }
@@ -257,10 +268,17 @@ impl EwsClient {
         }
         let anchor = target.map(|t| t.mailbox.as_str());
         let started = Instant::now();
+        let mut trace = RequestTrace::new(uuid::Uuid::new_v4());
         let outcome = self
-            .exchange::<O>(envelope.into_bytes(), anchor, log_payloads)
+            .exchange::<O>(envelope.into_bytes(), anchor, log_payloads, &mut trace)
             .await;
         let outcome = outcome.map_err(|e| fill_mailbox(e, target));
+        if let (Err(EwsError::Token(_)), EwsAuth::OAuth(source)) = (&outcome, &self.auth) {
+            // No EWS request left: the token request is the one to correlate.
+            if let Some(token_trace) = source.last_failure().await {
+                trace = token_trace;
+            }
+        }
         let code = match &outcome {
             Ok(_) => "NoError".to_owned(),
             Err(e) => error_label(e),
@@ -280,10 +298,38 @@ impl EwsClient {
         if let Err(EwsError::Unauthorized | EwsError::Ntlm(_)) = &outcome {
             self.lock().rejected = true;
         }
-        if let Err(EwsError::Token(super::oauth::TokenError::Rejected { .. })) = &outcome {
+        if let Err(EwsError::Token(
+            super::oauth::TokenError::Rejected { .. } | super::oauth::TokenError::Credential(_),
+        )) = &outcome
+        {
             self.lock().rejected = true;
         }
-        outcome
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let request_id = trace.ids.request_id.as_deref().unwrap_or("");
+        let be_server = trace.ids.be_server.as_deref().unwrap_or("");
+        match &outcome {
+            Ok(_) => tracing::debug!(
+                operation = O::NAME,
+                client_request_id = %trace.client_request_id,
+                request_id,
+                be_server,
+                status = trace.status.unwrap_or(0),
+                elapsed_ms,
+                "EWS request"
+            ),
+            Err(error) => tracing::warn!(
+                operation = O::NAME,
+                client_request_id = %trace.client_request_id,
+                request_id,
+                be_server,
+                status = trace.status.unwrap_or(0),
+                code = %code,
+                error = %error,
+                elapsed_ms,
+                "EWS request failed"
+            ),
+        }
+        (outcome, Some(trace))
     }
 
     async fn exchange<O: EwsOperation>(
@@ -291,13 +337,24 @@ impl EwsClient {
         body: Vec<u8>,
         anchor: Option<&str>,
         log_payloads: bool,
+        trace: &mut RequestTrace,
     ) -> Result<O::Response, EwsError> {
-        let mut raw = self.post(O::NAME, body.clone(), anchor).await?;
+        let mut raw = self
+            .post(O::NAME, body.clone(), anchor, trace.client_request_id)
+            .await?;
+        trace.status = Some(raw.status.as_u16());
+        trace.ids = raw.ids.clone();
         if raw.status == reqwest::StatusCode::UNAUTHORIZED {
             if let EwsAuth::OAuth(source) = &self.auth {
-                // An expired or revoked token: fetch a new one and try once more.
+                // An expired or revoked token: fetch a new one and try once more (a new
+                // request, a new client-request-id).
                 source.invalidate().await;
-                raw = self.post(O::NAME, body, anchor).await?;
+                *trace = RequestTrace::new(uuid::Uuid::new_v4());
+                raw = self
+                    .post(O::NAME, body, anchor, trace.client_request_id)
+                    .await?;
+                trace.status = Some(raw.status.as_u16());
+                trace.ids = raw.ids.clone();
             }
         }
         if log_payloads {
@@ -323,6 +380,7 @@ impl EwsClient {
         operation: &'static str,
         body: Vec<u8>,
         anchor: Option<&str>,
+        client_request_id: uuid::Uuid,
     ) -> Result<RawResponse, EwsError> {
         let mut post = SoapPost {
             url: &self.url,
@@ -330,6 +388,7 @@ impl EwsClient {
             operation,
             anchor_mailbox: anchor,
             authorization: None,
+            client_request_id: Some(client_request_id),
         };
         match &self.auth {
             EwsAuth::Basic { username, password } => {

@@ -120,8 +120,15 @@ impl EwsError {
         match self {
             EwsError::ServerBusy { .. } => ErrorKind::Throttled,
             EwsError::Unauthorized | EwsError::Ntlm(_) => ErrorKind::Authentication,
-            EwsError::Token(TokenError::Rejected { .. }) => ErrorKind::Authentication,
-            EwsError::Token(_) => ErrorKind::Transient,
+            // Only the application's credential being refused blocks it; throttling, 5xx and
+            // timeouts of the token endpoint are transient, a refused setting is permanent.
+            EwsError::Token(TokenError::Rejected { .. } | TokenError::Credential(_)) => {
+                ErrorKind::Authentication
+            }
+            EwsError::Token(TokenError::Refused { .. }) => ErrorKind::Permanent,
+            EwsError::Token(TokenError::Unavailable { .. } | TokenError::Malformed(_)) => {
+                ErrorKind::Transient
+            }
             EwsError::InvalidSyncState => ErrorKind::SyncState,
             EwsError::ImpersonationDenied { .. }
             | EwsError::MailboxNotFound { .. }
@@ -298,6 +305,22 @@ mod tests {
             })
             .kind(),
             ErrorKind::Authentication
+        );
+        assert_eq!(
+            EwsError::Token(TokenError::Unavailable {
+                reason: "HTTP 429".into(),
+                retry_after: Some(Duration::from_secs(5)),
+            })
+            .kind(),
+            ErrorKind::Transient
+        );
+        assert_eq!(
+            EwsError::Token(TokenError::Refused {
+                status: 400,
+                code: "invalid_scope".into()
+            })
+            .kind(),
+            ErrorKind::Permanent
         );
     }
 

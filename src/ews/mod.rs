@@ -14,6 +14,7 @@ pub mod ops;
 pub mod recurrence;
 pub mod samples;
 pub mod soap;
+pub mod tls;
 pub mod transport;
 pub mod types;
 pub mod xml;

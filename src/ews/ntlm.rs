@@ -1270,7 +1270,7 @@ fn utf16le(s: &str) -> Vec<u8> {
 
 /// A string from UTF-16LE bytes; odd lengths and unpaired surrogates are errors.
 fn decode_utf16le(bytes: &[u8], field: MessageField) -> Result<String, NtlmError> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(NtlmError::NotUtf16 { field });
     }
     let units = bytes
@@ -1356,7 +1356,7 @@ mod tests {
     const SPEC_NT_PROOF_STR: &str = "68cd0ab851e51c96aabc927bebef6a1c";
 
     fn unhex(s: &str) -> Vec<u8> {
-        assert!(s.len() % 2 == 0, "odd hex length");
+        assert!(s.len().is_multiple_of(2), "odd hex length");
         (0..s.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))

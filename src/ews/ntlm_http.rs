@@ -8,13 +8,12 @@
 //! Exchange's Extended Protection requires.
 
 use super::ntlm::{self, AuthenticateOptions, ChannelBindings, NtlmCredentials, NtlmError};
-use super::transport::{RawResponse, SoapPost, TransportError, TransportSettings};
+use super::transport::{RawResponse, SoapPost, Transport, TransportError, TransportSettings};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use sha2::{Digest, Sha256};
+use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -64,12 +63,12 @@ impl std::fmt::Debug for NtlmSessionPool {
 }
 
 impl NtlmSessionPool {
-    /// A pool with no connections yet.
-    pub fn new(credentials: NtlmCredentials, settings: &TransportSettings) -> Self {
+    /// A pool with no connections yet, trusting what `transport` trusts.
+    pub fn new(credentials: NtlmCredentials, transport: &Transport) -> Self {
         Self {
             credentials,
-            settings: settings.clone(),
-            tls: tls_config(settings.accept_invalid_certs),
+            settings: transport.settings().clone(),
+            tls: transport.http1_tls_config(),
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -179,6 +178,12 @@ impl NtlmSessionPool {
         if let Some(anchor) = post.anchor_mailbox {
             request = request.header("X-AnchorMailbox", anchor);
         }
+        if let Some(id) = post.client_request_id {
+            // The legs of one handshake share the logical request's id.
+            for (name, value) in super::transport::correlation_headers(id) {
+                request = request.header(name, value);
+            }
+        }
         if let Some(value) = authorization {
             let mut value = http::HeaderValue::from_str(&value)
                 .map_err(|_| broken("invalid authorization header".to_owned()))?;
@@ -224,6 +229,8 @@ impl NtlmSessionPool {
                 .filter_map(|v| v.to_str().ok().map(str::to_owned))
                 .collect(),
             body: Bytes::from(collected),
+            ids: super::transport::ResponseIds::from_headers(&headers),
+            retry_after: super::transport::retry_after(&headers),
         })
     }
 
@@ -266,7 +273,11 @@ impl NtlmSessionPool {
                     .peer_certificates()
                     .and_then(|chain| chain.first())
                     .map(|leaf| {
-                        ChannelBindings::tls_server_end_point(&Sha256::digest(leaf.as_ref()))
+                        // RFC 5929: hashed with the certificate's signature hash (SHA-384 for
+                        // a SHA-384-signed certificate), SHA-256 for MD5 / SHA-1 / SHA-256.
+                        ChannelBindings::tls_server_end_point(&super::tls::tls_server_end_point(
+                            leaf.as_ref(),
+                        ))
                     });
                 (Box::new(tls), binding)
             }
@@ -284,84 +295,5 @@ impl NtlmSessionPool {
             binding,
             authenticated: false,
         })
-    }
-}
-
-/// rustls client configuration: the web PKI roots, or (for tests against a self-signed
-/// local server only) any certificate.
-pub fn tls_config(accept_invalid_certs: bool) -> Arc<rustls::ClientConfig> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .unwrap_or_else(|_| {
-            // The ring provider supports the safe defaults; this branch is unreachable in
-            // practice, and TLS 1.2 + 1.3 is what the safe defaults are anyway.
-            rustls::ClientConfig::builder_with_protocol_versions(&[
-                &rustls::version::TLS13,
-                &rustls::version::TLS12,
-            ])
-        });
-    let mut config = if accept_invalid_certs {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth()
-    } else {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        builder.with_root_certificates(roots).with_no_client_auth()
-    };
-    // NTLM is HTTP/1.1 only (IIS does not do it over HTTP/2).
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-/// Accepts any server certificate (signatures still checked): `http.accept_invalid_certs`.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
     }
 }

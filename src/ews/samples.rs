@@ -104,7 +104,7 @@ pub fn message(n: usize, body_bytes: usize) -> Item {
         bcc_recipients: vec![],
         from: Some(person(1_000 + n)),
         internet_message_id: Some(format!("<msg-{n}@fabrikam.test>")),
-        is_read: Some(n % 3 == 0),
+        is_read: Some(n.is_multiple_of(3)),
         references: Some(format!("<prev-{n}@fabrikam.test>")),
     })
 }
@@ -134,16 +134,16 @@ pub fn calendar_item(n: usize) -> Item {
         required_attendees: (0..5 + n % 16).map(person).collect(),
         is_meeting: Some(true),
         is_cancelled: Some(false),
-        is_recurring: Some(n % 2 == 0),
+        is_recurring: Some(n.is_multiple_of(2)),
         meeting_request_was_sent: Some(true),
-        calendar_item_type: Some(if n % 2 == 0 {
+        calendar_item_type: Some(if n.is_multiple_of(2) {
             CalendarItemKind::RecurringMaster
         } else {
             CalendarItemKind::Single
         }),
         my_response_type: Some(ResponseType::Organizer),
         // Every other meeting is a weekly series of ten.
-        recurrence: (n % 2 == 0).then(|| Recurrence {
+        recurrence: n.is_multiple_of(2).then(|| Recurrence {
             pattern: RecurrencePattern::Weekly {
                 interval: 1,
                 days_of_week: vec![DayOfWeek::Monday, DayOfWeek::Wednesday],

@@ -29,6 +29,10 @@ pub(crate) enum AuthError {
     /// Unknown or expired bearer token.
     #[error("invalid bearer token")]
     BadToken,
+    /// The NTLM AUTHENTICATE carried no channel binding, or the wrong one, where Extended
+    /// Protection asks for it (IIS answers 401).
+    #[error("channel binding missing or wrong")]
+    ChannelBinding,
     /// An NTLM NEGOTIATE was received: answer 401 with this CHALLENGE message.
     #[error("NTLM challenge issued")]
     NtlmChallenge(Vec<u8>),
@@ -164,11 +168,36 @@ fn ntlm(inner: &mut Inner, value: &str, connection: u64) -> Result<Principal, Au
         inner.account_stats(&name).failed_logins += 1;
         return Err(AuthError::Expired);
     }
+    if !channel_binding_ok(inner, &authenticate) {
+        inner.account_stats(&name).channel_binding_failures += 1;
+        return Err(AuthError::ChannelBinding);
+    }
     if inner.ntlm_sessions.len() >= MAX_NTLM_CONNECTIONS {
         inner.ntlm_sessions.clear();
     }
     inner.ntlm_sessions.insert(connection, name.clone());
     principal(inner, &name)
+}
+
+/// Extended Protection: over TLS, the MsvAvChannelBindings the client echoed in its (signed)
+/// NTLMv2 blob must be the binding of the certificate this server presented. `Allow` accepts
+/// a client that sends none (absent or all zeros); `Require` does not.
+fn channel_binding_ok(inner: &Inner, authenticate: &ntlm::Authenticate) -> bool {
+    use super::ExtendedProtection;
+    let Some(expected) = inner.channel_binding else {
+        return true; // plain HTTP: nothing to bind to
+    };
+    let sent = authenticate
+        .client_av_pairs()
+        .ok()
+        .and_then(|pairs| pairs.channel_bindings())
+        .filter(|hash| hash.iter().any(|b| *b != 0));
+    match (inner.extended_protection, sent) {
+        (ExtendedProtection::Off, _) => true,
+        (_, Some(hash)) => hash == expected,
+        (ExtendedProtection::Allow, None) => true,
+        (ExtendedProtection::Require, None) => false,
+    }
 }
 
 #[cfg(test)]
@@ -212,5 +241,53 @@ mod tests {
             authenticate(&mut inner, &HeaderMap::new(), 1),
             Err(AuthError::Missing)
         );
+    }
+
+    /// An AUTHENTICATE message from the client code, carrying `binding`.
+    fn authenticate_with(binding: Option<ntlm::ChannelBindings>) -> ntlm::Authenticate {
+        let challenge = ntlm::parse_challenge(&ntlm::challenge_message(
+            [1; 8],
+            "FAKEEXCHANGE",
+            ntlm::FileTime::now(),
+        ))
+        .unwrap();
+        let creds = ntlm::NtlmCredentials::from_account("anna", "pw".to_owned().into());
+        let options = ntlm::AuthenticateOptions {
+            workstation: String::new(),
+            channel_bindings: binding,
+        };
+        let bytes = ntlm::authenticate_message_now(&creds, &challenge, &options).unwrap();
+        ntlm::parse_authenticate(&bytes).unwrap()
+    }
+
+    #[test]
+    fn extended_protection_refuses_a_wrong_binding_and_require_refuses_none() {
+        use crate::fake_exchange::ExtendedProtection;
+        let s = FakeState::new(Faults::default(), 1, XmlLimits::default());
+        let right = ntlm::ChannelBindings::tls_server_end_point(&[0x38; 48]);
+        // What a client hashing a SHA-384-signed certificate with SHA-256 would send.
+        let wrong = ntlm::ChannelBindings::tls_server_end_point(&[0x25; 32]);
+        let mut inner = s.lock();
+        inner.channel_binding = Some(right.hash());
+        for (mode, binding, ok) in [
+            (ExtendedProtection::Require, Some(right), true),
+            (ExtendedProtection::Require, Some(wrong), false),
+            (ExtendedProtection::Require, None, false),
+            (ExtendedProtection::Allow, Some(right), true),
+            (ExtendedProtection::Allow, Some(wrong), false),
+            (ExtendedProtection::Allow, None, true),
+            (ExtendedProtection::Off, Some(wrong), true),
+        ] {
+            inner.extended_protection = mode;
+            assert_eq!(
+                channel_binding_ok(&inner, &authenticate_with(binding)),
+                ok,
+                "{mode:?} {binding:?}"
+            );
+        }
+        // Plain HTTP: nothing to bind to.
+        inner.channel_binding = None;
+        inner.extended_protection = ExtendedProtection::Require;
+        assert!(channel_binding_ok(&inner, &authenticate_with(None)));
     }
 }

@@ -6,12 +6,14 @@
 //! `parse_request` and every answer is written by the codec: no hand-written SOAP here.
 //! It imports nothing but `ews` (it must not know `store`, `sync` or `config`).
 
+mod assertion;
 mod auth;
 mod ews_ops;
 mod routes;
 pub mod seed;
 mod server;
 pub mod state;
+pub mod tls;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -25,6 +27,7 @@ use crate::ews::xml::XmlLimits;
 
 pub use seed::Seed;
 pub use state::FakeState;
+pub use tls::{CertificateSignature, ExtendedProtection, FakeTls};
 
 /// Why the fake Exchange could not start or be configured.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +94,25 @@ pub enum OneShotFault {
     Unauthorized,
 }
 
+/// A one-shot answer of the OAuth token endpoint, queued with `token_fail_next` (the
+/// answers the Microsoft identity platform gives).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenFault {
+    /// HTTP 429 with `Retry-After: token_retry_after_secs` (throttled).
+    Http429,
+    /// HTTP 500 (`server_error`).
+    Http500,
+    /// HTTP 503 with `Retry-After: token_retry_after_secs` (`temporarily_unavailable`).
+    Http503,
+    /// HTTP 401 `invalid_client` (a wrong or expired secret or certificate).
+    InvalidClient,
+    /// HTTP 400 `unauthorized_client` (the application is disabled or not in the tenant).
+    UnauthorizedClient,
+    /// HTTP 400 `invalid_request` (a malformed request, an unknown tenant).
+    InvalidRequest,
+}
+
 /// Fault and load injection knobs (`PUT /_fake/faults` updates them partially).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -113,6 +135,12 @@ pub struct Faults {
     pub busy_shape: BusyShape,
     /// One-shot faults for the next EWS requests, in order (deterministic tests).
     pub fail_next: Vec<OneShotFault>,
+    /// One-shot answers for the next token requests, in order.
+    pub token_fail_next: Vec<TokenFault>,
+    /// `Retry-After` (seconds) sent with the token endpoint's 429 and 503; 0 sends none.
+    pub token_retry_after_secs: u64,
+    /// Sleep this long before answering each token request (a slow or hanging endpoint).
+    pub token_latency_ms: u64,
 }
 
 impl Default for Faults {
@@ -127,6 +155,9 @@ impl Default for Faults {
             max_concurrency_per_account: 27,
             busy_shape: BusyShape::Fault500,
             fail_next: Vec::new(),
+            token_fail_next: Vec::new(),
+            token_retry_after_secs: 1,
+            token_latency_ms: 0,
         }
     }
 }
@@ -153,6 +184,12 @@ pub struct FaultsPatch {
     pub busy_shape: Option<BusyShape>,
     /// Replaces [`Faults::fail_next`].
     pub fail_next: Option<Vec<OneShotFault>>,
+    /// Replaces [`Faults::token_fail_next`].
+    pub token_fail_next: Option<Vec<TokenFault>>,
+    /// See [`Faults::token_retry_after_secs`].
+    pub token_retry_after_secs: Option<u64>,
+    /// See [`Faults::token_latency_ms`].
+    pub token_latency_ms: Option<u64>,
 }
 
 impl Faults {
@@ -208,6 +245,15 @@ impl Faults {
         if let Some(v) = &patch.fail_next {
             f.fail_next = v.clone();
         }
+        if let Some(v) = &patch.token_fail_next {
+            f.token_fail_next = v.clone();
+        }
+        if let Some(v) = patch.token_retry_after_secs {
+            f.token_retry_after_secs = v;
+        }
+        if let Some(v) = patch.token_latency_ms {
+            f.token_latency_ms = v;
+        }
         f.validate()?;
         Ok(f)
     }
@@ -218,8 +264,12 @@ impl Faults {
 pub struct FakeConfig {
     /// Where to listen (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// Serve HTTPS with a self-signed certificate generated at start.
+    /// Serve HTTPS with a certificate generated at start.
     pub tls: bool,
+    /// How that certificate is made (self-signed or from a private CA, which signature).
+    pub tls_certificate: FakeTls,
+    /// Whether NTLM over TLS must carry the certificate's channel binding.
+    pub extended_protection: ExtendedProtection,
     /// Accounts, mailboxes, rights, items and faults to start with.
     pub seed: Option<Seed>,
     /// Initial fault knobs (a seed's faults are applied on top).
@@ -235,6 +285,8 @@ impl Default for FakeConfig {
         FakeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: false,
+            tls_certificate: FakeTls::default(),
+            extended_protection: ExtendedProtection::default(),
             seed: None,
             faults: Faults::default(),
             max_request_bytes: 4 * 1024 * 1024,
@@ -249,6 +301,7 @@ pub struct FakeExchange {
     addr: SocketAddr,
     tls: bool,
     certificate_pem: Option<String>,
+    ca_certificate_pem: Option<String>,
     state: Arc<FakeState>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
@@ -267,12 +320,32 @@ impl FakeExchange {
             seed.apply(&state)?;
         }
         let shutdown = CancellationToken::new();
-        let running =
-            server::serve(config.listen, config.tls, state.clone(), shutdown.clone()).await?;
+        let made = if config.tls {
+            Some(tls::make(&config.tls_certificate)?)
+        } else {
+            None
+        };
+        {
+            let mut inner = state.lock();
+            inner.channel_binding = made.as_ref().map(|m| m.channel_binding);
+            inner.extended_protection = config.extended_protection;
+        }
+        let certificate_pem = made.as_ref().map(|m| m.certificate_pem.clone());
+        let ca_certificate_pem = made.as_ref().and_then(|m| m.ca_certificate_pem.clone());
+        let running = server::serve(
+            config.listen,
+            made.map(|m| m.config),
+            state.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        let scheme = if config.tls { "https" } else { "http" };
+        state.lock().token_url = Some(format!("{scheme}://{}/_fake/oauth2/token", running.addr));
         Ok(FakeExchange {
             addr: running.addr,
             tls: config.tls,
-            certificate_pem: running.certificate_pem,
+            certificate_pem,
+            ca_certificate_pem,
             state,
             shutdown,
             task: running.task,
@@ -309,9 +382,16 @@ impl FakeExchange {
         self.addr
     }
 
-    /// The self-signed certificate (PEM) when serving TLS, for clients to trust.
+    /// The server certificate (PEM) when serving TLS; a client trusts it directly when it
+    /// is self-signed.
     pub fn certificate_pem(&self) -> Option<&str> {
         self.certificate_pem.as_deref()
+    }
+
+    /// The private CA's certificate (PEM) when the server certificate was issued by one: what
+    /// a client must trust (`http.ca_file`, or a bundle `SSL_CERT_FILE` points at).
+    pub fn ca_certificate_pem(&self) -> Option<&str> {
+        self.ca_certificate_pem.as_deref()
     }
 
     /// Accounts, mailboxes, rights, faults and stats: the same operations as the HTTP API.

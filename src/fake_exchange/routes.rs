@@ -12,13 +12,13 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
-use http::StatusCode;
+use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::state::{FakeState, ItemPatch, NewAccount, NewApp, NewItems, Rights};
-use super::{FakeError, FaultsPatch};
+use super::{FakeError, FaultsPatch, TokenFault};
 
 /// The whole application: EWS plus `/_fake/`.
 pub(crate) fn router(state: Arc<FakeState>) -> Router {
@@ -123,20 +123,174 @@ async fn add_app(State(s): State<Arc<FakeState>>, bytes: Bytes) -> ApiResult {
         .into_response())
 }
 
-/// OAuth2 client credentials (RFC 6749 §4.4), form-encoded like Azure AD's v2 endpoint.
-async fn token(State(s): State<Arc<FakeState>>, bytes: Bytes) -> Response {
-    let form: HashMap<String, String> = url::form_urlencoded::parse(&bytes).into_owned().collect();
-    let error =
-        |status: StatusCode, code: &str| (status, Json(json!({ "error": code }))).into_response();
-    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+/// OAuth2 client credentials (RFC 6749 §4.4), form-encoded like the Microsoft identity
+/// platform's v2 endpoint: a client secret, or a client assertion signed with a registered
+/// certificate (RFC 7523). Answers carry `x-ms-request-id`, and `client-request-id` when the
+/// client asks with `return-client-request-id: true`; `token_fail_next`,
+/// `token_retry_after_secs` and `token_latency_ms` inject the endpoint's own trouble.
+async fn token(State(s): State<Arc<FakeState>>, headers: HeaderMap, bytes: Bytes) -> Response {
+    let mut response = token_answer(&s, &bytes).await;
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        h.insert("x-ms-request-id", v);
     }
-    let (Some(id), Some(secret)) = (form.get("client_id"), form.get("client_secret")) else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request");
+    let echo = headers
+        .get("return-client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if echo {
+        if let Some(v) = headers.get("client-request-id") {
+            h.insert("client-request-id", v.clone());
+        }
+    }
+    response
+}
+
+async fn token_answer(s: &Arc<FakeState>, bytes: &Bytes) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(bytes).into_owned().collect();
+    let error = |status: StatusCode, code: &str, description: &str| {
+        (
+            status,
+            Json(json!({ "error": code, "error_description": description })),
+        )
+            .into_response()
     };
-    match s.issue_token(id, secret) {
+    let faults = s.faults();
+    if faults.token_latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(faults.token_latency_ms)).await;
+    }
+    if let Some(id) = form.get("client_id") {
+        let mut inner = s.lock();
+        if let Some(name) = inner.find_login(id).map(|a| a.username.clone()) {
+            inner.account_stats(&name).token_requests += 1;
+        }
+    }
+    if let Some(fault) = s.take_token_fault() {
+        let retry_after = (faults.token_retry_after_secs > 0)
+            .then(|| HeaderValue::from_str(&faults.token_retry_after_secs.to_string()).ok())
+            .flatten();
+        let (status, code, description) = match fault {
+            TokenFault::Http429 => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "AADSTS50196: the server is throttling this client",
+            ),
+            TokenFault::Http500 => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "AADSTS90100: internal error",
+            ),
+            TokenFault::Http503 => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "AADSTS90033: a transient error has occurred",
+            ),
+            TokenFault::InvalidClient => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "AADSTS7000222: the provided client secret keys are expired",
+            ),
+            TokenFault::UnauthorizedClient => (
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "AADSTS7000112: application is disabled",
+            ),
+            TokenFault::InvalidRequest => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "AADSTS90002: tenant not found",
+            ),
+        };
+        let mut response = error(status, code, description);
+        if matches!(fault, TokenFault::Http429 | TokenFault::Http503) {
+            if let Some(v) = retry_after {
+                response.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+        }
+        return response;
+    }
+    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "AADSTS70003: the grant type is not supported",
+        );
+    }
+    // The client is authenticated first; then the request is checked.
+    let client = match (form.get("client_secret"), form.get("client_assertion")) {
+        (Some(_), Some(_)) => Err((
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "AADSTS700025: give a client secret or a client assertion, not both".to_owned(),
+        )),
+        (Some(secret), None) => match form.get("client_id") {
+            None => Err((
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "AADSTS900144: the request body must contain client_id".to_owned(),
+            )),
+            Some(id) if s.check_secret(id, secret) => Ok(id.clone()),
+            Some(_) => Err((
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "AADSTS7000215: invalid client secret provided".to_owned(),
+            )),
+        },
+        (None, Some(assertion)) => {
+            if form.get("client_assertion_type").map(String::as_str)
+                != Some(crate::ews::oauth::JWT_BEARER)
+            {
+                Err((
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "AADSTS50027: client_assertion_type must be jwt-bearer".to_owned(),
+                ))
+            } else {
+                let audience = s.lock().token_url.clone().unwrap_or_default();
+                s.check_assertion(
+                    form.get("client_id").map(String::as_str),
+                    assertion,
+                    &audience,
+                )
+                .map_err(|(code, description)| {
+                    let status = if code == "invalid_client" {
+                        StatusCode::UNAUTHORIZED
+                    } else {
+                        StatusCode::BAD_REQUEST
+                    };
+                    (status, code, description)
+                })
+            }
+        }
+        (None, None) => Err((
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "AADSTS7000218: the request body must contain client_secret or client_assertion"
+                .to_owned(),
+        )),
+    };
+    let client = match client {
+        Ok(client) => client,
+        Err((status, code, description)) => return error(status, code, &description),
+    };
+    // Client credentials need a `/.default` scope on the v2 endpoint.
+    if !form
+        .get("scope")
+        .is_some_and(|scope| scope.ends_with("/.default"))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "AADSTS1002012: client credential flows must have a scope value with /.default suffixed",
+        );
+    }
+    match s.token_for(&client) {
         Some(token) => Json(token).into_response(),
-        None => error(StatusCode::UNAUTHORIZED, "invalid_client"),
+        None => error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "AADSTS700016: application not found in the directory",
+        ),
     }
 }
 

@@ -31,14 +31,13 @@ use crate::ews::types::ResponseCode;
 /// A started server.
 pub(crate) struct Running {
     pub(crate) addr: SocketAddr,
-    pub(crate) certificate_pem: Option<String>,
     pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
-/// Bind and serve until `shutdown` is cancelled.
+/// Bind and serve (HTTPS with `tls`, else plain HTTP) until `shutdown` is cancelled.
 pub(crate) async fn serve(
     listen: SocketAddr,
-    tls: bool,
+    tls: Option<rustls::ServerConfig>,
     state: Arc<FakeState>,
     shutdown: CancellationToken,
 ) -> Result<Running, FakeError> {
@@ -51,8 +50,7 @@ pub(crate) async fn serve(
     let addr = listener.local_addr()?;
     let app = super::routes::router(state).into_make_service_with_connect_info::<ConnId>();
     let stop = shutdown.clone();
-    if tls {
-        let (config, pem) = tls_config()?;
+    if let Some(config) = tls {
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let connections = Connections::start(listener, addr, shutdown, move |stream| {
             let acceptor = acceptor.clone();
@@ -68,11 +66,7 @@ pub(crate) async fn serve(
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
         });
-        Ok(Running {
-            addr,
-            certificate_pem: Some(pem),
-            task,
-        })
+        Ok(Running { addr, task })
     } else {
         let connections =
             Connections::start(
@@ -86,31 +80,8 @@ pub(crate) async fn serve(
                 .with_graceful_shutdown(stop.cancelled_owned())
                 .await;
         });
-        Ok(Running {
-            addr,
-            certificate_pem: None,
-            task,
-        })
+        Ok(Running { addr, task })
     }
-}
-
-/// A self-signed certificate for localhost / 127.0.0.1 and a rustls config using it.
-fn tls_config() -> Result<(rustls::ServerConfig, String), FakeError> {
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .map_err(|e| FakeError::Tls(e.to_string()))?;
-    let pem = certified.cert.pem();
-    let cert = certified.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| FakeError::Tls(e.to_string()))?
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .map_err(|e| FakeError::Tls(e.to_string()))?;
-    Ok((config, pem))
 }
 
 /// One accepted connection: the peer and a number never reused, because NTLM authenticates
@@ -317,21 +288,68 @@ fn chance(rate: f64) -> bool {
     rate > 0.0 && rand::thread_rng().gen::<f64>() < rate
 }
 
+/// The mailbox (back-end) server the fake names in `X-BEServer` once a request is signed in.
+pub(crate) const BE_SERVER: &str = "FAKEEXCH-MBX01.contoso.test";
+
 /// The log line being built for one request.
 struct LogLine {
     operation: Option<String>,
     account: Option<String>,
     impersonated: Option<String>,
+    /// The `client-request-id` sent, echoed when `return-client-request-id: true`.
+    client_request_id: Option<String>,
+    echo_client_request_id: bool,
+    /// This request's `request-id`.
+    request_id: String,
 }
 
 impl LogLine {
-    fn finish(self, state: &FakeState, response: Response, code: Option<&str>) -> Response {
+    fn new(headers: &HeaderMap) -> LogLine {
+        let client_request_id = headers
+            .get("client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(100).collect());
+        let echo_client_request_id = headers
+            .get("return-client-request-id")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        LogLine {
+            operation: None,
+            account: None,
+            impersonated: None,
+            client_request_id,
+            echo_client_request_id,
+            request_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// Add Exchange's correlation headers (`request-id` always, `X-BEServer` once signed in,
+    /// `client-request-id` when asked), record the request, and answer.
+    fn finish(self, state: &FakeState, mut response: Response, code: Option<&str>) -> Response {
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            headers.insert("request-id", v);
+        }
+        if self.account.is_some() {
+            headers.insert("X-BEServer", HeaderValue::from_static(BE_SERVER));
+        }
+        if self.echo_client_request_id {
+            if let Some(v) = self
+                .client_request_id
+                .as_deref()
+                .and_then(|id| HeaderValue::from_str(id).ok())
+            {
+                headers.insert("client-request-id", v);
+            }
+        }
         state.lock().record(RequestLogEntry {
             operation: self.operation,
             account: self.account,
             impersonated: self.impersonated,
             status: response.status().as_u16(),
             response_code: code.map(str::to_owned),
+            client_request_id: self.client_request_id,
+            request_id: self.request_id,
         });
         response
     }
@@ -345,11 +363,7 @@ pub(crate) async fn ews_endpoint(
     body: Body,
 ) -> Response {
     let _global = InFlight::global(&state);
-    let mut line = LogLine {
-        operation: None,
-        account: None,
-        impersonated: None,
-    };
+    let mut line = LogLine::new(&headers);
     let bytes = match http_body_util::Limited::new(body, state.max_request_bytes)
         .collect()
         .await

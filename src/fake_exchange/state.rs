@@ -75,6 +75,8 @@ pub(crate) struct Account {
     pub(crate) delegate: BTreeSet<String>,
     pub(crate) not_before: Option<Instant>,
     pub(crate) in_flight: u32,
+    /// An app's registered certificate (DER), for client assertions.
+    pub(crate) certificate: Option<Vec<u8>>,
 }
 
 /// What one change-log entry records.
@@ -230,6 +232,14 @@ pub struct AccountStats {
     pub early_requests: u64,
     /// Failed sign-ins (wrong or expired password, bad client secret).
     pub failed_logins: u64,
+    /// NTLM sign-ins refused for a missing or wrong channel binding (Extended Protection);
+    /// the password was right, so they are not failed logins.
+    #[serde(default)]
+    pub channel_binding_failures: u64,
+    /// Requests to the OAuth token endpoint for this application (client id), answered
+    /// or not.
+    #[serde(default)]
+    pub token_requests: u64,
     /// Time this account's EWS requests spent in the server, summed, in microseconds: over a
     /// wall-clock interval, divided by its length, the average number in flight.
     #[serde(default)]
@@ -262,6 +272,12 @@ pub struct RequestLogEntry {
     pub status: u16,
     /// The EWS response code of the (first) answer, or the fault's code.
     pub response_code: Option<String>,
+    /// The `client-request-id` the client sent, if any.
+    #[serde(default)]
+    pub client_request_id: Option<String>,
+    /// The `request-id` the fake answered with (a fresh UUID per request).
+    #[serde(default)]
+    pub request_id: String,
 }
 
 #[derive(Default)]
@@ -291,6 +307,14 @@ pub(crate) struct Inner {
     pub(crate) ntlm_pending: HashMap<u64, [u8; 8]>,
     /// Connections NTLM has authenticated, and as whom.
     pub(crate) ntlm_sessions: HashMap<u64, String>,
+    /// The MsvAvChannelBindings an NTLM client must send (TLS only).
+    pub(crate) channel_binding: Option<[u8; 16]>,
+    /// How strictly the channel binding is checked.
+    pub(crate) extended_protection: super::ExtendedProtection,
+    /// Client assertion ids (`jti`) already used, with their expiry (Unix seconds).
+    pub(crate) assertion_ids: HashMap<String, i64>,
+    /// The token endpoint's own URL: the audience a client assertion must name.
+    pub(crate) token_url: Option<String>,
 }
 
 const REQUEST_LOG_LEN: usize = 1000;
@@ -696,8 +720,12 @@ pub struct NewAccount {
 pub struct NewApp {
     /// The application (client) id.
     pub client_id: String,
-    /// The client secret.
-    pub client_secret: String,
+    /// The client secret (give it, a certificate, or both).
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// A certificate (PEM) registered for client assertions (signed JWTs).
+    #[serde(default)]
+    pub certificate: Option<String>,
     /// Tenant id (informational).
     #[serde(default)]
     pub tenant: Option<String>,
@@ -920,6 +948,10 @@ impl FakeState {
                 log: VecDeque::new(),
                 ntlm_pending: HashMap::new(),
                 ntlm_sessions: HashMap::new(),
+                channel_binding: None,
+                extended_protection: super::ExtendedProtection::default(),
+                assertion_ids: HashMap::new(),
+                token_url: None,
             }),
             faults: Mutex::new(faults),
             max_request_bytes,
@@ -948,6 +980,16 @@ impl FakeState {
         let next = faults.patched(patch)?;
         *faults = next.clone();
         Ok(next)
+    }
+
+    /// Take the next queued one-shot token endpoint fault, if any.
+    pub(crate) fn take_token_fault(&self) -> Option<super::TokenFault> {
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if faults.token_fail_next.is_empty() {
+            None
+        } else {
+            Some(faults.token_fail_next.remove(0))
+        }
     }
 
     /// Take the next queued one-shot fault, if any.
@@ -1006,6 +1048,7 @@ impl FakeState {
                 delegate: BTreeSet::new(),
                 not_before: None,
                 in_flight: 0,
+                certificate: None,
             },
         );
         inner.stats.accounts.entry(username).or_default();
@@ -1018,6 +1061,32 @@ impl FakeState {
         if id.is_empty() {
             return Err(FakeError::Invalid("client_id is empty".into()));
         }
+        let certificate = match &app.certificate {
+            None => None,
+            Some(pem) => {
+                use rustls::pki_types::pem::PemObject;
+                let der = rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .next()
+                    .and_then(Result::ok)
+                    .ok_or_else(|| {
+                        FakeError::Invalid("certificate is not a PEM certificate".into())
+                    })?;
+                Some(der.to_vec())
+            }
+        };
+        let secret = match (&app.client_secret, &certificate) {
+            (Some(secret), _) if !secret.is_empty() => secret.clone(),
+            (_, Some(_)) => {
+                // Certificate only: no secret can sign in.
+                let bytes: [u8; 32] = rand::thread_rng().gen();
+                format!("no-secret-{}", URL_SAFE_NO_PAD.encode(bytes))
+            }
+            _ => {
+                return Err(FakeError::Invalid(
+                    "give client_secret, certificate or both".into(),
+                ))
+            }
+        };
         let mut inner = self.lock();
         if inner.accounts.contains_key(&key(id)) {
             return Err(FakeError::Conflict(format!("account {id}")));
@@ -1026,7 +1095,7 @@ impl FakeState {
             key(id),
             Account {
                 username: id.to_owned(),
-                password: SecretString::from(app.client_secret.clone()),
+                password: SecretString::from(secret),
                 expired: false,
                 kind: AccountKind::App,
                 address: None,
@@ -1035,6 +1104,7 @@ impl FakeState {
                 delegate: BTreeSet::new(),
                 not_before: None,
                 in_flight: 0,
+                certificate,
             },
         );
         inner.stats.accounts.entry(id.to_owned()).or_default();
@@ -1044,6 +1114,14 @@ impl FakeState {
     /// OAuth2 client credentials: a bearer token for a registered app, or `None` (and a
     /// failed login counted) for a wrong id or secret.
     pub fn issue_token(&self, client_id: &str, client_secret: &str) -> Option<IssuedToken> {
+        if !self.check_secret(client_id, client_secret) {
+            return None;
+        }
+        self.token_for(client_id)
+    }
+
+    /// Whether `client_secret` is the registered app's secret (a failed login is counted).
+    pub(crate) fn check_secret(&self, client_id: &str, client_secret: &str) -> bool {
         let mut inner = self.lock();
         let ok = matches!(inner.find_login(client_id),
             Some(a) if a.kind == AccountKind::App && a.password.expose_secret() == client_secret);
@@ -1051,8 +1129,34 @@ impl FakeState {
             if let Some(name) = inner.find_login(client_id).map(|a| a.username.clone()) {
                 inner.account_stats(&name).failed_logins += 1;
             }
-            return None;
         }
+        ok
+    }
+
+    /// Check a client assertion (RFC 7523, as the Microsoft identity platform checks it):
+    /// the app's client id, or the OAuth error code and an AADSTS-style description (a
+    /// failed login is counted).
+    pub(crate) fn check_assertion(
+        &self,
+        client_id: Option<&str>,
+        assertion: &str,
+        audience: &str,
+    ) -> Result<String, (&'static str, String)> {
+        let mut inner = self.lock();
+        match super::assertion::check(&mut inner, client_id, assertion, audience) {
+            Ok(name) => Ok(name),
+            Err((error, counted)) => {
+                if let Some(name) = counted {
+                    inner.account_stats(&name).failed_logins += 1;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// A bearer token for a registered app whose credential was checked.
+    pub(crate) fn token_for(&self, client_id: &str) -> Option<IssuedToken> {
+        let mut inner = self.lock();
         let username = inner.find_login(client_id)?.username.clone();
         let bytes: [u8; 32] = rand::thread_rng().gen();
         let token = URL_SAFE_NO_PAD.encode(bytes);

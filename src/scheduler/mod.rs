@@ -147,7 +147,7 @@ impl Scheduler {
         // of the loop's time while freed permits waited. Changes still apply within a tick.
         let stale = self
             .profiles_loaded_at
-            .map_or(true, |at| at.elapsed() >= settings.tick_interval);
+            .is_none_or(|at| at.elapsed() >= settings.tick_interval);
         if stale {
             self.reload_profiles(&store).await?;
         }

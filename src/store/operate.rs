@@ -80,7 +80,9 @@ pub async fn record_test(
                 let name = workload.as_str();
                 sqlx::query(&format!(
                     "UPDATE mailboxes SET {name}_status = 'failure', last_error_code = $2,
-                            last_error_text = $3, last_error_workload = $4, last_error_at = now()
+                            last_error_text = $3, last_error_workload = $4, last_error_at = now(),
+                            last_error_client_request_id = NULL, last_error_request_id = NULL,
+                            last_error_be_server = NULL
                       WHERE id = $1"
                 ))
                 .bind(mailbox_id)
@@ -95,7 +97,9 @@ pub async fn record_test(
     if all_passed {
         sqlx::query(
             "UPDATE mailboxes SET last_error_code = NULL, last_error_text = NULL,
-                    last_error_workload = NULL, last_error_at = NULL
+                    last_error_workload = NULL, last_error_at = NULL,
+                    last_error_client_request_id = NULL, last_error_request_id = NULL,
+                    last_error_be_server = NULL
               WHERE id = $1",
         )
         .bind(mailbox_id)
@@ -156,6 +160,12 @@ pub struct MailboxHealth {
     pub last_error_workload: Option<String>,
     /// Last error's time.
     pub last_error_at: Option<DateTime<Utc>>,
+    /// The `client-request-id` of the last error's request.
+    pub last_error_client_request_id: Option<Uuid>,
+    /// Exchange's `request-id` for it.
+    pub last_error_request_id: Option<String>,
+    /// Exchange's `X-BEServer` for it.
+    pub last_error_be_server: Option<String>,
     /// Last successful pass.
     pub last_successful_sync: Option<DateTime<Utc>>,
     /// Newest DateTimeReceived imported.
@@ -218,6 +228,7 @@ pub async fn mailbox_health(store: &Store, mailbox_id: Uuid) -> Result<MailboxHe
                 m.credentials_blocked_reason,
                 p.credentials_blocked_reason AS profile_credentials_blocked_reason,
                 m.last_error_code, m.last_error_text, m.last_error_workload, m.last_error_at,
+                m.last_error_client_request_id, m.last_error_request_id, m.last_error_be_server,
                 m.last_successful_sync, m.incoming_watermark
            FROM mailboxes m JOIN email_server_profiles p ON p.id = m.profile_id
           WHERE m.id = $1",

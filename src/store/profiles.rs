@@ -2,7 +2,7 @@
 
 use super::StoreError;
 use crate::crypto::{CredentialCipher, SecretSlot};
-use crate::domain::{OAuthSettings, OutgoingSettings, Profile, ProfileId};
+use crate::domain::{OAuthCredential, OAuthSettings, OutgoingSettings, Profile, ProfileId};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use std::str::FromStr;
@@ -13,7 +13,8 @@ use uuid::Uuid;
 /// Columns selected into a [`ProfileRow`].
 pub const PROFILE_COLUMNS: &str = "id, name, server_type, ews_url, auth, password_scheme, \
     username, password_enc, oauth_tenant, oauth_client_id, oauth_client_secret_enc, \
-    oauth_token_url, oauth_scope, use_impersonation, use_same_settings_for_outgoing, \
+    oauth_token_url, oauth_scope, oauth_certificate_pem, oauth_private_key_enc, \
+    oauth_assertion_signing, use_impersonation, use_same_settings_for_outgoing, \
     outgoing_ews_url, outgoing_username, outgoing_password_enc, process_emails_from, \
     max_concurrent_connections, min_polling_interval_minutes, enabled, \
     credentials_blocked_at, credentials_blocked_reason, created_at, updated_at";
@@ -47,6 +48,12 @@ pub struct ProfileRow {
     pub oauth_token_url: Option<String>,
     /// OAuth scope.
     pub oauth_scope: Option<String>,
+    /// OAuth certificate credential: the certificate (PEM).
+    pub oauth_certificate_pem: Option<String>,
+    /// Encrypted private key of that certificate (PEM).
+    pub oauth_private_key_enc: Option<Vec<u8>>,
+    /// `ps256` | `rs256`.
+    pub oauth_assertion_signing: String,
     /// Impersonation (else delegation, for profile credentials).
     pub use_impersonation: bool,
     /// Use Same Settings for Outgoing Connections.
@@ -124,15 +131,30 @@ impl ProfileRow {
         )?;
         let ews_url = self.url("ews_url", &self.ews_url)?;
         let password = self.secret(cipher, "password_enc", &self.password_enc)?;
-        let oauth = match (&self.oauth_client_id, &self.oauth_client_secret_enc) {
-            (Some(client_id), Some(_)) => {
-                let client_secret = self
-                    .secret(
-                        cipher,
-                        "oauth_client_secret_enc",
-                        &self.oauth_client_secret_enc,
-                    )?
-                    .ok_or_else(|| self.invalid("oauth_client_secret_enc", "missing"))?;
+        let credential = match (&self.oauth_client_secret_enc, &self.oauth_certificate_pem) {
+            (Some(_), _) => Some(OAuthCredential::Secret(
+                self.secret(
+                    cipher,
+                    "oauth_client_secret_enc",
+                    &self.oauth_client_secret_enc,
+                )?
+                .ok_or_else(|| self.invalid("oauth_client_secret_enc", "missing"))?,
+            )),
+            (None, Some(pem)) => Some(OAuthCredential::Certificate {
+                certificate_pem: pem.clone(),
+                private_key_pem: self
+                    .secret(cipher, "oauth_private_key_enc", &self.oauth_private_key_enc)?
+                    .ok_or_else(|| self.invalid("oauth_private_key_enc", "missing"))?,
+                signing: FromStr::from_str(&self.oauth_assertion_signing).map_err(
+                    |e: crate::domain::ParseEnumError| {
+                        self.invalid("oauth_assertion_signing", e.to_string())
+                    },
+                )?,
+            }),
+            (None, None) => None,
+        };
+        let oauth = match (&self.oauth_client_id, credential) {
+            (Some(client_id), Some(credential)) => {
                 let token_url = match (&self.oauth_token_url, &self.oauth_tenant) {
                     (Some(url), _) => self.url("oauth_token_url", url)?,
                     (None, Some(tenant)) => self.url(
@@ -148,7 +170,7 @@ impl ProfileRow {
                 Some(OAuthSettings {
                     tenant: self.oauth_tenant.clone(),
                     client_id: client_id.clone(),
-                    client_secret,
+                    credential,
                     token_url,
                     scope: self
                         .oauth_scope

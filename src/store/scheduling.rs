@@ -258,6 +258,19 @@ pub struct ErrorRecord {
     pub text: String,
     /// Workload it happened in.
     pub workload: Workload,
+    /// The failed request's ids, when Exchange (or the token endpoint) was asked.
+    pub correlation: Option<ErrorCorrelation>,
+}
+
+/// The ids that tie a failed request to Exchange's own logs (Microsoft support asks for them).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErrorCorrelation {
+    /// The `client-request-id` exsync sent.
+    pub client_request_id: Option<Uuid>,
+    /// Exchange's `request-id` (or the identity platform's `x-ms-request-id`).
+    pub request_id: Option<String>,
+    /// Exchange's `X-BEServer`.
+    pub be_server: Option<String>,
 }
 
 /// Everything a finished pass writes to its mailbox row (and the lease it releases).
@@ -320,9 +333,17 @@ pub async fn finish_pass(
         query.push(", last_error_workload = ");
         query.push_bind(error.workload.as_str());
         query.push(", last_error_at = now()");
+        let correlation = error.correlation.clone().unwrap_or_default();
+        query.push(", last_error_client_request_id = ");
+        query.push_bind(correlation.client_request_id);
+        query.push(", last_error_request_id = ");
+        query.push_bind(correlation.request_id.map(|t| truncate(&t, 200)));
+        query.push(", last_error_be_server = ");
+        query.push_bind(correlation.be_server.map(|t| truncate(&t, 200)));
     } else if record.clear_error {
         query.push(
-            ", last_error_code = NULL, last_error_text = NULL, last_error_workload = NULL, last_error_at = NULL",
+            ", last_error_code = NULL, last_error_text = NULL, last_error_workload = NULL, last_error_at = NULL, \
+               last_error_client_request_id = NULL, last_error_request_id = NULL, last_error_be_server = NULL",
         );
     }
     if record.succeeded {

@@ -1,6 +1,6 @@
 //! Re-encrypting stored secrets under the current credential key (`exsync rotate-key`).
 //!
-//! Every encrypted column (profiles' passwords and OAuth client secrets, mailboxes' own
+//! Every encrypted column (profiles' passwords, OAuth client secrets and certificate keys, mailboxes' own
 //! passwords) is read with the cipher — which knows the current key and, during a rotation,
 //! the previous one — and rewritten with the current key, all in one transaction. Values
 //! already under the current key are left alone, so running it twice changes nothing.
@@ -11,9 +11,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// The encrypted columns: (table, column).
-pub const ENCRYPTED_COLUMNS: [(&str, &str); 4] = [
+pub const ENCRYPTED_COLUMNS: [(&str, &str); 5] = [
     ("email_server_profiles", "password_enc"),
     ("email_server_profiles", "oauth_client_secret_enc"),
+    ("email_server_profiles", "oauth_private_key_enc"),
     ("email_server_profiles", "outgoing_password_enc"),
     ("mailboxes", "password_enc"),
 ];

@@ -104,9 +104,8 @@ async fn pull(
         let to_fetch: Vec<String> = changed
             .iter()
             .filter(|c| {
-                rows.get(&c.id).map_or(true, |row| {
-                    c.change_key.is_none() || row.ews_change_key != c.change_key
-                })
+                rows.get(&c.id)
+                    .is_none_or(|row| c.change_key.is_none() || row.ews_change_key != c.change_key)
             })
             .map(|c| c.id.clone())
             .collect();

@@ -5,11 +5,13 @@
 //! changed password gives a new key, hence a fresh client that is allowed to try again.
 
 use super::plan::{ConnectionPlan, CredentialSource};
-use crate::domain::{Mailbox, OutgoingSettings, PasswordScheme, Profile};
+use crate::domain::{
+    AssertionSigning, Mailbox, OAuthCredential, OutgoingSettings, PasswordScheme, Profile,
+};
 use crate::ews::client::{ClientOptions, EwsAuth, EwsClient};
 use crate::ews::ntlm::NtlmCredentials;
 use crate::ews::ntlm_http::NtlmSessionPool;
-use crate::ews::oauth::{OAuthApp, TokenSource};
+use crate::ews::oauth::{self, ClientCertificate, ClientCredential, OAuthApp, TokenSource};
 use crate::ews::transport::Transport;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -26,6 +28,9 @@ pub enum ClientError {
     /// The profile uses OAuth but has no OAuth settings.
     #[error("the profile has no OAuth application configured")]
     MissingOAuth,
+    /// The OAuth certificate or its key cannot be used.
+    #[error("the profile's OAuth certificate cannot be used: {0}")]
+    Certificate(String),
 }
 
 struct Cached {
@@ -103,12 +108,27 @@ impl ClientCache {
         let key = match plan.credentials {
             CredentialSource::OAuthApp => {
                 let oauth = profile.oauth.as_ref().ok_or(ClientError::MissingOAuth)?;
+                let (kind, secret, public) = match &oauth.credential {
+                    OAuthCredential::Secret(secret) => ("secret", secret.expose_secret(), ""),
+                    OAuthCredential::Certificate {
+                        certificate_pem,
+                        private_key_pem,
+                        signing,
+                    } => (
+                        signing.as_str(),
+                        private_key_pem.expose_secret(),
+                        certificate_pem.as_str(),
+                    ),
+                };
                 self.fingerprint(&[
                     "oauth",
                     plan.endpoint.as_str(),
                     oauth.token_url.as_str(),
                     &oauth.client_id,
-                    oauth.client_secret.expose_secret(),
+                    &oauth.scope,
+                    kind,
+                    secret,
+                    public,
                 ])
             }
             _ => {
@@ -146,17 +166,19 @@ impl ClientCache {
                 let oauth = profile.oauth.as_ref().ok_or(ClientError::MissingOAuth)?;
                 let source = {
                     let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-                    tokens
-                        .entry(key)
-                        .or_insert_with(|| {
-                            Arc::new(TokenSource::new(OAuthApp {
+                    match tokens.get(&key) {
+                        Some(source) => source.clone(),
+                        None => {
+                            let source = Arc::new(TokenSource::new(OAuthApp {
                                 token_url: oauth.token_url.clone(),
                                 client_id: oauth.client_id.clone(),
-                                client_secret: oauth.client_secret.clone(),
+                                credential: client_credential(&oauth.credential)?,
                                 scope: oauth.scope.clone(),
-                            }))
-                        })
-                        .clone()
+                            }));
+                            tokens.insert(key, source.clone());
+                            source
+                        }
+                    }
                 };
                 EwsAuth::OAuth(source)
             }
@@ -174,7 +196,7 @@ impl ClientCache {
                             user,
                             SecretString::from(pass.expose_secret().to_owned()),
                         ),
-                        self.transport.settings(),
+                        &self.transport,
                     ))),
                 }
             }
@@ -196,12 +218,39 @@ impl ClientCache {
     }
 
     fn fingerprint(&self, parts: &[&str]) -> [u8; 32] {
-        let mut hash = Sha256::new();
-        hash.update(self.salt);
-        for part in parts {
-            hash.update((part.len() as u64).to_le_bytes());
-            hash.update(part.as_bytes());
-        }
-        hash.finalize().into()
+        fingerprint(&self.salt, parts)
     }
+}
+
+/// The token endpoint credential for a profile's OAuth settings (a certificate is checked
+/// against its key here, once per credential).
+pub fn client_credential(credential: &OAuthCredential) -> Result<ClientCredential, ClientError> {
+    Ok(match credential {
+        OAuthCredential::Secret(secret) => ClientCredential::Secret(secret.clone()),
+        OAuthCredential::Certificate {
+            certificate_pem,
+            private_key_pem,
+            signing,
+        } => ClientCredential::Certificate(
+            ClientCertificate::from_pem(
+                certificate_pem,
+                private_key_pem.clone(),
+                match signing {
+                    AssertionSigning::Ps256 => oauth::AssertionSigning::Ps256,
+                    AssertionSigning::Rs256 => oauth::AssertionSigning::Rs256,
+                },
+            )
+            .map_err(|e| ClientError::Certificate(e.to_string()))?,
+        ),
+    })
+}
+
+fn fingerprint(salt: &[u8; 16], parts: &[&str]) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update(salt);
+    for part in parts {
+        hash.update((part.len() as u64).to_le_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize().into()
 }

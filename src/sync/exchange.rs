@@ -3,13 +3,14 @@
 
 use super::plan::Access;
 use crate::domain::scope::MeetingRole;
-use crate::ews::client::{EwsClient, Target};
+use crate::ews::client::{EwsClient, EwsOperation, Target};
 use crate::ews::ops::{
     CreateItemRequest, DeleteItemRequest, FindItemRequest, GetItemRequest, ItemChange, ItemUpdate,
     MaxChangesReturned, MeetingResponseRequest, SyncFolderItemsRequest, SyncItemChange,
     UpdateItemRequest,
 };
 use crate::ews::recurrence::Recurrence;
+use crate::ews::transport::RequestTrace;
 use crate::ews::types::{
     BaseFolderId, BaseShape, Body, BodyType, CalendarItem, ConflictResolution, Contact, DeleteType,
     DistinguishedFolderName, EmailAddress, FieldUri, IndexedPageView, Item, ItemBase, ItemId,
@@ -22,7 +23,7 @@ use crate::store::emails::NewEmail;
 use crate::store::outgoing::OutgoingEmail;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// One change SyncFolderItems reported, in domain words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +123,9 @@ pub struct MailboxConnection {
     max_changes: u32,
     batch: usize,
     tracking_category: Option<String>,
+    /// The last request that failed (its client-request-id and Exchange's ids), kept with
+    /// the stored last error.
+    failed_request: Arc<Mutex<Option<RequestTrace>>>,
 }
 
 impl MailboxConnection {
@@ -144,6 +148,7 @@ impl MailboxConnection {
             max_changes: max_changes.clamp(1, 512),
             batch: batch.max(1),
             tracking_category: None,
+            failed_request: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -158,6 +163,26 @@ impl MailboxConnection {
     pub fn with_tracking_category(mut self, category: &str) -> Self {
         self.tracking_category = Some(category.to_owned());
         self
+    }
+
+    /// The last request of this connection that failed, if any.
+    pub fn failed_request(&self) -> Option<RequestTrace> {
+        self.failed_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// One operation for this mailbox; a failure's request is remembered.
+    async fn call<O: EwsOperation>(&self, request: &O) -> Result<O::Response, EwsError> {
+        let (outcome, trace) = self.client.call_traced(Some(&self.target), request).await;
+        if outcome.is_err() {
+            *self
+                .failed_request
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = trace;
+        }
+        outcome
     }
 
     /// The mailbox's address.
@@ -190,7 +215,7 @@ impl MailboxConnection {
             })?,
             sync_scope: None,
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         let result = response.first()?;
         let changes = result
             .changes
@@ -229,7 +254,7 @@ impl MailboxConnection {
                 item_shape: shape,
                 item_ids: chunk.iter().map(ItemId::new).collect(),
             };
-            let response = self.client.call(Some(&self.target), &request).await?;
+            let response = self.call(&request).await?;
             for (index, id) in chunk.iter().enumerate() {
                 let Some(message) = response.messages.get(index) else {
                     out.push(Err(ItemError {
@@ -337,7 +362,7 @@ impl MailboxConnection {
             )),
             parent_folder_ids: vec![self.folder(DistinguishedFolderName::SentItems)],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         Ok(!response.first()?.items.is_empty())
     }
 
@@ -372,7 +397,7 @@ impl MailboxConnection {
             saved_item_folder_id: Some(self.folder(DistinguishedFolderName::SentItems)),
             items: vec![Item::Message(message)],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         match response.messages.first().and_then(|m| m.to_error()) {
             None => Ok(Ok(())),
             Some(e) if item_level(&e) => Ok(Err(e.to_string())),
@@ -397,7 +422,7 @@ impl MailboxConnection {
             saved_item_folder_id: Some(self.folder(folder)),
             items: vec![item],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         written(
             response
                 .messages
@@ -429,7 +454,7 @@ impl MailboxConnection {
                 updates,
             }],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         let Some(message) = response.messages.first() else {
             return Err(EwsError::Malformed {
                 excerpt: "UpdateItem response without a message".into(),
@@ -472,7 +497,7 @@ impl MailboxConnection {
             ),
             item_ids: vec![ItemId::new(id)],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         match response.messages.first() {
             Some(m) if m.code.as_str() == "ErrorItemNotFound" => Ok(false),
             Some(m) => match m.to_error() {
@@ -503,7 +528,7 @@ impl MailboxConnection {
             item_shape: shape,
             item_ids: vec![ItemId::new(id)],
         };
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         let Some(message) = response.messages.first() else {
             return Err(EwsError::Malformed {
                 excerpt: "GetItem response without a message".into(),
@@ -539,7 +564,7 @@ impl MailboxConnection {
     /// Items) and Exchange moves the meeting to Deleted Items. `Ok(false)`: it was gone.
     pub async fn decline_meeting(&self, id: &str, note: &str) -> Result<bool, EwsError> {
         let request = MeetingResponseRequest::decline(ItemId::new(id), Some(note));
-        let response = self.client.call(Some(&self.target), &request).await?;
+        let response = self.call(&request).await?;
         match response.messages.first() {
             Some(m) if m.code.as_str() == "ErrorItemNotFound" => Ok(false),
             Some(m) => match m.to_error() {
@@ -570,7 +595,7 @@ pub fn meeting_role(c: &CalendarItem, mailbox: &str) -> MeetingRole {
         None => c
             .organizer
             .as_ref()
-            .map_or(true, |o| o.address.eq_ignore_ascii_case(mailbox)),
+            .is_none_or(|o| o.address.eq_ignore_ascii_case(mailbox)),
     };
     if organizer {
         MeetingRole::Organizer {

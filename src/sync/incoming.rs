@@ -100,7 +100,7 @@ async fn sync_folder(
                     if mail
                         .email
                         .received_at
-                        .map_or(true, |r| process_from.admits(r)) =>
+                        .is_none_or(|r| process_from.admits(r)) =>
                 {
                     Some(mail)
                 }

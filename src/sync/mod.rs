@@ -83,6 +83,13 @@ impl SyncError {
                 EwsError::Http { status } => format!("ews.http_{status}"),
                 EwsError::Malformed { .. } => "ews.malformed_response".into(),
                 EwsError::Transport(_) => "ews.unreachable".into(),
+                EwsError::Token(crate::ews::oauth::TokenError::Unavailable { .. })
+                | EwsError::Token(crate::ews::oauth::TokenError::Malformed(_)) => {
+                    "oauth.token_endpoint_unavailable".into()
+                }
+                EwsError::Token(crate::ews::oauth::TokenError::Refused { .. }) => {
+                    "oauth.token_request_refused".into()
+                }
                 EwsError::Token(_) => "ews.oauth_token".into(),
                 EwsError::Ntlm(_) => "ews.ntlm".into(),
                 EwsError::Request { .. } => "ews.request_refused".into(),
@@ -93,10 +100,11 @@ impl SyncError {
         }
     }
 
-    /// The back-off Exchange asked for, if this is throttling.
+    /// The back-off Exchange asked for (throttling), or the token endpoint's `Retry-After`.
     pub fn server_back_off(&self) -> Option<Duration> {
         match self {
             SyncError::Ews(EwsError::ServerBusy { back_off }) => Some(*back_off),
+            SyncError::Ews(EwsError::Token(e)) => e.retry_after(),
             _ => None,
         }
     }

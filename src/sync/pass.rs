@@ -14,7 +14,9 @@ use crate::domain::rules::effective_process_from;
 use crate::domain::WorkloadStatus;
 use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMethod, Workload};
 use crate::metrics::{labels, metrics};
-use crate::store::scheduling::{self, ClaimedMailbox, ErrorRecord, PassRecord, WorkloadRecord};
+use crate::store::scheduling::{
+    self, ClaimedMailbox, ErrorCorrelation, ErrorRecord, PassRecord, WorkloadRecord,
+};
 use crate::store::{alerts, Store};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -344,6 +346,7 @@ impl SyncEngine {
                     code: "mailbox.invalid_row".into(),
                     text: message,
                     workload: Workload::Incoming,
+                    correlation: None,
                 });
             }
             Ok(mailbox) => {
@@ -483,6 +486,7 @@ impl SyncEngine {
                     code: refusal.code.to_owned(),
                     text: refusal.message.clone(),
                     workload,
+                    correlation: None,
                 });
                 return self.finish(
                     workload,
@@ -495,6 +499,7 @@ impl SyncEngine {
                 );
             }
         };
+        let mut failed_request = None;
         let result = match self.clients.client_for(profile, mailbox, &plan) {
             Err(e) => Err(e.to_string()),
             Ok(client) => {
@@ -513,7 +518,7 @@ impl SyncEngine {
                     &self.sync.tracking_category,
                 )
                 .await;
-                Ok(match scope {
+                let outcome = match scope {
                     Err(e) => Err(SyncError::Store(e)),
                     Ok(scope) => match workload {
                         Workload::Incoming => {
@@ -526,7 +531,9 @@ impl SyncEngine {
                         Workload::Outgoing => outgoing::run(ctx, &conn, &scope).await,
                         Workload::Act => act::run(ctx, &conn, &scope).await,
                     },
-                })
+                };
+                failed_request = conn.failed_request();
+                Ok(outcome)
             }
         };
         let result = match result {
@@ -654,10 +661,20 @@ impl SyncEngine {
                 });
                 record.succeeded = false;
                 record.clear_error = false;
+                // Only an EWS (or token) failure has a request to correlate with Exchange.
+                let correlation = match &error {
+                    SyncError::Ews(_) => failed_request.map(|trace| ErrorCorrelation {
+                        client_request_id: Some(trace.client_request_id),
+                        request_id: trace.ids.request_id,
+                        be_server: trace.ids.be_server,
+                    }),
+                    _ => None,
+                };
                 record.error = Some(ErrorRecord {
                     code: code.clone(),
                     text: message.clone(),
                     workload,
+                    correlation,
                 });
                 self.finish(
                     workload,
@@ -866,9 +883,9 @@ fn guidance(
 
 fn humanize(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs >= 3600 && secs % 3600 == 0 {
+    if secs >= 3600 && secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
-    } else if secs >= 60 && secs % 60 == 0 {
+    } else if secs >= 60 && secs.is_multiple_of(60) {
         format!("{} min", secs / 60)
     } else {
         format!("{} s", secs.max(1))

@@ -84,10 +84,13 @@ pub fn react(
                     block_credentials: None,
                 }
             } else {
+                // A server's Retry-After (the token endpoint's) is a floor, never shortened.
+                let retry_in = backoff(settings, failures.max(1) as u32, None, jitter)
+                    .max(server_back_off.unwrap_or_default());
                 Reaction {
                     status: WorkloadStatus::Failure,
                     failures,
-                    retry_in: backoff(settings, failures.max(1) as u32, None, jitter),
+                    retry_in,
                     blocked_code: None,
                     alert: (failures >= 3).then(|| AlertPlan {
                         scope: Scope::Mailbox,
@@ -183,6 +186,23 @@ mod tests {
         assert_eq!(last.blocked_code.as_deref(), Some(TOO_MANY_FAILURES));
         assert_eq!(last.retry_in, s.outage_retry_interval);
         assert_eq!(last.alert.map(|a| a.level), Some(AlertLevel::Error));
+    }
+
+    #[test]
+    fn a_transient_failure_with_retry_after_waits_at_least_that_long() {
+        let s = settings();
+        let r = react(
+            FailureKind::Transient,
+            "oauth.token_endpoint_unavailable",
+            0,
+            Some(CredentialSource::OAuthApp),
+            Some(Duration::from_secs(120)),
+            &s,
+            0.5,
+        );
+        assert!(r.retry_in >= Duration::from_secs(120), "{:?}", r.retry_in);
+        assert!(r.block_credentials.is_none());
+        assert!(r.alert.is_none());
     }
 
     #[test]

@@ -1358,7 +1358,8 @@ fn fake_exchange_command_serves_a_seed_file_and_prints_its_ews_url() {
 async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password() {
     use exsync::ews::ntlm::NtlmCredentials;
     use exsync::ews::ntlm_http::{NtlmHttpError, NtlmSessionPool};
-    use exsync::ews::transport::{SoapPost, TransportSettings};
+    use exsync::ews::tls::TrustSettings;
+    use exsync::ews::transport::{SoapPost, Transport, TransportSettings};
     use secrecy::SecretString;
 
     for tls in [false, true] {
@@ -1369,10 +1370,14 @@ async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password()
         .await;
         fx.deliver("anna@contoso.test", json!({"count": 2})).await;
         let url = url::Url::parse(&fx.fake.ews_url()).unwrap();
-        let settings = TransportSettings {
-            accept_invalid_certs: true,
+        let transport = Transport::new(TransportSettings {
+            trust: TrustSettings {
+                accept_invalid_certs: true,
+                ..TrustSettings::default()
+            },
             ..TransportSettings::default()
-        };
+        })
+        .unwrap();
         let request = get_folder(r#"<t:DistinguishedFolderId Id="inbox"/>"#);
         let post = || SoapPost {
             url: &url,
@@ -1380,10 +1385,11 @@ async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password()
             operation: "GetFolder",
             anchor_mailbox: None,
             authorization: None,
+            client_request_id: None,
         };
         let pool = NtlmSessionPool::new(
             NtlmCredentials::from_account("CONTOSO\\anna", SecretString::from(ANNA.1)),
-            &settings,
+            &transport,
         );
         // Two requests: the second reuses the authenticated connection.
         for _ in 0..2 {
@@ -1394,7 +1400,7 @@ async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password()
         }
         let wrong = NtlmSessionPool::new(
             NtlmCredentials::from_account("anna", SecretString::from("wrong")),
-            &settings,
+            &transport,
         );
         assert!(matches!(
             wrong.post(post()).await,
@@ -1426,7 +1432,7 @@ async fn fake_exchange_agrees_with_exsyncs_oauth_client_and_codec_requests() {
     let tokens = TokenSource::new(OAuthApp {
         token_url: url::Url::parse(&fx.fake.token_url()).unwrap(),
         client_id: "app-2".into(),
-        client_secret: SecretString::from("pw"),
+        credential: exsync::ews::oauth::ClientCredential::Secret(SecretString::from("pw")),
         scope: "https://outlook.office365.com/.default".into(),
     });
     let token = tokens.token(&transport).await.unwrap();
@@ -1441,6 +1447,7 @@ async fn fake_exchange_agrees_with_exsyncs_oauth_client_and_codec_requests() {
         authorization: Some(
             http::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).unwrap(),
         ),
+        client_request_id: None,
     };
     let folder = GetFolderRequest {
         folder_shape: BaseShape::Default,

@@ -5,11 +5,13 @@
 mod apply_rules;
 mod bench_rules;
 mod config_rules;
+mod connection_rules;
 mod credentials_at_rest;
 mod failure_rules;
 mod fake_exchange_rules;
 mod fake_meeting_rules;
 mod operate_rules;
+mod package_rules;
 mod pass_log_rules;
 mod scheduler_rules;
 mod schema_rules;

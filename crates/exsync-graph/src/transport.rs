@@ -87,7 +87,8 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A pool trusting the built-in public roots.
+    /// A pool with reqwest's defaults and no trusted roots of its own (plain HTTP, tests); a
+    /// daemon passes its trust store through [`Transport::from_builder`].
     pub fn new(settings: TransportSettings) -> Result<Transport, TransportError> {
         Self::from_builder(reqwest::Client::builder(), settings)
     }

@@ -32,6 +32,17 @@ pub fn capture_suite_logs() {
     });
 }
 
+/// An HTTP client for the fake's `/_fake/` API that trusts its certificate or private CA.
+fn control_client(fake: &FakeExchange) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = fake.ca_certificate_pem().or(fake.certificate_pem()) {
+        builder = builder.add_root_certificate(
+            reqwest::Certificate::from_pem(pem.as_bytes()).expect("fake certificate"),
+        );
+    }
+    builder.build().expect("control client")
+}
+
 /// Settings tuned so tests run in seconds: short ticks, backoffs and slow retries.
 pub fn fast_settings() -> Settings {
     let mut s = Settings::default();
@@ -72,8 +83,14 @@ impl World {
 
     /// A world with the given settings.
     pub async fn with_settings(pool: PgPool, settings: Settings) -> World {
+        World::with_fake(pool, settings, FakeConfig::default()).await
+    }
+
+    /// A world whose fake Exchange starts with `config` (TLS, certificates, faults); the
+    /// control API client trusts the fake's certificate (or its private CA).
+    pub async fn with_fake(pool: PgPool, settings: Settings, config: FakeConfig) -> World {
         capture_suite_logs();
-        let fake = FakeExchange::start(FakeConfig::default())
+        let fake = FakeExchange::start(config)
             .await
             .expect("start the fake Exchange");
         let store = Store::from_pool(pool);
@@ -91,6 +108,7 @@ impl World {
         )
         .expect("build app")
         .engine();
+        let http = control_client(&fake);
         World {
             store,
             cipher,
@@ -98,7 +116,7 @@ impl World {
             settings,
             engine,
             key_text,
-            http: reqwest::Client::new(),
+            http,
         }
     }
 
