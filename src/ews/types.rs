@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::soap::TYPES_NS;
 use super::xml::{Element, XmlWriter};
@@ -40,9 +40,17 @@ pub(crate) fn invalid(element: &'static str, value: &str) -> WireError {
 // Scalar helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Format a time the way EWS writes `xs:dateTime` (UTC, `Z`).
+/// Format a time the way Exchange writes `xs:dateTime`: UTC, whole seconds, `Z`
+/// (`2026-12-06T10:51:52Z`). Fractions are cut, not rounded, so a written time is never later
+/// than the stored one (some clients read nine fractional digits as a missing value).
 pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `t` without its fraction of a second: the precision Exchange keeps and writes.
+pub fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(0)
 }
 
 /// Parse an `xs:dateTime`; a value without offset is taken as UTC (EWS does that for some fields).
@@ -228,6 +236,12 @@ impl ResponseCode {
     /// `ErrorInvalidPropertySet`.
     pub const ERROR_INVALID_PROPERTY_SET: ResponseCode =
         ResponseCode(Cow::Borrowed("ErrorInvalidPropertySet"));
+    /// `ErrorInvalidPropertyDelete`.
+    pub const ERROR_INVALID_PROPERTY_DELETE: ResponseCode =
+        ResponseCode(Cow::Borrowed("ErrorInvalidPropertyDelete"));
+    /// `ErrorInvalidServerVersion`.
+    pub const ERROR_INVALID_SERVER_VERSION: ResponseCode =
+        ResponseCode(Cow::Borrowed("ErrorInvalidServerVersion"));
 }
 
 impl ResponseCode {
@@ -1873,6 +1887,9 @@ mod tests {
         assert_eq!(parse_time("x", "2006-10-28T01:37:05").unwrap(), want);
         assert!(parse_time("x", "yesterday").is_err());
         assert_eq!(format_time(&want), "2006-10-28T01:37:05Z");
+        let fractional = want + chrono::Duration::nanoseconds(999_999_999);
+        assert_eq!(format_time(&fractional), "2006-10-28T01:37:05Z");
+        assert_eq!(whole_seconds(fractional), want);
     }
 
     #[test]

@@ -619,7 +619,7 @@ fn create_one(
     folder: Option<DistinguishedFolderName>,
     item: &Item,
 ) -> Result<Vec<Item>, OpError> {
-    let now = Utc::now();
+    let now = crate::ews::types::whole_seconds(Utc::now());
     let me = EmailAddress::new(None, address);
     let mut item = item.clone();
     item.base_mut().item_id = None;

@@ -20,8 +20,8 @@ use sha2::Sha256;
 
 use super::{FakeError, Faults, FaultsPatch};
 use crate::ews::types::{
-    Body, BodyType, CalendarItem, Contact, DistinguishedFolderName, EmailAddress, FolderId, Item,
-    ItemBase, ItemId, Message, Task, TaskStatus,
+    whole_seconds, Body, BodyType, CalendarItem, Contact, DistinguishedFolderName, EmailAddress,
+    FolderId, Item, ItemBase, ItemId, Message, Task, TaskStatus,
 };
 use crate::ews::xml::XmlLimits;
 
@@ -355,7 +355,7 @@ impl Inner {
             .mailbox_mut(address)
             .ok_or_else(|| FakeError::NotFound(format!("mailbox {address}")))?;
         let id = ItemId::with_change_key(item_id_string(&mailbox.address, n), change_key);
-        let now = Utc::now();
+        let now = whole_seconds(Utc::now());
         let class = default_item_class(&item);
         let base = item.base_mut();
         base.item_id = Some(id.clone());
@@ -401,7 +401,7 @@ impl Inner {
         let stored = data.items.get_mut(&n)?;
         edit(&mut stored.item);
         let base = stored.item.base_mut();
-        base.last_modified_time = Some(Utc::now());
+        base.last_modified_time = Some(whole_seconds(Utc::now()));
         let id = base.item_id.as_mut()?;
         id.change_key = Some(change_key);
         let id = id.clone();
@@ -1085,7 +1085,8 @@ fn generated_item(
     count: u32,
     number: u64,
 ) -> Item {
-    let received = new.received.unwrap_or_else(Utc::now);
+    // Exchange keeps (and writes) whole seconds.
+    let received = whole_seconds(new.received.unwrap_or_else(Utc::now));
     let numbered = |default: &str| match &new.subject {
         Some(s) if count > 1 => format!("{s} {}", i + 1),
         Some(s) => s.clone(),

@@ -8,6 +8,7 @@ mod config_rules;
 mod credentials_at_rest;
 mod failure_rules;
 mod fake_exchange_rules;
+mod fake_wire_rules;
 mod operate_rules;
 mod scheduler_rules;
 mod schema_rules;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use super::error::EwsError;
 use super::soap::{
-    back_off_from, response_envelope, write_message_xml, RequestHeader, SoapError, MESSAGES_NS,
+    back_off_from, response_envelope, write_message_xml, HeaderError, RequestHeader, SoapError,
+    MESSAGES_NS,
 };
 use super::types::{ResponseClass, ResponseCode, ResponseMessage, WireError};
 use super::xml::{Element, XmlLimits, XmlWriter};
@@ -63,6 +64,18 @@ pub enum RequestError {
     /// A required element is missing or a value is outside its schema type.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// `RequestServerVersion` names no version this server accepts.
+    #[error("the specified server version is invalid: '{0}'")]
+    InvalidServerVersion(String),
+}
+
+impl From<HeaderError> for RequestError {
+    fn from(e: HeaderError) -> Self {
+        match e {
+            HeaderError::InvalidServerVersion(v) => RequestError::InvalidServerVersion(v),
+            HeaderError::Wire(w) => RequestError::Wire(w),
+        }
+    }
 }
 
 impl RequestError {
@@ -70,6 +83,7 @@ impl RequestError {
     pub fn response_code(&self) -> ResponseCode {
         match self {
             RequestError::UnknownOperation(_) => ResponseCode::ERROR_INVALID_REQUEST,
+            RequestError::InvalidServerVersion(_) => ResponseCode::ERROR_INVALID_SERVER_VERSION,
             _ => ResponseCode::ERROR_SCHEMA_VALIDATION,
         }
     }
@@ -593,7 +607,10 @@ mod tests {
             crate::ews::soap::TYPES_NS
         );
         let err = parse_request(bad_version.as_bytes(), &XmlLimits::default()).unwrap_err();
-        assert_eq!(err.response_code(), ResponseCode::ERROR_SCHEMA_VALIDATION);
+        assert_eq!(
+            err.response_code(),
+            ResponseCode::ERROR_INVALID_SERVER_VERSION
+        );
 
         for junk in [&b"not xml"[..], b"<a/>", b"<!DOCTYPE x><a/>"] {
             let err = parse_request(junk, &XmlLimits::default()).unwrap_err();
