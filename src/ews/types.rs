@@ -701,6 +701,8 @@ pub struct ItemBase {
     pub body: Option<Body>,
     /// `t:DateTimeReceived`.
     pub date_time_received: Option<DateTime<Utc>>,
+    /// `t:Size` in bytes (assigned by the server).
+    pub size: Option<u32>,
     /// `t:Categories/t:String`.
     pub categories: Vec<String>,
     /// `t:InReplyTo`.
@@ -713,6 +715,9 @@ pub struct ItemBase {
     pub last_modified_time: Option<DateTime<Utc>>,
     /// `t:ConversationId/@Id`.
     pub conversation_id: Option<String>,
+    /// Local names of the item's child elements this codec does not model, as read (never
+    /// written): the server side sees which other properties a client tried to set.
+    pub other_elements: Vec<String>,
 }
 
 impl ItemBase {
@@ -731,6 +736,9 @@ impl ItemBase {
             w.end();
         }
         time_opt(w, "t:DateTimeReceived", self.date_time_received.as_ref());
+        if let Some(size) = self.size {
+            w.leaf("t:Size", &size.to_string());
+        }
         if !self.categories.is_empty() {
             w.start("t:Categories");
             for c in &self.categories {
@@ -769,6 +777,10 @@ impl ItemBase {
                 })
                 .transpose()?,
             date_time_received: t_time(el, "DateTimeReceived")?,
+            size: el
+                .child_text(TYPES_NS, "Size")
+                .map(|t| parse_u32("Size", t))
+                .transpose()?,
             categories: el
                 .child(TYPES_NS, "Categories")
                 .map(|c| {
@@ -785,7 +797,66 @@ impl ItemBase {
                 .child(TYPES_NS, "ConversationId")
                 .and_then(|c| c.attr("Id"))
                 .map(str::to_owned),
+            other_elements: Vec::new(),
         })
+    }
+}
+
+/// Child elements of an item element the codec models, per element kind (the rest are listed
+/// in [`ItemBase::other_elements`] when read).
+fn modelled_elements(kind: &str) -> &'static [&'static str] {
+    const BASE: &[&str] = &[
+        "ItemId",
+        "ParentFolderId",
+        "ItemClass",
+        "Subject",
+        "Body",
+        "DateTimeReceived",
+        "Size",
+        "Categories",
+        "InReplyTo",
+        "DateTimeSent",
+        "DateTimeCreated",
+        "LastModifiedTime",
+        "ConversationId",
+    ];
+    match kind {
+        "CalendarItem" => &[
+            "UID",
+            "Start",
+            "End",
+            "IsAllDayEvent",
+            "Location",
+            "Organizer",
+            "RequiredAttendees",
+        ],
+        "Contact" | "DistributionList" => &[
+            "DisplayName",
+            "GivenName",
+            "CompanyName",
+            "EmailAddresses",
+            "PhoneNumbers",
+            "JobTitle",
+            "Surname",
+        ],
+        "Task" => &[
+            "CompleteDate",
+            "DueDate",
+            "PercentComplete",
+            "StartDate",
+            "Status",
+        ],
+        "" => BASE,
+        _ => &[
+            "Sender",
+            "ToRecipients",
+            "CcRecipients",
+            "BccRecipients",
+            "From",
+            "InternetMessageId",
+            "IsRead",
+            "References",
+        ],
     }
 }
 
@@ -1127,6 +1198,17 @@ impl Item {
                 references: t_text(el, "References"),
             }),
         };
+        let mut item = item;
+        let modelled = |name: &str| {
+            modelled_elements("").contains(&name)
+                || modelled_elements(el.name.as_str()).contains(&name)
+        };
+        item.base_mut().other_elements = el
+            .children
+            .iter()
+            .filter(|c| !modelled(&c.name))
+            .map(|c| super::error::excerpt(&c.name))
+            .collect();
         Ok(Some(item))
     }
 
@@ -1365,6 +1447,12 @@ impl FieldUri {
     pub const COMPANY_NAME: FieldUri = FieldUri(Cow::Borrowed("contacts:CompanyName"));
     /// `contacts:JobTitle`.
     pub const JOB_TITLE: FieldUri = FieldUri(Cow::Borrowed("contacts:JobTitle"));
+    /// `contacts:EmailAddresses` (the whole dictionary, for shapes).
+    pub const EMAIL_ADDRESSES: FieldUri = FieldUri(Cow::Borrowed("contacts:EmailAddresses"));
+    /// `contacts:PhoneNumbers` (the whole dictionary, for shapes).
+    pub const PHONE_NUMBERS: FieldUri = FieldUri(Cow::Borrowed("contacts:PhoneNumbers"));
+    /// `item:Size`.
+    pub const SIZE: FieldUri = FieldUri(Cow::Borrowed("item:Size"));
     /// `task:DueDate`.
     pub const DUE_DATE: FieldUri = FieldUri(Cow::Borrowed("task:DueDate"));
     /// `task:StartDate`.
@@ -1816,12 +1904,14 @@ mod tests {
                 content: "<p>hi</p>".into(),
             }),
             date_time_received: Some(t),
+            size: Some(1234),
             categories: vec!["Red".into(), "Blue".into()],
             in_reply_to: Some("<a@b>".into()),
             date_time_sent: Some(t),
             date_time_created: Some(t),
             last_modified_time: Some(t),
             conversation_id: Some("conv".into()),
+            other_elements: Vec::new(),
         };
         let items = [
             Item::Message(Message {

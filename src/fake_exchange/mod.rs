@@ -8,6 +8,7 @@
 
 mod auth;
 mod ews_ops;
+mod properties;
 mod routes;
 pub mod seed;
 mod server;

@@ -365,6 +365,11 @@ impl Inner {
         if base.item_class.is_none() {
             base.item_class = Some(class.to_owned());
         }
+        // Server-assigned, like Exchange: the conversation an item belongs to and its size.
+        base.conversation_id
+            .get_or_insert_with(|| conversation_id(base.subject.as_deref()));
+        let size = item_size(&item);
+        item.base_mut().size = Some(size);
         let data = mailbox.folders.entry(folder).or_default();
         data.seq += 1;
         let seq = data.seq;
@@ -400,7 +405,9 @@ impl Inner {
         let data = mailbox.folders.get_mut(&folder)?;
         let stored = data.items.get_mut(&n)?;
         edit(&mut stored.item);
+        let size = item_size(&stored.item);
         let base = stored.item.base_mut();
+        base.size = Some(size);
         base.last_modified_time = Some(whole_seconds(Utc::now()));
         let id = base.item_id.as_mut()?;
         id.change_key = Some(change_key);
@@ -436,6 +443,34 @@ impl Inner {
         mailbox.gone.insert(n);
         Some(stored.item)
     }
+}
+
+/// A conversation id from the subject without reply and forward prefixes (Exchange derives it
+/// from the thread; the subject is the fake's stand-in), so a reply joins its original.
+fn conversation_id(subject: Option<&str>) -> String {
+    use sha2::Digest;
+    let mut topic = subject.unwrap_or_default().trim().to_lowercase();
+    while let Some(rest) = ["re:", "fw:", "fwd:", "aw:", "wg:"]
+        .iter()
+        .find_map(|p| topic.strip_prefix(p))
+    {
+        topic = rest.trim_start().to_owned();
+    }
+    let digest = Sha256::digest(topic.as_bytes());
+    format!("AAQk{}", URL_SAFE_NO_PAD.encode(&digest[..16]))
+}
+
+/// An item's size in bytes as the store would count it: its text and a fixed overhead.
+fn item_size(item: &Item) -> u32 {
+    let base = item.base();
+    let text = base.subject.as_ref().map_or(0, String::len)
+        + base.body.as_ref().map_or(0, |b| b.content.len());
+    let recipients = match item {
+        Item::Message(m) => m.to_recipients.len() + m.cc_recipients.len() + m.bcc_recipients.len(),
+        Item::CalendarItem(c) => c.required_attendees.len(),
+        _ => 0,
+    };
+    u32::try_from(1024 + text + 64 * recipients).unwrap_or(u32::MAX)
 }
 
 /// Item ids encode their mailbox: base64url of `i\0address\0number`.

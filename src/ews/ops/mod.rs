@@ -20,6 +20,8 @@ pub mod delete_item;
 pub mod find_item;
 pub mod get_folder;
 pub mod get_item;
+mod schema_names;
+mod strict;
 pub mod sync_folder_hierarchy;
 pub mod sync_folder_items;
 pub mod update_item;
@@ -67,6 +69,10 @@ pub enum RequestError {
     /// `RequestServerVersion` names no version this server accepts.
     #[error("the specified server version is invalid: '{0}'")]
     InvalidServerVersion(String),
+    /// The operation element breaks the schema: an element out of order, unknown, repeated or
+    /// missing, or a value outside its enumeration.
+    #[error("The request failed schema validation: {0}")]
+    Schema(String),
 }
 
 impl From<HeaderError> for RequestError {
@@ -352,7 +358,9 @@ impl EwsRequest {
     }
 }
 
-/// Server side: read a whole request envelope into its header and operation.
+/// Server side: read a whole request envelope into its header and operation, strictly: an
+/// unknown `RequestServerVersion` is [`RequestError::InvalidServerVersion`], an operation that
+/// breaks the schema (order, unknown elements, enumerations) [`RequestError::Schema`].
 pub fn parse_request(
     bytes: &[u8],
     limits: &XmlLimits,
@@ -369,6 +377,8 @@ pub fn parse_request(
             &op.name,
         )));
     }
+    // Exchange validates every request against its schema before reading it.
+    strict::check_operation(op).map_err(RequestError::Schema)?;
     let request = match op.name.as_str() {
         "GetFolder" => EwsRequest::GetFolder(GetFolderRequest::from_body(op)?),
         "SyncFolderHierarchy" => {
@@ -408,10 +418,12 @@ mod tests {
         vec![
             EwsRequest::GetFolder(GetFolderRequest {
                 folder_shape: BaseShape::Default,
+                additional_properties: vec![],
                 folder_ids: vec![inbox.clone()],
             }),
             EwsRequest::SyncFolderHierarchy(SyncFolderHierarchyRequest {
                 folder_shape: BaseShape::IdOnly,
+                additional_properties: vec![],
                 sync_folder_id: None,
                 sync_state: None,
             }),
@@ -507,22 +519,21 @@ mod tests {
     }
 
     #[test]
-    fn any_prefixes_and_any_order_are_read() {
-        // Unusual prefixes, elements out of schema order, and an unknown element in between.
-        let xml = r#"<x:Envelope xmlns:x="http://schemas.xmlsoap.org/soap/envelope/"
+    fn requests_are_read_strictly_and_responses_tolerantly() {
+        // Unusual prefixes are fine on both sides.
+        let in_order = r#"<x:Envelope xmlns:x="http://schemas.xmlsoap.org/soap/envelope/"
               xmlns:ns1="http://schemas.microsoft.com/exchange/services/2006/messages"
               xmlns:ns2="http://schemas.microsoft.com/exchange/services/2006/types">
           <x:Header><ns2:RequestServerVersion Version="Exchange2013_SP1"/></x:Header>
           <x:Body>
             <ns1:SyncFolderItems>
-              <ns1:MaxChangesReturned> 25 </ns1:MaxChangesReturned>
-              <ns1:SomethingNewer>ignored</ns1:SomethingNewer>
-              <ns1:SyncFolderId><ns2:DistinguishedFolderId Id="calendar"/></ns1:SyncFolderId>
               <ns1:ItemShape><ns2:BaseShape>IdOnly</ns2:BaseShape></ns1:ItemShape>
+              <ns1:SyncFolderId><ns2:DistinguishedFolderId Id="calendar"/></ns1:SyncFolderId>
+              <ns1:MaxChangesReturned> 25 </ns1:MaxChangesReturned>
             </ns1:SyncFolderItems>
           </x:Body>
         </x:Envelope>"#;
-        let (header, request) = parse_request(xml.as_bytes(), &XmlLimits::default()).unwrap();
+        let (header, request) = parse_request(in_order.as_bytes(), &XmlLimits::default()).unwrap();
         assert_eq!(header, RequestHeader::new(ExchangeVersion::Exchange2013Sp1));
         let EwsRequest::SyncFolderItems(r) = request else {
             panic!("wrong operation")
@@ -533,6 +544,20 @@ mod tests {
             BaseFolderId::distinguished(DistinguishedFolderName::Calendar)
         );
         assert_eq!(r.item_shape, ItemShape::new(BaseShape::IdOnly));
+        // A request out of schema order, or with an element the schema lacks, is refused the
+        // way Exchange refuses it: ErrorSchemaValidation.
+        let shape = "<ns1:ItemShape><ns2:BaseShape>IdOnly</ns2:BaseShape></ns1:ItemShape>";
+        let max = "<ns1:MaxChangesReturned> 25 </ns1:MaxChangesReturned>";
+        for broken in [
+            in_order
+                .replace(shape, "")
+                .replace(max, &format!("{max}{shape}")),
+            in_order.replace(max, &format!("<ns1:SomethingNewer/>{max}")),
+        ] {
+            let err = parse_request(broken.as_bytes(), &XmlLimits::default()).unwrap_err();
+            assert!(matches!(err, RequestError::Schema(_)), "{err}");
+            assert_eq!(err.response_code(), ResponseCode::ERROR_SCHEMA_VALIDATION);
+        }
 
         let response = r#"<a:Envelope xmlns:a="http://schemas.xmlsoap.org/soap/envelope/"><a:Body>
           <r:GetItemResponse xmlns:r="http://schemas.microsoft.com/exchange/services/2006/messages"
