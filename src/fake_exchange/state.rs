@@ -703,6 +703,7 @@ pub struct FakeState {
     pub(crate) xml_limits: XmlLimits,
     hmac_key: [u8; 32],
     token_lifetime: Duration,
+    pub(crate) traffic: Option<super::traffic::TrafficRecorder>,
 }
 
 impl FakeState {
@@ -727,7 +728,14 @@ impl FakeState {
             xml_limits,
             hmac_key: rng.gen(),
             token_lifetime: Duration::from_secs(3600),
+            traffic: None,
         }
+    }
+
+    /// This fake, recording its EWS traffic into `dir` when one is given.
+    pub(crate) fn recording_traffic(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.traffic = dir.map(super::traffic::TrafficRecorder::new);
+        self
     }
 
     /// The lock on everything (a poisoned lock is recovered: the data stays consistent per call).

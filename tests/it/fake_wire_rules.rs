@@ -9,7 +9,7 @@ use exsync::ews::soap::{parse_envelope, TYPES_NS};
 use exsync::ews::types::Item;
 use exsync::ews::xml::{Element, XmlLimits};
 use exsync::ews::EwsError;
-use exsync::fake_exchange::{FakeConfig, FakeExchange};
+use exsync::fake_exchange::FakeExchange;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -27,7 +27,7 @@ struct Wire {
 
 impl Wire {
     async fn start() -> Wire {
-        let fake = FakeExchange::start(FakeConfig::default())
+        let fake = FakeExchange::start(crate::support::world::recording_fake())
             .await
             .expect("fake starts");
         let wire = Wire {
@@ -103,11 +103,10 @@ impl Wire {
         (status, response.text().await.unwrap())
     }
 
-    /// POST, expect 200 and a schema-valid answer.
+    /// POST, expect 200 (the answer's schema is checked with the suite's recorded traffic).
     async fn post_ok(&self, xml: &str) -> String {
         let (status, body) = self.post(xml).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        check_soap(&body);
         body
     }
 }
@@ -963,5 +962,92 @@ async fn requests_out_of_schema_order_with_unknown_elements_or_bad_enumerations_
         ))
         .await;
     assert_eq!(messages(&unmodelled), [success()]);
+    wire.fake.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_fake_records_every_request_exsync_sends_and_every_answer_for_the_schema_check() {
+    use exsync::ews::ops::GetFolderRequest;
+    use exsync::ews::soap::{ExchangeVersion, RequestHeader};
+    use exsync::ews::transport::{SoapPost, Transport, TransportSettings};
+    use exsync::ews::types::{BaseFolderId, BaseShape, DistinguishedFolderName, FieldUri};
+
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeExchange::start(exsync::fake_exchange::FakeConfig {
+        traffic_dir: Some(dir.path().to_owned()),
+        ..exsync::fake_exchange::FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let wire = Wire {
+        fake,
+        http: reqwest::Client::new(),
+    };
+    wire.api(
+        "POST",
+        "/_fake/accounts",
+        json!({"address": "anna@contoso.test", "username": ANNA.0, "password": ANNA.1}),
+    )
+    .await;
+    // exsync's own transport (its User-Agent marks the requests to record) …
+    let transport = Transport::new(TransportSettings::default()).unwrap();
+    let url = url::Url::parse(&wire.fake.ews_url()).unwrap();
+    let basic = http::HeaderValue::from_str(&format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{}:{}", ANNA.0, ANNA.1)
+        )
+    ))
+    .unwrap();
+    for folder in [
+        DistinguishedFolderName::Inbox,
+        DistinguishedFolderName::Inbox,
+        DistinguishedFolderName::Drafts,
+    ] {
+        let body = GetFolderRequest {
+            folder_shape: BaseShape::IdOnly,
+            additional_properties: vec![FieldUri::FOLDER_DISPLAY_NAME],
+            folder_ids: vec![BaseFolderId::distinguished(folder)],
+        }
+        .to_xml(&RequestHeader::new(ExchangeVersion::Exchange2013Sp1));
+        let answer = transport
+            .post(SoapPost {
+                url: &url,
+                body: body.into_bytes(),
+                operation: "GetFolder",
+                anchor_mailbox: None,
+                authorization: Some(basic.clone()),
+            })
+            .await
+            .unwrap();
+        assert_eq!(answer.status.as_u16(), 200);
+    }
+    // … and a fault answering another client, whose own request is not exsync's to check.
+    wire.post("<soap:Envelope").await;
+    let mut files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let kinds: Vec<&str> = files
+        .iter()
+        .map(|f| f.rsplit_once('-').unwrap().0)
+        .collect();
+    // The two requests for the inbox have one shape, one file; the drafts request another.
+    assert_eq!(
+        kinds,
+        [
+            "request-GetFolder",
+            "request-GetFolder",
+            "response-Fault",
+            "response-GetFolderResponse",
+            "response-GetFolderResponse"
+        ],
+        "{files:?}"
+    );
+    for file in &files {
+        check_soap(&std::fs::read_to_string(dir.path().join(file)).unwrap());
+    }
     wire.fake.shutdown().await;
 }

@@ -32,6 +32,24 @@ pub fn capture_suite_logs() {
     });
 }
 
+/// Where the suite's fakes record the EWS traffic (exsync's requests and their answers) that
+/// `scripts/check-traffic.sh` validates with `check-soap` after the suite:
+/// `$EXSYNC_FAKE_TRAFFIC_DIR` (set by `scripts/test.sh`), else `<target>/tmp/ews-traffic`.
+pub fn traffic_dir() -> std::path::PathBuf {
+    std::env::var_os(exsync::fake_exchange::TRAFFIC_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ews-traffic"))
+}
+
+/// A fake Exchange configuration that records its traffic into [`traffic_dir`].
+pub fn recording_fake() -> FakeConfig {
+    FakeConfig {
+        traffic_dir: Some(traffic_dir()),
+        ..FakeConfig::default()
+    }
+}
+
 /// Settings tuned so tests run in seconds: short ticks, backoffs and slow retries.
 pub fn fast_settings() -> Settings {
     let mut s = Settings::default();
@@ -73,7 +91,7 @@ impl World {
     /// A world with the given settings.
     pub async fn with_settings(pool: PgPool, settings: Settings) -> World {
         capture_suite_logs();
-        let fake = FakeExchange::start(FakeConfig::default())
+        let fake = FakeExchange::start(recording_fake())
             .await
             .expect("start the fake Exchange");
         let store = Store::from_pool(pool);
