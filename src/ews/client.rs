@@ -480,6 +480,7 @@ mod tests {
     fn impersonation_sets_the_header_and_the_anchor() {
         let request = GetFolderRequest {
             folder_shape: BaseShape::IdOnly,
+            additional_properties: vec![],
             folder_ids: vec![],
         };
         let header = RequestHeader::impersonating(ExchangeVersion::Exchange2013Sp1, "a@b.c");

@@ -91,12 +91,18 @@ pub fn message(n: usize, body_bytes: usize) -> Item {
                 content: html_body(n, body_bytes),
             }),
             date_time_received: Some(t),
+            size: Some(
+                u32::try_from(body_bytes)
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(2_048),
+            ),
             categories: vec!["Finance".into()],
             in_reply_to: Some(format!("<prev-{n}@fabrikam.test>")),
             date_time_sent: Some(t - chrono::Duration::seconds(3)),
             date_time_created: Some(t),
             last_modified_time: Some(t),
             conversation_id: Some(format!("AAQkADk0ZjM4ZGE1LTdmNDkAEAD{n:08}")),
+            other_elements: Vec::new(),
         },
         sender: Some(person(1_000 + n)),
         to_recipients: (0..recipients * 2 / 3).map(person).collect(),
@@ -275,10 +281,12 @@ pub fn every_request() -> Vec<EwsRequest> {
     vec![
         EwsRequest::GetFolder(GetFolderRequest {
             folder_shape: BaseShape::Default,
+            additional_properties: vec![],
             folder_ids: vec![inbox.clone()],
         }),
         EwsRequest::SyncFolderHierarchy(SyncFolderHierarchyRequest {
             folder_shape: BaseShape::AllProperties,
+            additional_properties: vec![],
             sync_folder_id: None,
             sync_state: Some("state-1".into()),
         }),

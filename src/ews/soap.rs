@@ -55,9 +55,23 @@ pub enum ExchangeVersion {
     V2016_07_13,
     /// `V2016_10_10`.
     V2016_10_10,
+    /// `V2017_01_07` (Exchange Online; not in the published types.xsd).
+    V2017_01_07,
+    /// `V2017_04_14` (Exchange Online; not in the published types.xsd).
+    V2017_04_14,
+    /// `V2017_07_11`: what Exchange 2016 / 2019 CUs report in ServerVersionInfo (not in the
+    /// published types.xsd).
+    V2017_07_11,
+    /// `V2017_10_09` (Exchange Online; not in the published types.xsd).
+    V2017_10_09,
+    /// `V2018_01_08` (Exchange Online; not in the published types.xsd).
+    V2018_01_08,
 }
 
-const VERSIONS: [(ExchangeVersion, &str); 16] = [
+/// Every `RequestServerVersion` Exchange 2016 / 2019 / Online accept: the published
+/// ExchangeVersionType enumeration (types.xsd) and the later dated versions Exchange Online's
+/// schema adds. Anything else is answered `ErrorInvalidServerVersion`.
+const VERSIONS: [(ExchangeVersion, &str); 21] = [
     (ExchangeVersion::Exchange2007, "Exchange2007"),
     (ExchangeVersion::Exchange2007Sp1, "Exchange2007_SP1"),
     (ExchangeVersion::Exchange2009, "Exchange2009"),
@@ -74,6 +88,11 @@ const VERSIONS: [(ExchangeVersion, &str); 16] = [
     (ExchangeVersion::V2016_04_13, "V2016_04_13"),
     (ExchangeVersion::V2016_07_13, "V2016_07_13"),
     (ExchangeVersion::V2016_10_10, "V2016_10_10"),
+    (ExchangeVersion::V2017_01_07, "V2017_01_07"),
+    (ExchangeVersion::V2017_04_14, "V2017_04_14"),
+    (ExchangeVersion::V2017_07_11, "V2017_07_11"),
+    (ExchangeVersion::V2017_10_09, "V2017_10_09"),
+    (ExchangeVersion::V2018_01_08, "V2018_01_08"),
 ];
 
 impl ExchangeVersion {
@@ -96,6 +115,19 @@ impl FromStr for ExchangeVersion {
             .map(|(v, _)| *v)
             .ok_or_else(|| invalid("RequestServerVersion/@Version", s))
     }
+}
+
+/// Why a request's SOAP header was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// `RequestServerVersion` without `Version`, or with a version the server does not know:
+    /// Exchange answers `ErrorInvalidServerVersion` (a SOAP fault, HTTP 500), so a client that
+    /// probes with a newer version can step down.
+    #[error("the specified server version is invalid: '{0}'")]
+    InvalidServerVersion(String),
+    /// Another part of the header is malformed (ExchangeImpersonation without a ConnectingSID …).
+    #[error(transparent)]
+    Wire(#[from] WireError),
 }
 
 /// The SOAP header of a request: schema version and, optionally, the impersonated mailbox.
@@ -137,17 +169,20 @@ impl RequestHeader {
         }
     }
 
-    /// Read the request header; a missing version means Exchange2007_SP1, as Exchange assumes.
-    pub fn from_header(header: Option<&Element>) -> Result<Self, WireError> {
+    /// Read the request header. Without `RequestServerVersion` a request speaks Exchange2007,
+    /// the initial release, as Exchange assumes ("Versioning Requests (Exchange Web Services)");
+    /// an element without `Version` or with an unknown one is [`HeaderError::InvalidServerVersion`].
+    pub fn from_header(header: Option<&Element>) -> Result<Self, HeaderError> {
         let Some(header) = header else {
-            return Ok(RequestHeader::new(ExchangeVersion::Exchange2007Sp1));
+            return Ok(RequestHeader::new(ExchangeVersion::Exchange2007));
         };
         let version = match header.child(TYPES_NS, "RequestServerVersion") {
-            Some(v) => v
-                .attr("Version")
-                .ok_or(WireError::Missing("RequestServerVersion/@Version"))?
-                .parse()?,
-            None => ExchangeVersion::Exchange2007Sp1,
+            Some(v) => {
+                let text = v.attr("Version").unwrap_or_default();
+                text.parse()
+                    .map_err(|_| HeaderError::InvalidServerVersion(excerpt(text)))?
+            }
+            None => ExchangeVersion::Exchange2007,
         };
         let impersonation = match header.child(TYPES_NS, "ExchangeImpersonation") {
             Some(imp) => {
@@ -250,10 +285,15 @@ pub(crate) fn request_envelope(
     w.finish()
 }
 
-/// The ServerVersionInfo our responses carry (an Exchange 2016 CU build, as a real server sends).
-fn write_server_version(w: &mut XmlWriter) {
-    w.start("t:ServerVersionInfo")
-        .attr("MajorVersion", "15")
+/// The ServerVersionInfo every response carries, faults included (an Exchange 2016 CU build,
+/// as a real server sends it): `qname` is `t:ServerVersionInfo` where the envelope declares
+/// `t`, else `h:ServerVersionInfo` declaring `h` itself, as Exchange writes it in faults.
+fn write_server_version(w: &mut XmlWriter, qname: &str) {
+    w.start(qname);
+    if qname.starts_with("h:") {
+        w.attr("xmlns:h", TYPES_NS);
+    }
+    w.attr("MajorVersion", "15")
         .attr("MinorVersion", "1")
         .attr("MajorBuildNumber", "2507")
         .attr("MinorBuildNumber", "6")
@@ -266,7 +306,7 @@ pub(crate) fn response_envelope(body: impl FnOnce(&mut XmlWriter)) -> String {
     let mut w = XmlWriter::new();
     open_envelope(&mut w);
     w.start("soap:Header");
-    write_server_version(&mut w);
+    write_server_version(&mut w, "t:ServerVersionInfo");
     w.end();
     w.start("soap:Body");
     body(&mut w);
@@ -342,10 +382,15 @@ impl SoapFault {
         }
     }
 
-    /// The whole fault envelope, shaped like Exchange's.
+    /// The whole fault envelope, shaped like Exchange's: ServerVersionInfo in the SOAP header
+    /// (the only place the schema allows it; the fault's detail holds ResponseCode, Message
+    /// and MessageXml), the fault in the body.
     pub fn to_xml(&self) -> String {
         let mut w = XmlWriter::new();
         w.start("s:Envelope").attr("xmlns:s", SOAP_NS);
+        w.start("s:Header");
+        write_server_version(&mut w, "h:ServerVersionInfo");
+        w.end();
         w.start("s:Body").start("s:Fault");
         w.start("faultcode")
             .attr("xmlns:a", TYPES_NS)

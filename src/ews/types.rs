@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::recurrence::Recurrence;
 use super::soap::TYPES_NS;
@@ -41,9 +41,17 @@ pub(crate) fn invalid(element: &'static str, value: &str) -> WireError {
 // Scalar helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Format a time the way EWS writes `xs:dateTime` (UTC, `Z`).
+/// Format a time the way Exchange writes `xs:dateTime`: UTC, whole seconds, `Z`
+/// (`2026-12-06T10:51:52Z`). Fractions are cut, not rounded, so a written time is never later
+/// than the stored one (some clients read nine fractional digits as a missing value).
 pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// `t` without its fraction of a second: the precision Exchange keeps and writes.
+pub fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    t.trunc_subsecs(0)
 }
 
 /// Parse an `xs:dateTime`; a value without offset is taken as UTC (EWS does that for some fields).
@@ -229,6 +237,12 @@ impl ResponseCode {
     /// `ErrorInvalidPropertySet`.
     pub const ERROR_INVALID_PROPERTY_SET: ResponseCode =
         ResponseCode(Cow::Borrowed("ErrorInvalidPropertySet"));
+    /// `ErrorInvalidPropertyDelete`.
+    pub const ERROR_INVALID_PROPERTY_DELETE: ResponseCode =
+        ResponseCode(Cow::Borrowed("ErrorInvalidPropertyDelete"));
+    /// `ErrorInvalidServerVersion`.
+    pub const ERROR_INVALID_SERVER_VERSION: ResponseCode =
+        ResponseCode(Cow::Borrowed("ErrorInvalidServerVersion"));
 }
 
 impl ResponseCode {
@@ -688,6 +702,8 @@ pub struct ItemBase {
     pub body: Option<Body>,
     /// `t:DateTimeReceived`.
     pub date_time_received: Option<DateTime<Utc>>,
+    /// `t:Size` in bytes (assigned by the server).
+    pub size: Option<u32>,
     /// `t:Categories/t:String`.
     pub categories: Vec<String>,
     /// `t:InReplyTo`.
@@ -700,6 +716,9 @@ pub struct ItemBase {
     pub last_modified_time: Option<DateTime<Utc>>,
     /// `t:ConversationId/@Id`.
     pub conversation_id: Option<String>,
+    /// Local names of the item's child elements this codec does not model, as read (never
+    /// written): the server side sees which other properties a client tried to set.
+    pub other_elements: Vec<String>,
 }
 
 impl ItemBase {
@@ -718,6 +737,9 @@ impl ItemBase {
             w.end();
         }
         time_opt(w, "t:DateTimeReceived", self.date_time_received.as_ref());
+        if let Some(size) = self.size {
+            w.leaf("t:Size", &size.to_string());
+        }
         if !self.categories.is_empty() {
             w.start("t:Categories");
             for c in &self.categories {
@@ -756,6 +778,10 @@ impl ItemBase {
                 })
                 .transpose()?,
             date_time_received: t_time(el, "DateTimeReceived")?,
+            size: el
+                .child_text(TYPES_NS, "Size")
+                .map(|t| parse_u32("Size", t))
+                .transpose()?,
             categories: el
                 .child(TYPES_NS, "Categories")
                 .map(|c| {
@@ -772,7 +798,73 @@ impl ItemBase {
                 .child(TYPES_NS, "ConversationId")
                 .and_then(|c| c.attr("Id"))
                 .map(str::to_owned),
+            other_elements: Vec::new(),
         })
+    }
+}
+
+/// Child elements of an item element the codec models, per element kind (the rest are listed
+/// in [`ItemBase::other_elements`] when read).
+fn modelled_elements(kind: &str) -> &'static [&'static str] {
+    const BASE: &[&str] = &[
+        "ItemId",
+        "ParentFolderId",
+        "ItemClass",
+        "Subject",
+        "Body",
+        "DateTimeReceived",
+        "Size",
+        "Categories",
+        "InReplyTo",
+        "DateTimeSent",
+        "DateTimeCreated",
+        "LastModifiedTime",
+        "ConversationId",
+    ];
+    match kind {
+        "CalendarItem" => &[
+            "UID",
+            "Start",
+            "End",
+            "IsAllDayEvent",
+            "Location",
+            "IsMeeting",
+            "IsCancelled",
+            "IsRecurring",
+            "MeetingRequestWasSent",
+            "CalendarItemType",
+            "MyResponseType",
+            "Organizer",
+            "RequiredAttendees",
+            "Recurrence",
+        ],
+        "Contact" | "DistributionList" => &[
+            "DisplayName",
+            "GivenName",
+            "CompanyName",
+            "EmailAddresses",
+            "PhoneNumbers",
+            "JobTitle",
+            "Surname",
+        ],
+        "Task" => &[
+            "CompleteDate",
+            "DueDate",
+            "PercentComplete",
+            "StartDate",
+            "Status",
+        ],
+        "" => BASE,
+        _ => &[
+            "Sender",
+            "ToRecipients",
+            "CcRecipients",
+            "BccRecipients",
+            "From",
+            "InternetMessageId",
+            "IsRead",
+            "References",
+        ],
     }
 }
 
@@ -1157,6 +1249,17 @@ impl Item {
                 references: t_text(el, "References"),
             }),
         };
+        let mut item = item;
+        let modelled = |name: &str| {
+            modelled_elements("").contains(&name)
+                || modelled_elements(el.name.as_str()).contains(&name)
+        };
+        item.base_mut().other_elements = el
+            .children
+            .iter()
+            .filter(|c| !modelled(&c.name))
+            .map(|c| super::error::excerpt(&c.name))
+            .collect();
         Ok(Some(item))
     }
 
@@ -1410,6 +1513,12 @@ impl FieldUri {
     pub const COMPANY_NAME: FieldUri = FieldUri(Cow::Borrowed("contacts:CompanyName"));
     /// `contacts:JobTitle`.
     pub const JOB_TITLE: FieldUri = FieldUri(Cow::Borrowed("contacts:JobTitle"));
+    /// `contacts:EmailAddresses` (the whole dictionary, for shapes).
+    pub const EMAIL_ADDRESSES: FieldUri = FieldUri(Cow::Borrowed("contacts:EmailAddresses"));
+    /// `contacts:PhoneNumbers` (the whole dictionary, for shapes).
+    pub const PHONE_NUMBERS: FieldUri = FieldUri(Cow::Borrowed("contacts:PhoneNumbers"));
+    /// `item:Size`.
+    pub const SIZE: FieldUri = FieldUri(Cow::Borrowed("item:Size"));
     /// `task:DueDate`.
     pub const DUE_DATE: FieldUri = FieldUri(Cow::Borrowed("task:DueDate"));
     /// `task:StartDate`.
@@ -1893,12 +2002,14 @@ mod tests {
                 content: "<p>hi</p>".into(),
             }),
             date_time_received: Some(t),
+            size: Some(1234),
             categories: vec!["Red".into(), "Blue".into()],
             in_reply_to: Some("<a@b>".into()),
             date_time_sent: Some(t),
             date_time_created: Some(t),
             last_modified_time: Some(t),
             conversation_id: Some("conv".into()),
+            other_elements: Vec::new(),
         };
         let items = [
             Item::Message(Message {
@@ -1981,6 +2092,9 @@ mod tests {
         assert_eq!(parse_time("x", "2006-10-28T01:37:05").unwrap(), want);
         assert!(parse_time("x", "yesterday").is_err());
         assert_eq!(format_time(&want), "2006-10-28T01:37:05Z");
+        let fractional = want + chrono::Duration::nanoseconds(999_999_999);
+        assert_eq!(format_time(&fractional), "2006-10-28T01:37:05Z");
+        assert_eq!(whole_seconds(fractional), want);
     }
 
     #[test]

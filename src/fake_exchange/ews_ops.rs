@@ -10,6 +10,9 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 
 use super::auth::Principal;
+use super::properties::{
+    copy_property, is_read_only, read_only_property_in, shaped, shaped_folder, Answering,
+};
 use super::state::{
     default_folder, folder_id_string, item_id_string, parse_folder_id, parse_item_id, AccountKind,
     FakeState, Inner, NetChange, MAILBOX_FOLDERS,
@@ -25,7 +28,7 @@ use crate::ews::ops::{
 use crate::ews::soap::{RequestHeader, SoapFault};
 use crate::ews::types::{
     format_time, BaseFolderId, BaseShape, ConflictResolution, DeleteType, DistinguishedFolderName,
-    EmailAddress, FieldUri, Folder, FolderId, Item, ItemId, ItemShape, Message, MessageDisposition,
+    EmailAddress, FieldUri, Folder, FolderId, Item, ItemId, Message, MessageDisposition,
     ResponseCode, ResponseMessage, ResponseType, Restriction, SendMeetingInvitations,
 };
 
@@ -220,22 +223,6 @@ fn message<T>(result: Result<T, OpError>) -> ResponseMessage<T> {
     }
 }
 
-fn shaped(item: &Item, shape: &ItemShape) -> Item {
-    if shape.base_shape == BaseShape::IdOnly && shape.additional_properties.is_empty() {
-        item.id_only()
-    } else {
-        item.clone()
-    }
-}
-
-/// FindItem and SyncFolderItems cannot return Body (EWS reference: "SyncFolderItems is similar
-/// to the FindItem operation in that it cannot return properties like Body or Attachments").
-fn summary_shaped(item: &Item, shape: &ItemShape) -> Item {
-    let mut item = shaped(item, shape);
-    item.base_mut().body = None;
-    item
-}
-
 fn display_name(name: DistinguishedFolderName) -> (&'static str, &'static str) {
     match name {
         DistinguishedFolderName::Inbox => ("Inbox", "IPF.Note"),
@@ -252,22 +239,22 @@ fn display_name(name: DistinguishedFolderName) -> (&'static str, &'static str) {
     }
 }
 
+/// A folder with every property the fake models, shaped as asked.
 fn folder_view(
     inner: &Inner,
     address: &str,
     name: DistinguishedFolderName,
     shape: BaseShape,
+    additional: &[FieldUri],
 ) -> Folder {
+    shaped_folder(&full_folder(inner, address, name), shape, additional)
+}
+
+fn full_folder(inner: &Inner, address: &str, name: DistinguishedFolderName) -> Folder {
     let id = FolderId {
         id: folder_id_string(address, name),
         change_key: Some("AQAAABYAAAA".into()),
     };
-    if shape == BaseShape::IdOnly {
-        return Folder {
-            folder_id: Some(id),
-            ..Folder::default()
-        };
-    }
     let (display, class) = display_name(name);
     let data = inner.mailbox(address).and_then(|m| m.folder(name));
     let total = data.map(|d| d.items.len()).unwrap_or(0);
@@ -301,16 +288,15 @@ fn folder_view(
 }
 
 fn get_folder(ctx: &Ctx, inner: &mut Inner, r: &GetFolderRequest) -> Answer {
-    let messages: Vec<_> = r
-        .folder_ids
-        .iter()
-        .map(|id| {
-            message(
-                ctx.folder(inner, id)
-                    .map(|(a, n)| folder_view(inner, &a, n, r.folder_shape)),
-            )
-        })
-        .collect();
+    let messages: Vec<_> =
+        r.folder_ids
+            .iter()
+            .map(|id| {
+                message(ctx.folder(inner, id).map(|(a, n)| {
+                    folder_view(inner, &a, n, r.folder_shape, &r.additional_properties)
+                }))
+            })
+            .collect();
     let code = first_code(&messages);
     Answer::Xml {
         xml: GetFolderResponse { messages }.to_xml(),
@@ -347,7 +333,15 @@ fn sync_folder_hierarchy(ctx: &Ctx, inner: &mut Inner, r: &SyncFolderHierarchyRe
                         DistinguishedFolderName::MsgFolderRoot | DistinguishedFolderName::Root
                     )
                 })
-                .map(|f| FolderChange::Create(folder_view(inner, &address, *f, r.folder_shape)))
+                .map(|f| {
+                    FolderChange::Create(folder_view(
+                        inner,
+                        &address,
+                        *f,
+                        r.folder_shape,
+                        &r.additional_properties,
+                    ))
+                })
                 .collect()
         };
         Ok(SyncFolderHierarchyResult {
@@ -405,7 +399,7 @@ fn sync_folder_items(ctx: &Ctx, inner: &mut Inner, r: &SyncFolderItemsRequest) -
             match change {
                 NetChange::Create(n) | NetChange::Update(n) => {
                     let Some(item) = current(n) else { continue };
-                    let item = summary_shaped(item, &r.item_shape);
+                    let item = shaped(item, &r.item_shape, Answering::FindOrSync);
                     changes.push(if matches!(change, NetChange::Create(_)) {
                         SyncItemChange::Create(item)
                     } else {
@@ -453,7 +447,7 @@ fn get_item(ctx: &Ctx, inner: &mut Inner, r: &GetItemRequest) -> Answer {
                 inner
                     .mailbox(&address)
                     .and_then(|m| m.item(n))
-                    .map(|(_, s)| vec![shaped(&s.item, &r.item_shape)])
+                    .map(|(_, s)| vec![shaped(&s.item, &r.item_shape, Answering::GetItem)])
                     .ok_or_else(|| err(ResponseCode::ERROR_ITEM_NOT_FOUND, "Item not found."))
             }))
         })
@@ -567,7 +561,7 @@ fn find_item(ctx: &Ctx, inner: &mut Inner, r: &FindItemRequest) -> Answer {
                     .iter()
                     .skip(offset)
                     .take(max)
-                    .map(|i| summary_shaped(i, &r.item_shape))
+                    .map(|i| shaped(i, &r.item_shape, Answering::FindOrSync))
                     .collect();
                 let next = offset + page.len();
                 FindItemResult {
@@ -595,17 +589,28 @@ fn create_item(ctx: &Ctx, inner: &mut Inner, r: &CreateItemRequest) -> Answer {
         .items
         .iter()
         .map(|item| {
-            message(
-                target
-                    .clone()
-                    .and_then(|(address, folder)| create_one(inner, r, &address, folder, item)),
-            )
+            message(target.clone().and_then(|(address, folder)| {
+                refuse_server_owned(item)?;
+                create_one(inner, r, &address, folder, item)
+            }))
         })
         .collect();
     let code = first_code(&messages);
     Answer::Xml {
         xml: CreateItemResponse { messages }.to_xml(),
         code,
+    }
+}
+
+/// Exchange refuses to create an item carrying a property only the server sets (ItemId with
+/// its ChangeKey, DateTimeReceived, DateTimeSent, Size, …): `ErrorInvalidPropertySet`.
+fn refuse_server_owned(item: &Item) -> Result<(), OpError> {
+    match read_only_property_in(item) {
+        Some(field) => Err(err(
+            ResponseCode::ERROR_INVALID_PROPERTY_SET,
+            format!("The property {field} is read-only and cannot be set."),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -620,7 +625,7 @@ fn create_one(
     folder: Option<DistinguishedFolderName>,
     item: &Item,
 ) -> Result<Vec<Item>, OpError> {
-    let now = Utc::now();
+    let now = crate::ews::types::whole_seconds(Utc::now());
     let me = EmailAddress::new(None, address);
     let mut item = item.clone();
     item.base_mut().item_id = None;
@@ -883,98 +888,36 @@ fn id_only_message(id: ItemId) -> Item {
     item
 }
 
-/// Copy `field` from `source` into `target`, or clear it when `source` is `None`.
+/// Set `field` of `target` from `source`, or delete it when `source` is `None`, as UpdateItem
+/// does: a read-only property is `ErrorInvalidPropertySet` (`ErrorInvalidPropertyDelete` for a
+/// delete), a property the item kind lacks `ErrorInvalidPropertySet`; dictionaries (contact
+/// e-mail addresses, phone numbers) are updated one indexed entry at a time.
 fn set_field(target: &mut Item, source: Option<&Item>, field: &FieldUri) -> Result<(), OpError> {
+    if is_read_only(field) {
+        return Err(match source {
+            Some(_) => err(
+                ResponseCode::ERROR_INVALID_PROPERTY_SET,
+                format!("The property {field} is read-only and cannot be set."),
+            ),
+            None => err(
+                ResponseCode::ERROR_INVALID_PROPERTY_DELETE,
+                format!("The property {field} is read-only and cannot be deleted."),
+            ),
+        });
+    }
     let bad = || {
         err(
             ResponseCode::ERROR_INVALID_PROPERTY_SET,
             format!("The property {field} cannot be set on this item."),
         )
     };
-    macro_rules! base {
-        ($f:ident) => {{
-            target.base_mut().$f = source.map(|s| s.base().$f.clone()).unwrap_or_default();
-            Ok(())
-        }};
-    }
-    macro_rules! kind {
-        ($variant:ident, $f:ident) => {{
-            match (target, source) {
-                (Item::$variant(t), Some(Item::$variant(s))) => {
-                    t.$f = s.$f.clone();
-                    Ok(())
-                }
-                (Item::$variant(t), None) => {
-                    t.$f = Default::default();
-                    Ok(())
-                }
-                _ => Err(bad()),
-            }
-        }};
-    }
     let (uri, index) = field.split_index();
-    match uri {
-        "item:Subject" => base!(subject),
-        "item:Body" => base!(body),
-        "item:ItemClass" => base!(item_class),
-        "item:Categories" => base!(categories),
-        "item:InReplyTo" => base!(in_reply_to),
-        "item:DateTimeReceived" => base!(date_time_received),
-        "item:DateTimeSent" => base!(date_time_sent),
-        "message:IsRead" => kind!(Message, is_read),
-        "message:From" => kind!(Message, from),
-        "message:Sender" => kind!(Message, sender),
-        "message:ToRecipients" => kind!(Message, to_recipients),
-        "message:CcRecipients" => kind!(Message, cc_recipients),
-        "message:BccRecipients" => kind!(Message, bcc_recipients),
-        "message:InternetMessageId" => kind!(Message, internet_message_id),
-        "message:References" => kind!(Message, references),
-        "calendar:Start" => kind!(CalendarItem, start),
-        "calendar:End" => kind!(CalendarItem, end),
-        "calendar:IsAllDayEvent" => kind!(CalendarItem, is_all_day_event),
-        "calendar:Location" => kind!(CalendarItem, location),
-        "calendar:Organizer" => kind!(CalendarItem, organizer),
-        "calendar:RequiredAttendees" => kind!(CalendarItem, required_attendees),
-        "calendar:UID" => kind!(CalendarItem, uid),
-        "calendar:Recurrence" => kind!(CalendarItem, recurrence),
-        "contacts:DisplayName" => kind!(Contact, display_name),
-        "contacts:GivenName" => kind!(Contact, given_name),
-        "contacts:Surname" => kind!(Contact, surname),
-        "contacts:CompanyName" => kind!(Contact, company_name),
-        "contacts:JobTitle" => kind!(Contact, job_title),
-        "contacts:EmailAddress" | "contacts:PhoneNumber" => {
-            let Some(index) = index else {
-                return Err(bad());
-            };
-            let emails = uri == "contacts:EmailAddress";
-            let (Item::Contact(t), src) = (target, source) else {
-                return Err(bad());
-            };
-            let list = if emails {
-                &mut t.email_addresses
-            } else {
-                &mut t.phone_numbers
-            };
-            list.retain(|(k, _)| k != index);
-            if let Some(Item::Contact(s)) = src {
-                let from = if emails {
-                    &s.email_addresses
-                } else {
-                    &s.phone_numbers
-                };
-                if let Some(entry) = from.iter().find(|(k, _)| k == index) {
-                    list.push(entry.clone());
-                }
-            }
-            Ok(())
-        }
-        "task:DueDate" => kind!(Task, due_date),
-        "task:StartDate" => kind!(Task, start_date),
-        "task:Status" => kind!(Task, status),
-        "task:PercentComplete" => kind!(Task, percent_complete),
-        "task:CompleteDate" => kind!(Task, complete_date),
-        _ => Err(bad()),
+    let whole_dictionary = matches!(uri, "contacts:EmailAddresses" | "contacts:PhoneNumbers")
+        || (matches!(uri, "contacts:EmailAddress" | "contacts:PhoneNumber") && index.is_none());
+    if whole_dictionary || !copy_property(target, source, field) {
+        return Err(bad());
     }
+    Ok(())
 }
 
 fn update_item(ctx: &Ctx, inner: &mut Inner, r: &UpdateItemRequest) -> Answer {

@@ -9,11 +9,13 @@
 mod assertion;
 mod auth;
 mod ews_ops;
+mod properties;
 mod routes;
 pub mod seed;
 mod server;
 pub mod state;
 pub mod tls;
+mod traffic;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ use crate::ews::xml::XmlLimits;
 pub use seed::Seed;
 pub use state::FakeState;
 pub use tls::{CertificateSignature, ExtendedProtection, FakeTls};
+pub use traffic::TRAFFIC_DIR_ENV;
 
 /// Why the fake Exchange could not start or be configured.
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +281,9 @@ pub struct FakeConfig {
     pub max_request_bytes: usize,
     /// Limits applied while parsing request XML.
     pub xml_limits: XmlLimits,
+    /// Record the requests exsync sends and every SOAP answer here, one file per distinct
+    /// document shape, for `scripts/check-traffic.sh` (default: `$EXSYNC_FAKE_TRAFFIC_DIR`).
+    pub traffic_dir: Option<PathBuf>,
 }
 
 impl Default for FakeConfig {
@@ -291,6 +297,9 @@ impl Default for FakeConfig {
             faults: Faults::default(),
             max_request_bytes: 4 * 1024 * 1024,
             xml_limits: XmlLimits::default(),
+            traffic_dir: std::env::var_os(TRAFFIC_DIR_ENV)
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
         }
     }
 }
@@ -311,11 +320,14 @@ impl FakeExchange {
     /// Bind, seed and start serving EWS and `/_fake/` in the background.
     pub async fn start(config: FakeConfig) -> Result<FakeExchange, FakeError> {
         config.faults.validate()?;
-        let state = Arc::new(FakeState::new(
-            config.faults.clone(),
-            config.max_request_bytes,
-            config.xml_limits.clone(),
-        ));
+        let state = Arc::new(
+            FakeState::new(
+                config.faults.clone(),
+                config.max_request_bytes,
+                config.xml_limits.clone(),
+            )
+            .recording_traffic(config.traffic_dir.clone()),
+        );
         if let Some(seed) = &config.seed {
             seed.apply(&state)?;
         }

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{self, AuthError};
 use super::ews_ops::{self, Answer};
 use super::state::{FakeState, RequestLogEntry};
+use super::traffic::Direction;
 use super::{BusyShape, FakeError, OneShotFault};
 use crate::ews::ops::{error_response_xml, parse_request};
 use crate::ews::soap::SoapFault;
@@ -231,6 +232,14 @@ impl Drop for InFlight {
     }
 }
 
+/// A SOAP answer, recorded for the traffic check when the fake records.
+fn soap(state: &FakeState, status: StatusCode, body: String) -> Response {
+    if let Some(traffic) = &state.traffic {
+        traffic.record(Direction::Response, body.as_bytes());
+    }
+    xml(status, body)
+}
+
 fn xml(status: StatusCode, body: String) -> Response {
     (
         status,
@@ -387,6 +396,16 @@ pub(crate) async fn ews_endpoint(
             )
         }
     };
+    if let Some(traffic) = &state.traffic {
+        // Every request exsync sends is checked against the schema after the suite.
+        let from_exsync = headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|agent| agent.starts_with("exsync/"));
+        if from_exsync {
+            traffic.record(Direction::Request, &bytes);
+        }
+    }
     let signed_in = auth::authenticate(&mut state.lock(), &headers, conn.id);
     let who = match signed_in {
         Ok(who) => who,
@@ -402,7 +421,7 @@ pub(crate) async fn ews_endpoint(
             let code = fault.response_code.as_ref().map(|c| c.as_str().to_owned());
             return line.finish(
                 &state,
-                xml(StatusCode::INTERNAL_SERVER_ERROR, fault.to_xml()),
+                soap(&state, StatusCode::INTERNAL_SERVER_ERROR, fault.to_xml()),
                 code.as_deref(),
             );
         }
@@ -475,15 +494,18 @@ pub(crate) async fn ews_endpoint(
         );
         let code = Some(ResponseCode::ERROR_SERVER_BUSY.as_str());
         let response = match faults.busy_shape {
-            BusyShape::Fault500 => xml(
+            BusyShape::Fault500 => soap(
+                &state,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 SoapFault::server_busy(back_off).to_xml(),
             ),
-            BusyShape::Http503 => xml(
+            BusyShape::Http503 => soap(
+                &state,
                 StatusCode::SERVICE_UNAVAILABLE,
                 SoapFault::server_busy(back_off).to_xml(),
             ),
-            BusyShape::Message200 => xml(
+            BusyShape::Message200 => soap(
+                &state,
                 StatusCode::OK,
                 error_response_xml(
                     operation,
@@ -526,18 +548,18 @@ pub(crate) async fn ews_endpoint(
             let code = fault.response_code.as_ref().map(|c| c.as_str().to_owned());
             line.finish(
                 &state,
-                xml(StatusCode::INTERNAL_SERVER_ERROR, fault.to_xml()),
+                soap(&state, StatusCode::INTERNAL_SERVER_ERROR, fault.to_xml()),
                 code.as_deref(),
             )
         }
         Answer::Xml { xml: body, code } => {
-            let body = if one_shot == Some(OneShotFault::Malformed) || chance(faults.malformed_rate)
-            {
-                garble(body)
-            } else {
-                body
-            };
-            line.finish(&state, xml(StatusCode::OK, body), Some(&code))
+            let response =
+                if one_shot == Some(OneShotFault::Malformed) || chance(faults.malformed_rate) {
+                    xml(StatusCode::OK, garble(body))
+                } else {
+                    soap(&state, StatusCode::OK, body)
+                };
+            line.finish(&state, response, Some(&code))
         }
     }
 }

@@ -21,8 +21,9 @@ use sha2::Sha256;
 use super::{FakeError, Faults, FaultsPatch};
 use crate::ews::recurrence::Recurrence;
 use crate::ews::types::{
-    Body, BodyType, CalendarItem, CalendarItemKind, Contact, DistinguishedFolderName, EmailAddress,
-    FolderId, Item, ItemBase, ItemId, Message, ResponseType, Task, TaskStatus,
+    whole_seconds, Body, BodyType, CalendarItem, CalendarItemKind, Contact,
+    DistinguishedFolderName, EmailAddress, FolderId, Item, ItemBase, ItemId, Message, ResponseType,
+    Task, TaskStatus,
 };
 use crate::ews::xml::XmlLimits;
 
@@ -380,7 +381,7 @@ impl Inner {
             .mailbox_mut(address)
             .ok_or_else(|| FakeError::NotFound(format!("mailbox {address}")))?;
         let id = ItemId::with_change_key(item_id_string(&mailbox.address, n), change_key);
-        let now = Utc::now();
+        let now = whole_seconds(Utc::now());
         let class = default_item_class(&item);
         settle_calendar_item(&mut item, &mailbox.address);
         let base = item.base_mut();
@@ -391,6 +392,11 @@ impl Inner {
         if base.item_class.is_none() {
             base.item_class = Some(class.to_owned());
         }
+        // Server-assigned, like Exchange: the conversation an item belongs to and its size.
+        base.conversation_id
+            .get_or_insert_with(|| conversation_id(base.subject.as_deref()));
+        let size = item_size(&item);
+        item.base_mut().size = Some(size);
         let data = mailbox.folders.entry(folder).or_default();
         data.seq += 1;
         let seq = data.seq;
@@ -427,8 +433,10 @@ impl Inner {
         let stored = data.items.get_mut(&n)?;
         edit(&mut stored.item);
         settle_calendar_item(&mut stored.item, &mailbox.address);
+        let size = item_size(&stored.item);
         let base = stored.item.base_mut();
-        base.last_modified_time = Some(Utc::now());
+        base.size = Some(size);
+        base.last_modified_time = Some(whole_seconds(Utc::now()));
         let id = base.item_id.as_mut()?;
         id.change_key = Some(change_key);
         let id = id.clone();
@@ -649,6 +657,34 @@ pub(crate) fn settle_calendar_item(item: &mut Item, mailbox: &str) {
         }
     };
     c.my_response_type = Some(role);
+}
+
+/// A conversation id from the subject without reply and forward prefixes (Exchange derives it
+/// from the thread; the subject is the fake's stand-in), so a reply joins its original.
+fn conversation_id(subject: Option<&str>) -> String {
+    use sha2::Digest;
+    let mut topic = subject.unwrap_or_default().trim().to_lowercase();
+    while let Some(rest) = ["re:", "fw:", "fwd:", "aw:", "wg:"]
+        .iter()
+        .find_map(|p| topic.strip_prefix(p))
+    {
+        topic = rest.trim_start().to_owned();
+    }
+    let digest = Sha256::digest(topic.as_bytes());
+    format!("AAQk{}", URL_SAFE_NO_PAD.encode(&digest[..16]))
+}
+
+/// An item's size in bytes as the store would count it: its text and a fixed overhead.
+fn item_size(item: &Item) -> u32 {
+    let base = item.base();
+    let text = base.subject.as_ref().map_or(0, String::len)
+        + base.body.as_ref().map_or(0, |b| b.content.len());
+    let recipients = match item {
+        Item::Message(m) => m.to_recipients.len() + m.cc_recipients.len() + m.bcc_recipients.len(),
+        Item::CalendarItem(c) => c.required_attendees.len(),
+        _ => 0,
+    };
+    u32::try_from(1024 + text + 64 * recipients).unwrap_or(u32::MAX)
 }
 
 /// Item ids encode their mailbox: base64url of `i\0address\0number`.
@@ -930,6 +966,7 @@ pub struct FakeState {
     pub(crate) xml_limits: XmlLimits,
     hmac_key: [u8; 32],
     token_lifetime: Duration,
+    pub(crate) traffic: Option<super::traffic::TrafficRecorder>,
 }
 
 impl FakeState {
@@ -958,7 +995,14 @@ impl FakeState {
             xml_limits,
             hmac_key: rng.gen(),
             token_lifetime: Duration::from_secs(3600),
+            traffic: None,
         }
+    }
+
+    /// This fake, recording its EWS traffic into `dir` when one is given.
+    pub(crate) fn recording_traffic(mut self, dir: Option<std::path::PathBuf>) -> Self {
+        self.traffic = dir.map(super::traffic::TrafficRecorder::new);
+        self
     }
 
     /// The lock on everything (a poisoned lock is recovered: the data stays consistent per call).
@@ -1443,7 +1487,8 @@ fn generated_item(
     count: u32,
     number: u64,
 ) -> Item {
-    let received = new.received.unwrap_or_else(Utc::now);
+    // Exchange keeps (and writes) whole seconds.
+    let received = whole_seconds(new.received.unwrap_or_else(Utc::now));
     let numbered = |default: &str| match &new.subject {
         Some(s) if count > 1 => format!("{s} {}", i + 1),
         Some(s) => s.clone(),

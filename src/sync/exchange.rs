@@ -240,16 +240,17 @@ impl MailboxConnection {
         })
     }
 
-    /// Fetch items in batches; each item is the item or why it could not be had. Exchange
-    /// returns only what is asked for: `shape` names every property the caller reads.
+    /// Fetch items in batches with exactly `properties` (IdOnly plus those: Exchange returns
+    /// nothing else); each item is the item or why it could not be had.
     async fn get_items(
         &self,
         ids: &[String],
-        shape: &ItemShape,
+        properties: &[FieldUri],
     ) -> Result<Vec<Result<Item, ItemError>>, EwsError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(self.batch) {
-            let shape = shape.clone();
+            let mut shape = ItemShape::new(BaseShape::IdOnly);
+            shape.additional_properties = properties.to_vec();
             let request = GetItemRequest {
                 item_shape: shape,
                 item_ids: chunk.iter().map(ItemId::new).collect(),
@@ -302,7 +303,7 @@ impl MailboxConnection {
         &self,
         ids: &[String],
     ) -> Result<Vec<(String, Result<Option<IncomingMail>, ItemError>)>, EwsError> {
-        let items = self.get_items(ids, &email_shape()).await?;
+        let items = self.get_items(ids, &EMAIL_PROPERTIES).await?;
         Ok(ids
             .iter()
             .cloned()
@@ -331,7 +332,7 @@ impl MailboxConnection {
         kind: ActKind,
         ids: &[String],
     ) -> Result<Vec<Result<ExchangeActivity, ItemError>>, EwsError> {
-        let items = self.get_items(ids, &activity_shape(kind)).await?;
+        let items = self.get_items(ids, activity_properties(kind)).await?;
         Ok(items
             .into_iter()
             .zip(ids)
@@ -605,33 +606,72 @@ pub fn meeting_role(c: &CalendarItem, mailbox: &str) -> MeetingRole {
         MeetingRole::Attendee
     }
 }
+/// Every property `to_new_email` and `is_email` read: GetItem asks for exactly these (IdOnly
+/// plus AdditionalProperties), so a property used here but not asked for shows up as missing
+/// in the tests against the fake, as it would against Exchange.
+const EMAIL_PROPERTIES: [FieldUri; 15] = [
+    FieldUri::ITEM_CLASS,
+    FieldUri::SUBJECT,
+    FieldUri::BODY,
+    FieldUri::DATE_TIME_RECEIVED,
+    FieldUri::DATE_TIME_SENT,
+    FieldUri::IN_REPLY_TO,
+    FieldUri::CONVERSATION_ID,
+    FieldUri::SENDER,
+    FieldUri::FROM,
+    FieldUri::TO_RECIPIENTS,
+    FieldUri::CC_RECIPIENTS,
+    FieldUri::INTERNET_MESSAGE_ID,
+    FieldUri::IS_READ,
+    // What the incoming filter reads.
+    FieldUri::REFERENCES,
+    FieldUri::CATEGORIES,
+];
 
-/// Properties an incoming message is read with (Exchange returns only what is named).
-fn email_shape() -> ItemShape {
-    let mut shape = ItemShape::new(BaseShape::AllProperties);
-    shape.additional_properties = vec![
-        FieldUri::INTERNET_MESSAGE_ID,
-        FieldUri::IN_REPLY_TO,
-        FieldUri::REFERENCES,
+/// Every property `to_activity` reads for `kind` (see [`EMAIL_PROPERTIES`]).
+fn activity_properties(kind: ActKind) -> &'static [FieldUri] {
+    const APPOINTMENT: [FieldUri; 13] = [
         FieldUri::CATEGORIES,
-        FieldUri::CONVERSATION_ID,
+        FieldUri::SUBJECT,
+        FieldUri::BODY,
+        FieldUri::DATE_TIME_CREATED,
+        FieldUri::LAST_MODIFIED_TIME,
+        FieldUri::START,
+        FieldUri::END,
+        FieldUri::IS_ALL_DAY_EVENT,
+        FieldUri::LOCATION,
+        FieldUri::ORGANIZER,
+        FieldUri::REQUIRED_ATTENDEES,
+        FieldUri::RECURRENCE,
+        FieldUri::CALENDAR_ITEM_TYPE,
     ];
-    shape
-}
-
-/// Properties an appointment, contact or task is read with.
-fn activity_shape(kind: ActKind) -> ItemShape {
-    let mut shape = ItemShape::new(BaseShape::AllProperties);
-    shape.additional_properties = vec![FieldUri::CATEGORIES, FieldUri::LAST_MODIFIED_TIME];
-    if kind == ActKind::Appointment {
-        shape.additional_properties.extend([
-            FieldUri::ORGANIZER,
-            FieldUri::REQUIRED_ATTENDEES,
-            FieldUri::RECURRENCE,
-            FieldUri::CALENDAR_ITEM_TYPE,
-        ]);
+    const CONTACT: [FieldUri; 9] = [
+        FieldUri::CATEGORIES,
+        FieldUri::LAST_MODIFIED_TIME,
+        FieldUri::DISPLAY_NAME,
+        FieldUri::GIVEN_NAME,
+        FieldUri::SURNAME,
+        FieldUri::COMPANY_NAME,
+        FieldUri::JOB_TITLE,
+        FieldUri::EMAIL_ADDRESSES,
+        FieldUri::PHONE_NUMBERS,
+    ];
+    const TASK: [FieldUri; 9] = [
+        FieldUri::CATEGORIES,
+        FieldUri::SUBJECT,
+        FieldUri::BODY,
+        FieldUri::LAST_MODIFIED_TIME,
+        FieldUri::STATUS,
+        FieldUri::START_DATE,
+        FieldUri::DUE_DATE,
+        FieldUri::COMPLETE_DATE,
+        FieldUri::PERCENT_COMPLETE,
+    ];
+    match kind {
+        ActKind::Appointment => &APPOINTMENT,
+        ActKind::Contact => &CONTACT,
+        ActKind::Task => &TASK,
     }
-    shape
 }
 
 /// Errors that concern one item, not the mailbox or the connection.

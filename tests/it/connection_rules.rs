@@ -155,6 +155,7 @@ async fn get_inbox(world: &World, transport: Transport, ntlm: bool) -> Result<()
     );
     let request = GetFolderRequest {
         folder_shape: BaseShape::Default,
+        additional_properties: Vec::new(),
         folder_ids: vec![BaseFolderId::distinguished(DistinguishedFolderName::Inbox)],
     };
     client

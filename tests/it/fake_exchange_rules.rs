@@ -478,7 +478,9 @@ async fn fake_exchange_get_item_answers_per_item_with_item_not_found_for_unknown
     assert_eq!(m.base.subject.as_deref(), Some("Quarterly report"));
     assert_eq!(m.from.as_ref().unwrap().address, "carol@fabrikam.test");
     assert_eq!(m.base.body.as_ref().unwrap().content, "Numbers attached.");
-    assert!(m.internet_message_id.is_some());
+    // The Default shape is the documented set: no InternetMessageId, no DateTimeReceived.
+    assert_eq!(m.internet_message_id, None);
+    assert_eq!(m.base.date_time_received, None);
     assert_eq!(resp.messages[1].code.as_str(), "ErrorItemNotFound");
 }
 
@@ -1451,6 +1453,7 @@ async fn fake_exchange_agrees_with_exsyncs_oauth_client_and_codec_requests() {
     };
     let folder = GetFolderRequest {
         folder_shape: BaseShape::Default,
+        additional_properties: vec![],
         folder_ids: vec![inbox.clone()],
     }
     .to_xml(&header);

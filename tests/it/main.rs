@@ -10,6 +10,7 @@ mod credentials_at_rest;
 mod failure_rules;
 mod fake_exchange_rules;
 mod fake_meeting_rules;
+mod fake_wire_rules;
 mod operate_rules;
 mod package_rules;
 mod pass_log_rules;

@@ -5,7 +5,10 @@
 
 use crate::ews::error::EwsError;
 use crate::ews::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
-use crate::ews::types::{BaseFolderId, BaseShape, Folder, ResponseMessage, WireError};
+use crate::ews::types::{
+    read_properties, write_properties, BaseFolderId, BaseShape, FieldUri, Folder, ResponseMessage,
+    WireError,
+};
 use crate::ews::xml::{Element, XmlLimits};
 
 use super::{first_payload, m_child, op_element, parse_response, write_response, RequestError};
@@ -17,6 +20,8 @@ const OP: &str = "GetFolder";
 pub struct GetFolderRequest {
     /// `m:FolderShape/t:BaseShape`.
     pub folder_shape: BaseShape,
+    /// `m:FolderShape/t:AdditionalProperties` (`folder:DisplayName`, `folder:TotalCount`, …).
+    pub additional_properties: Vec<FieldUri>,
     /// `m:FolderIds`.
     pub folder_ids: Vec<BaseFolderId>,
 }
@@ -27,8 +32,9 @@ impl GetFolderRequest {
         request_envelope(header, |w| {
             w.start("m:GetFolder");
             w.start("m:FolderShape")
-                .leaf("t:BaseShape", self.folder_shape.as_str())
-                .end();
+                .leaf("t:BaseShape", self.folder_shape.as_str());
+            write_properties(w, &self.additional_properties);
+            w.end();
             w.start("m:FolderIds");
             for f in &self.folder_ids {
                 f.write(w);
@@ -45,11 +51,13 @@ impl GetFolderRequest {
         if folder_ids.is_empty() {
             return Err(WireError::Missing("FolderIds/FolderId").into());
         }
+        let shape = m_child(el, "FolderShape")?;
         Ok(GetFolderRequest {
-            folder_shape: m_child(el, "FolderShape")?
+            folder_shape: shape
                 .child_text(TYPES_NS, "BaseShape")
                 .ok_or(WireError::Missing("FolderShape/BaseShape"))?
                 .parse()?,
+            additional_properties: read_properties(shape)?,
             folder_ids,
         })
     }
@@ -100,7 +108,7 @@ mod tests {
     use super::*;
     use crate::ews::soap::{parse_envelope, ExchangeVersion};
     use crate::ews::test_support::check_soap;
-    use crate::ews::types::{DistinguishedFolderName, FolderId, ResponseCode};
+    use crate::ews::types::{DistinguishedFolderName, FieldUri, FolderId, ResponseCode};
 
     /// Request sample from the "GetFolder operation" reference page.
     const DOC_REQUEST: &str = r#"<?xml version="1.0" encoding="utf-8"?>
@@ -175,7 +183,11 @@ mod tests {
     #[test]
     fn request_round_trips_and_validates() {
         let req = GetFolderRequest {
-            folder_shape: BaseShape::AllProperties,
+            folder_shape: BaseShape::IdOnly,
+            additional_properties: vec![
+                FieldUri::FOLDER_DISPLAY_NAME,
+                FieldUri::new("folder:TotalCount"),
+            ],
             folder_ids: vec![
                 BaseFolderId::Distinguished {
                     name: DistinguishedFolderName::Calendar,

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use super::error::EwsError;
 use super::soap::{
-    back_off_from, response_envelope, write_message_xml, RequestHeader, SoapError, MESSAGES_NS,
+    back_off_from, response_envelope, write_message_xml, HeaderError, RequestHeader, SoapError,
+    MESSAGES_NS,
 };
 use super::types::{ResponseClass, ResponseCode, ResponseMessage, WireError};
 use super::xml::{Element, XmlLimits, XmlWriter};
@@ -20,6 +21,8 @@ pub mod find_item;
 pub mod get_folder;
 pub mod get_item;
 pub mod meeting_response;
+mod schema_names;
+mod strict;
 pub mod sync_folder_hierarchy;
 pub mod sync_folder_items;
 pub mod update_item;
@@ -65,6 +68,22 @@ pub enum RequestError {
     /// A required element is missing or a value is outside its schema type.
     #[error(transparent)]
     Wire(#[from] WireError),
+    /// `RequestServerVersion` names no version this server accepts.
+    #[error("the specified server version is invalid: '{0}'")]
+    InvalidServerVersion(String),
+    /// The operation element breaks the schema: an element out of order, unknown, repeated or
+    /// missing, or a value outside its enumeration.
+    #[error("The request failed schema validation: {0}")]
+    Schema(String),
+}
+
+impl From<HeaderError> for RequestError {
+    fn from(e: HeaderError) -> Self {
+        match e {
+            HeaderError::InvalidServerVersion(v) => RequestError::InvalidServerVersion(v),
+            HeaderError::Wire(w) => RequestError::Wire(w),
+        }
+    }
 }
 
 impl RequestError {
@@ -72,6 +91,7 @@ impl RequestError {
     pub fn response_code(&self) -> ResponseCode {
         match self {
             RequestError::UnknownOperation(_) => ResponseCode::ERROR_INVALID_REQUEST,
+            RequestError::InvalidServerVersion(_) => ResponseCode::ERROR_INVALID_SERVER_VERSION,
             _ => ResponseCode::ERROR_SCHEMA_VALIDATION,
         }
     }
@@ -344,7 +364,9 @@ impl EwsRequest {
     }
 }
 
-/// Server side: read a whole request envelope into its header and operation.
+/// Server side: read a whole request envelope into its header and operation, strictly: an
+/// unknown `RequestServerVersion` is [`RequestError::InvalidServerVersion`], an operation that
+/// breaks the schema (order, unknown elements, enumerations) [`RequestError::Schema`].
 pub fn parse_request(
     bytes: &[u8],
     limits: &XmlLimits,
@@ -361,6 +383,8 @@ pub fn parse_request(
             &op.name,
         )));
     }
+    // Exchange validates every request against its schema before reading it.
+    strict::check_operation(op).map_err(RequestError::Schema)?;
     let request = match op.name.as_str() {
         "GetFolder" => EwsRequest::GetFolder(GetFolderRequest::from_body(op)?),
         "SyncFolderHierarchy" => {
@@ -403,10 +427,12 @@ mod tests {
         vec![
             EwsRequest::GetFolder(GetFolderRequest {
                 folder_shape: BaseShape::Default,
+                additional_properties: vec![],
                 folder_ids: vec![inbox.clone()],
             }),
             EwsRequest::SyncFolderHierarchy(SyncFolderHierarchyRequest {
                 folder_shape: BaseShape::IdOnly,
+                additional_properties: vec![],
                 sync_folder_id: None,
                 sync_state: None,
             }),
@@ -502,22 +528,21 @@ mod tests {
     }
 
     #[test]
-    fn any_prefixes_and_any_order_are_read() {
-        // Unusual prefixes, elements out of schema order, and an unknown element in between.
-        let xml = r#"<x:Envelope xmlns:x="http://schemas.xmlsoap.org/soap/envelope/"
+    fn requests_are_read_strictly_and_responses_tolerantly() {
+        // Unusual prefixes are fine on both sides.
+        let in_order = r#"<x:Envelope xmlns:x="http://schemas.xmlsoap.org/soap/envelope/"
               xmlns:ns1="http://schemas.microsoft.com/exchange/services/2006/messages"
               xmlns:ns2="http://schemas.microsoft.com/exchange/services/2006/types">
           <x:Header><ns2:RequestServerVersion Version="Exchange2013_SP1"/></x:Header>
           <x:Body>
             <ns1:SyncFolderItems>
-              <ns1:MaxChangesReturned> 25 </ns1:MaxChangesReturned>
-              <ns1:SomethingNewer>ignored</ns1:SomethingNewer>
-              <ns1:SyncFolderId><ns2:DistinguishedFolderId Id="calendar"/></ns1:SyncFolderId>
               <ns1:ItemShape><ns2:BaseShape>IdOnly</ns2:BaseShape></ns1:ItemShape>
+              <ns1:SyncFolderId><ns2:DistinguishedFolderId Id="calendar"/></ns1:SyncFolderId>
+              <ns1:MaxChangesReturned> 25 </ns1:MaxChangesReturned>
             </ns1:SyncFolderItems>
           </x:Body>
         </x:Envelope>"#;
-        let (header, request) = parse_request(xml.as_bytes(), &XmlLimits::default()).unwrap();
+        let (header, request) = parse_request(in_order.as_bytes(), &XmlLimits::default()).unwrap();
         assert_eq!(header, RequestHeader::new(ExchangeVersion::Exchange2013Sp1));
         let EwsRequest::SyncFolderItems(r) = request else {
             panic!("wrong operation")
@@ -528,6 +553,20 @@ mod tests {
             BaseFolderId::distinguished(DistinguishedFolderName::Calendar)
         );
         assert_eq!(r.item_shape, ItemShape::new(BaseShape::IdOnly));
+        // A request out of schema order, or with an element the schema lacks, is refused the
+        // way Exchange refuses it: ErrorSchemaValidation.
+        let shape = "<ns1:ItemShape><ns2:BaseShape>IdOnly</ns2:BaseShape></ns1:ItemShape>";
+        let max = "<ns1:MaxChangesReturned> 25 </ns1:MaxChangesReturned>";
+        for broken in [
+            in_order
+                .replace(shape, "")
+                .replace(max, &format!("{max}{shape}")),
+            in_order.replace(max, &format!("<ns1:SomethingNewer/>{max}")),
+        ] {
+            let err = parse_request(broken.as_bytes(), &XmlLimits::default()).unwrap_err();
+            assert!(matches!(err, RequestError::Schema(_)), "{err}");
+            assert_eq!(err.response_code(), ResponseCode::ERROR_SCHEMA_VALIDATION);
+        }
 
         let response = r#"<a:Envelope xmlns:a="http://schemas.xmlsoap.org/soap/envelope/"><a:Body>
           <r:GetItemResponse xmlns:r="http://schemas.microsoft.com/exchange/services/2006/messages"
@@ -602,7 +641,10 @@ mod tests {
             crate::ews::soap::TYPES_NS
         );
         let err = parse_request(bad_version.as_bytes(), &XmlLimits::default()).unwrap_err();
-        assert_eq!(err.response_code(), ResponseCode::ERROR_SCHEMA_VALIDATION);
+        assert_eq!(
+            err.response_code(),
+            ResponseCode::ERROR_INVALID_SERVER_VERSION
+        );
 
         for junk in [&b"not xml"[..], b"<a/>", b"<!DOCTYPE x><a/>"] {
             let err = parse_request(junk, &XmlLimits::default()).unwrap_err();

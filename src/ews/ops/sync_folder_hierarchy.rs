@@ -6,7 +6,8 @@
 use crate::ews::error::EwsError;
 use crate::ews::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
 use crate::ews::types::{
-    parse_bool, BaseFolderId, BaseShape, Folder, FolderId, ResponseMessage, WireError,
+    parse_bool, read_properties, write_properties, BaseFolderId, BaseShape, FieldUri, Folder,
+    FolderId, ResponseMessage, WireError,
 };
 use crate::ews::xml::{Element, XmlLimits, XmlWriter};
 
@@ -19,6 +20,8 @@ const OP: &str = "SyncFolderHierarchy";
 pub struct SyncFolderHierarchyRequest {
     /// `m:FolderShape/t:BaseShape`.
     pub folder_shape: BaseShape,
+    /// `m:FolderShape/t:AdditionalProperties`.
+    pub additional_properties: Vec<FieldUri>,
     /// `m:SyncFolderId` (absent: the whole mailbox).
     pub sync_folder_id: Option<BaseFolderId>,
     /// `m:SyncState` (absent for the first sync).
@@ -31,8 +34,9 @@ impl SyncFolderHierarchyRequest {
         request_envelope(header, |w| {
             w.start("m:SyncFolderHierarchy");
             w.start("m:FolderShape")
-                .leaf("t:BaseShape", self.folder_shape.as_str())
-                .end();
+                .leaf("t:BaseShape", self.folder_shape.as_str());
+            write_properties(w, &self.additional_properties);
+            w.end();
             if let Some(f) = &self.sync_folder_id {
                 w.start("m:SyncFolderId");
                 f.write(w);
@@ -54,11 +58,13 @@ impl SyncFolderHierarchyRequest {
             ),
             None => None,
         };
+        let shape = m_child(el, "FolderShape")?;
         Ok(SyncFolderHierarchyRequest {
-            folder_shape: m_child(el, "FolderShape")?
+            folder_shape: shape
                 .child_text(TYPES_NS, "BaseShape")
                 .ok_or(WireError::Missing("FolderShape/BaseShape"))?
                 .parse()?,
+            additional_properties: read_properties(shape)?,
             sync_folder_id,
             sync_state: el
                 .child_text(MESSAGES_NS, "SyncState")
@@ -286,6 +292,7 @@ mod tests {
     fn request_and_response_round_trip_and_validate() {
         let req = SyncFolderHierarchyRequest {
             folder_shape: BaseShape::IdOnly,
+            additional_properties: vec![],
             sync_folder_id: Some(BaseFolderId::distinguished(
                 DistinguishedFolderName::MsgFolderRoot,
             )),

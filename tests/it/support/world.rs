@@ -43,6 +43,24 @@ fn control_client(fake: &FakeExchange) -> reqwest::Client {
     builder.build().expect("control client")
 }
 
+/// Where the suite's fakes record the EWS traffic (exsync's requests and their answers) that
+/// `scripts/check-traffic.sh` validates with `check-soap` after the suite:
+/// `$EXSYNC_FAKE_TRAFFIC_DIR` (set by `scripts/test.sh`), else `<target>/tmp/ews-traffic`.
+pub fn traffic_dir() -> std::path::PathBuf {
+    std::env::var_os(exsync::fake_exchange::TRAFFIC_DIR_ENV)
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ews-traffic"))
+}
+
+/// A fake Exchange configuration that records its traffic into [`traffic_dir`].
+pub fn recording_fake() -> FakeConfig {
+    FakeConfig {
+        traffic_dir: Some(traffic_dir()),
+        ..FakeConfig::default()
+    }
+}
+
 /// Settings tuned so tests run in seconds: short ticks, backoffs and slow retries.
 pub fn fast_settings() -> Settings {
     let mut s = Settings::default();
@@ -90,9 +108,13 @@ impl World {
     /// control API client trusts the fake's certificate (or its private CA).
     pub async fn with_fake(pool: PgPool, settings: Settings, config: FakeConfig) -> World {
         capture_suite_logs();
-        let fake = FakeExchange::start(config)
-            .await
-            .expect("start the fake Exchange");
+        let traffic_dir = config.traffic_dir.clone().or_else(|| Some(traffic_dir()));
+        let fake = FakeExchange::start(FakeConfig {
+            traffic_dir,
+            ..config
+        })
+        .await
+        .expect("start the fake Exchange");
         let store = Store::from_pool(pool);
         store.migrate().await.expect("migrate");
         let key = CredentialKey::generate();
