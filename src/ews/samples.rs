@@ -95,6 +95,7 @@ pub fn message(n: usize, body_bytes: usize) -> Item {
             date_time_created: Some(t),
             last_modified_time: Some(t),
             conversation_id: Some(format!("AAQkADk0ZjM4ZGE1LTdmNDkAEAD{n:08}")),
+            extended_properties: Vec::new(),
         },
         sender: Some(person(1_000 + n)),
         to_recipients: (0..recipients * 2 / 3).map(person).collect(),

@@ -24,7 +24,7 @@ use super::auth::{self, AuthError};
 use super::ews_ops::{self, Answer};
 use super::state::{FakeState, RequestLogEntry};
 use super::{BusyShape, FakeError, OneShotFault};
-use crate::ews::ops::{error_response_xml, parse_request};
+use crate::ews::ops::{error_response_xml, parse_request, EwsRequest};
 use crate::ews::soap::SoapFault;
 use crate::ews::types::ResponseCode;
 
@@ -396,8 +396,23 @@ pub(crate) async fn ews_endpoint(
     let operation = request.operation_name();
     line.operation = Some(operation.to_owned());
     line.impersonated = header.impersonation.clone();
+    // Exchange Online answers 401 for an unlicensed or mismatched mailbox although the
+    // caller's token is fine (no failed sign-in).
+    let mailbox = header
+        .impersonation
+        .clone()
+        .or_else(|| {
+            headers
+                .get("x-anchormailbox")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .or_else(|| who.address.clone());
+    if mailbox.is_some_and(|m| state.mailbox_unauthorized(&m)) {
+        return line.finish(&state, unauthorized(&AuthError::BadToken), None);
+    }
     let faults = state.faults();
-    let one_shot = state.take_one_shot();
+    let one_shot = state.take_one_shot(request_items(&request));
     match one_shot {
         Some(OneShotFault::Unauthorized) => {
             return line.finish(&state, unauthorized(&AuthError::Missing), None)
@@ -505,7 +520,11 @@ pub(crate) async fn ews_endpoint(
 
     let answer = {
         let mut inner = state.lock();
-        ews_ops::handle(&state, &mut inner, &who, &header, request)
+        let stop_after = match one_shot {
+            Some(OneShotFault::BatchStoppedAfter(n)) => usize::try_from(n).ok(),
+            _ => None,
+        };
+        ews_ops::handle(&state, &mut inner, &who, &header, request, stop_after)
     };
     match answer {
         Answer::Fault(fault) => {
@@ -525,6 +544,17 @@ pub(crate) async fn ews_endpoint(
             };
             line.finish(&state, xml(StatusCode::OK, body), Some(&code))
         }
+    }
+}
+
+/// How many items a request carries (what a batch stop counts).
+fn request_items(request: &EwsRequest) -> usize {
+    match request {
+        EwsRequest::GetItem(r) => r.item_ids.len(),
+        EwsRequest::CreateItem(r) => r.items.len(),
+        EwsRequest::UpdateItem(r) => r.item_changes.len(),
+        EwsRequest::DeleteItem(r) => r.item_ids.len(),
+        _ => 0,
     }
 }
 

@@ -7,6 +7,7 @@ mod bench_rules;
 mod config_rules;
 mod credentials_at_rest;
 mod failure_rules;
+mod fake_answers_rules;
 mod fake_exchange_rules;
 mod operate_rules;
 mod scheduler_rules;
