@@ -151,6 +151,8 @@ operation!(DeleteItemRequest, DeleteItemResponse, "DeleteItem");
 struct AccountState {
     /// Exchange refused these credentials: no further request is sent with them.
     rejected: bool,
+    /// When they were refused.
+    rejected_at: Option<Instant>,
     /// An answer showed the credentials were accepted; until then requests go one at a time.
     proven: bool,
     /// OAuth only: the mailbox that got an HTTP 401 since the last request that succeeded.
@@ -194,6 +196,13 @@ impl EwsClient {
     /// Whether Exchange refused this client's credentials (it sends nothing more).
     pub fn credentials_rejected(&self) -> bool {
         self.lock().rejected
+    }
+
+    /// When Exchange refused this client's credentials, if it did (a fresh client may try
+    /// again once a retry interval has passed since).
+    pub fn rejected_since(&self) -> Option<Instant> {
+        let state = self.lock();
+        state.rejected.then_some(state.rejected_at).flatten()
     }
 
     /// How long the account must still wait after a server back-off, if at all.
@@ -317,11 +326,15 @@ impl EwsClient {
                         state.unauthorized_mailbox = Some(mailbox.clone());
                         return Err(EwsError::MailboxUnauthorized { mailbox });
                     }
-                    _ => state.rejected = true,
+                    _ => {
+                        state.rejected = true;
+                        state.rejected_at = Some(Instant::now());
+                    }
                 }
             }
             Err(EwsError::Ntlm(_) | EwsError::Token(super::oauth::TokenError::Rejected { .. })) => {
                 state.rejected = true;
+                state.rejected_at = Some(Instant::now());
             }
             Err(
                 EwsError::ServerBusy { .. }

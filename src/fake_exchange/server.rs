@@ -376,7 +376,14 @@ pub(crate) async fn ews_endpoint(
     let signed_in = auth::authenticate(&mut state.lock(), &headers, conn.id);
     let who = match signed_in {
         Ok(who) => who,
-        Err(e) => return line.finish(&state, unauthorized(&e), None),
+        Err(e) => {
+            // A refused sign-in takes its round trip too (clients see it no sooner).
+            let latency = state.faults().latency_ms;
+            if latency > 0 {
+                tokio::time::sleep(Duration::from_millis(latency)).await;
+            }
+            return line.finish(&state, unauthorized(&e), None);
+        }
     };
     line.account = Some(who.username.clone());
     let (_account, in_flight) = InFlight::account(&state, &who.username);
