@@ -166,7 +166,8 @@ impl Ctx<'_> {
 }
 
 /// Run one parsed request for `who`. `stop_after`: process only that many items of a
-/// multi-item request and answer the rest `Warning` / ErrorBatchProcessingStopped (a fault).
+/// multi-item request and answer the rest `Warning` / ErrorBatchProcessingStopped (the
+/// `batch_stopped_after` one-shot fault).
 pub(crate) fn handle(
     state: &FakeState,
     inner: &mut Inner,

@@ -167,25 +167,6 @@ pub async fn reset_sync_state(
     Ok(())
 }
 
-/// Which of `item_ids` this mailbox already holds a copy of.
-pub async fn known_copies(
-    store: &Store,
-    mailbox_id: Uuid,
-    item_ids: &[String],
-) -> Result<Vec<String>, StoreError> {
-    if item_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let known: Vec<String> = sqlx::query_scalar(
-        "SELECT ews_item_id FROM email_copies WHERE mailbox_id = $1 AND ews_item_id = ANY($2)",
-    )
-    .bind(mailbox_id)
-    .bind(item_ids)
-    .fetch_all(store.pool())
-    .await?;
-    Ok(known)
-}
-
 /// Which of `item_ids` this mailbox already knows: a stored copy, or an item skipped on
 /// purpose (not an email, or older than the Process-From date: those come back by
 /// [`skipped_now_admitted`] when the date moves earlier). After ErrorInvalidSyncStateData the
