@@ -443,7 +443,7 @@ fn seed_fake(state: &FakeState, options: &BenchOptions) -> Result<(), BenchError
             .set_rights(&Rights {
                 account,
                 impersonate: addresses,
-                delegate: Vec::new(),
+                ..Rights::default()
             })
             .map_err(fake)?;
     }

@@ -356,7 +356,8 @@ async fn seed(
             fake_put(
                 http,
                 format!("{base}/_fake/rights"),
-                json!({"account": account, "impersonate": impersonate, "delegate": delegate}),
+                // A delegate sends as the mailbox: Full Access alone does not allow that.
+                json!({"account": account, "impersonate": impersonate, "send_as": delegate, "delegate": delegate}),
             )
             .await?;
         }

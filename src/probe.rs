@@ -4,10 +4,12 @@
 //! and tasks folders), names the reason of each failure, writes the three statuses and
 //! enables what passed (blocks and failure counters cleared, due at once).
 //!
-//! It signs in afresh (a new client cache), takes no lease (a running daemon keeps syncing
-//! meanwhile), never blocks credentials and never changes the approval: like Dynamics' Test
-//! & Enable it reports approval, it does not grant it. Must not decide how the daemon reacts
-//! to failures: that stays in [`crate::sync`].
+//! It signs in afresh (a new client cache, whose first request goes alone: a rejected password
+//! costs one failed sign-in), holds the mailbox's lease while it tests (so its requests count
+//! against the profile's `max_concurrent_connections` together with the daemon's, and no pass
+//! syncs the mailbox meanwhile), never blocks credentials and never changes the approval: like
+//! Dynamics' Test & Enable it reports approval, it does not grant it. Must not decide how the
+//! daemon reacts to failures: that stays in [`crate::sync`].
 
 use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMethod, Workload};
 use crate::ews::client::EwsClient;
@@ -85,6 +87,13 @@ pub enum Reason {
     NotApproved,
     /// Exchange refused this test message (e.g. the recipient).
     SendRefused,
+    /// The account may not send as (or on behalf of) the mailbox (ErrorSendAsDenied).
+    SendAsDenied,
+    /// The mailbox is over a quota (ErrorQuotaExceeded, ErrorSubmissionQuotaExceeded).
+    QuotaExceeded,
+    /// Exchange Online answered HTTP 401 for this mailbox only (unlicensed or mismatched
+    /// mailbox); the credentials work for others.
+    MailboxUnauthorized,
     /// The database failed while testing.
     Database,
     /// The OAuth token endpoint is throttling, failing or unreachable (not a bad secret).
@@ -93,6 +102,8 @@ pub enum Reason {
     OAuthRequestRefused,
     /// The profile's server type does not allow this sign-in (Exchange Online retired it).
     ServerTypeUnsupported,
+    /// No connection of the profile came free (the daemon used them all) in time.
+    Busy,
 }
 
 impl Reason {
@@ -110,10 +121,14 @@ impl Reason {
             Reason::Delegation => "delegation does not support ACT",
             Reason::NotApproved => "email address not approved",
             Reason::SendRefused => "test message refused",
+            Reason::SendAsDenied => "no right to send as the mailbox",
+            Reason::QuotaExceeded => "mailbox over a quota",
+            Reason::MailboxUnauthorized => "mailbox refused (HTTP 401) while the credentials work",
             Reason::Database => "database error",
             Reason::TokenEndpointUnavailable => "OAuth token endpoint unavailable",
             Reason::OAuthRequestRefused => "OAuth token request refused (tenant, scope or URL)",
             Reason::ServerTypeUnsupported => "not allowed by the profile's server type",
+            Reason::Busy => "no free connection in time",
         }
     }
 
@@ -140,6 +155,11 @@ impl Reason {
             EwsError::MailboxNotFound { .. } => Reason::MailboxMissing,
             EwsError::AccessDenied { .. } => Reason::AccessDenied,
             EwsError::ServerBusy { .. } => Reason::Throttled,
+            EwsError::MailboxUnauthorized { .. } => Reason::MailboxUnauthorized,
+            EwsError::MailboxRefused { code, .. } if code == "ErrorSendAsDenied" => {
+                Reason::SendAsDenied
+            }
+            EwsError::MailboxRefused { .. } => Reason::QuotaExceeded,
             EwsError::Request { .. } => Reason::SendRefused,
             EwsError::InvalidSyncState
             | EwsError::ServerError { .. }
@@ -340,6 +360,21 @@ async fn probe_in_span(
             return probe;
         }
     };
+    // The test's requests count against the profile's connection limit like a pass: it holds
+    // the mailbox's lease while it runs (the daemon claims fewer meanwhile, and no pass syncs
+    // this mailbox at the same time).
+    let lease = match TestLease::acquire(engine, profile, mailbox.id.0).await {
+        Ok(lease) => lease,
+        Err((reason, code, text)) => {
+            for workload in Workload::ALL.iter().copied() {
+                probe
+                    .workloads
+                    .push(failed(workload, reason, code, text.clone()));
+            }
+            probe.passed = false;
+            return probe;
+        }
+    };
     let mut proven = Vec::new();
     for workload in [Workload::Incoming, Workload::Outgoing, Workload::Act] {
         let (result, plan) = match &refused {
@@ -371,7 +406,79 @@ async fn probe_in_span(
     if let Err(e) = record(engine.store(), profile, &mailbox, &probe, &proven).await {
         tracing::warn!(error = %e, "could not record the test results");
     }
+    lease.release(engine.store()).await;
     probe
+}
+
+/// The lease a test holds on its mailbox (renewed while it runs, released at the end).
+struct TestLease {
+    mailbox_id: Uuid,
+    token: Uuid,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl TestLease {
+    /// Wait for a free connection of the profile and the mailbox's lease (up to twice the
+    /// lease duration, at least 10 s: a pass in flight renews its lease, a crashed one's
+    /// expires).
+    async fn acquire(
+        engine: &SyncEngine,
+        profile: &Profile,
+        mailbox_id: Uuid,
+    ) -> Result<TestLease, (Reason, &'static str, String)> {
+        let lease = engine.scheduler_settings().lease_duration;
+        let owner = format!("test-mailbox/{}", std::process::id());
+        let deadline =
+            std::time::Instant::now() + (lease * 2).max(std::time::Duration::from_secs(10));
+        loop {
+            match scheduling::lease_for_test(engine.store(), profile.id.0, mailbox_id, &owner, lease)
+                .await
+            {
+                Ok(Some(token)) => {
+                    let store = engine.store().clone();
+                    let heartbeat = tokio::spawn(async move {
+                        let every = (lease / 3).max(std::time::Duration::from_millis(100));
+                        loop {
+                            tokio::time::sleep(every).await;
+                            if !matches!(
+                                scheduling::renew_lease(&store, mailbox_id, token, lease).await,
+                                Ok(true)
+                            ) {
+                                return;
+                            }
+                        }
+                    });
+                    return Ok(TestLease {
+                        mailbox_id,
+                        token,
+                        heartbeat,
+                    });
+                }
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Ok(None) => {
+                    return Err((
+                        Reason::Busy,
+                        "test.busy",
+                        format!(
+                            "profile {:?} had no free connection (max_concurrent_connections = {}) or a pass held this mailbox for too long; try again",
+                            profile.name, profile.max_concurrent_connections
+                        ),
+                    ))
+                }
+                Err(e) => return Err((Reason::Database, "database.error", e.to_string())),
+            }
+        }
+    }
+
+    /// Give the lease back.
+    async fn release(self, store: &Store) {
+        self.heartbeat.abort();
+        if let Err(e) = scheduling::release_lease(store, self.mailbox_id, self.token).await {
+            tracing::warn!(error = %e, "could not release the test's lease; it expires by itself");
+        }
+    }
 }
 
 fn failed(workload: Workload, reason: Reason, code: &str, message: String) -> WorkloadProbe {
@@ -463,8 +570,7 @@ async fn check(
             Ok(Ok("read the Inbox (SyncFolderItems, 1 change)".into()))
         }
         Workload::Outgoing if options.no_send => {
-            conn.sent_items_contain("<test-mailbox.no-send@exsync.invalid>")
-                .await?;
+            conn.sent_copy(Uuid::nil()).await?;
             Ok(Ok(
                 "read Sent Items; no test message sent (--no-send)".into()
             ))
@@ -490,8 +596,8 @@ async fn check(
             };
             Ok(conn.send(&email).await?.map(|()| {
                 format!(
-                    "sent a test message to {} ({})",
-                    mailbox.address, email.internet_message_id
+                    "sent a test message to {} (ExsyncOutgoingId {id})",
+                    mailbox.address
                 )
             }))
         }

@@ -157,6 +157,12 @@ operation!(MeetingResponseRequest, CreateItemResponse, "CreateItem");
 struct AccountState {
     /// Exchange refused these credentials: no further request is sent with them.
     rejected: bool,
+    /// When they were refused.
+    rejected_at: Option<Instant>,
+    /// An answer showed the credentials were accepted; until then requests go one at a time.
+    proven: bool,
+    /// OAuth only: the mailbox that got an HTTP 401 since the last request that succeeded.
+    unauthorized_mailbox: Option<String>,
     /// No request before this instant (the last BackOffMilliseconds received).
     not_before: Option<Instant>,
 }
@@ -169,6 +175,10 @@ pub struct EwsClient {
     transport: Transport,
     options: ClientOptions,
     state: Mutex<AccountState>,
+    /// Held by the one request in flight while the credentials are unproven (a new client, or
+    /// a fresh try after a rejection): the others wait for its answer, so a rejected password
+    /// costs one failed sign-in however many mailboxes start at once.
+    first_sign_in: tokio::sync::Mutex<()>,
 }
 
 impl EwsClient {
@@ -180,6 +190,7 @@ impl EwsClient {
             transport,
             options,
             state: Mutex::new(AccountState::default()),
+            first_sign_in: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -191,6 +202,13 @@ impl EwsClient {
     /// Whether Exchange refused this client's credentials (it sends nothing more).
     pub fn credentials_rejected(&self) -> bool {
         self.lock().rejected
+    }
+
+    /// When Exchange refused this client's credentials, if it did (a fresh client may try
+    /// again once a retry interval has passed since).
+    pub fn rejected_since(&self) -> Option<Instant> {
+        let state = self.lock();
+        state.rejected.then_some(state.rejected_at).flatten()
     }
 
     /// How long the account must still wait after a server back-off, if at all.
@@ -249,6 +267,16 @@ impl EwsClient {
         if self.credentials_rejected() {
             return (Err(EwsError::Unauthorized), None);
         }
+        // Until the credentials are proven, one request at a time: the others wait for its
+        // answer (no lock-out storm when many mailboxes start at once or retry together).
+        let _first = if self.lock().proven {
+            None
+        } else {
+            Some(self.first_sign_in.lock().await)
+        };
+        if self.credentials_rejected() {
+            return (Err(EwsError::Unauthorized), None);
+        }
         if let Some(wait) = self.back_off_remaining() {
             if wait > self.options.max_inline_back_off {
                 return (Err(EwsError::ServerBusy { back_off: wait }), None);
@@ -279,6 +307,7 @@ impl EwsClient {
                 trace = token_trace;
             }
         }
+        let outcome = self.judge_credentials(outcome, target);
         let code = match &outcome {
             Ok(_) => "NoError".to_owned(),
             Err(e) => error_label(e),
@@ -294,15 +323,6 @@ impl EwsClient {
             let mut state = self.lock();
             let until = Instant::now() + *back_off;
             state.not_before = Some(state.not_before.map_or(until, |t| t.max(until)));
-        }
-        if let Err(EwsError::Unauthorized | EwsError::Ntlm(_)) = &outcome {
-            self.lock().rejected = true;
-        }
-        if let Err(EwsError::Token(
-            super::oauth::TokenError::Rejected { .. } | super::oauth::TokenError::Credential(_),
-        )) = &outcome
-        {
-            self.lock().rejected = true;
         }
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let request_id = trace.ids.request_id.as_deref().unwrap_or("");
@@ -330,6 +350,63 @@ impl EwsClient {
             ),
         }
         (outcome, Some(trace))
+    }
+
+    /// What an answer says about the credentials: a rejection is sticky (no further request
+    /// with them); any answer Exchange gave after signing in proves them. With OAuth, an HTTP
+    /// 401 for one mailbox is that mailbox's problem (Exchange Online answers so for an
+    /// unlicensed or mismatched mailbox while the app's token is fine) until a second mailbox
+    /// gets one too with no success in between; with Basic or NTLM a 401 is the password's.
+    fn judge_credentials<T>(
+        &self,
+        outcome: Result<T, EwsError>,
+        target: Option<&Target>,
+    ) -> Result<T, EwsError> {
+        let mut state = self.lock();
+        match &outcome {
+            Ok(_) => {
+                state.proven = true;
+                state.unauthorized_mailbox = None;
+            }
+            Err(EwsError::Unauthorized) => {
+                let mailbox = match (&self.auth, target) {
+                    (EwsAuth::OAuth(_), Some(t)) => Some(t.mailbox.to_ascii_lowercase()),
+                    _ => None,
+                };
+                match (mailbox, state.unauthorized_mailbox.clone()) {
+                    (Some(mailbox), other) if other.as_ref().is_none_or(|o| *o == mailbox) => {
+                        state.unauthorized_mailbox = Some(mailbox.clone());
+                        return Err(EwsError::MailboxUnauthorized { mailbox });
+                    }
+                    _ => {
+                        state.rejected = true;
+                        state.rejected_at = Some(Instant::now());
+                    }
+                }
+            }
+            Err(
+                EwsError::Ntlm(_)
+                | EwsError::Token(
+                    super::oauth::TokenError::Rejected { .. }
+                    | super::oauth::TokenError::Credential(_),
+                ),
+            ) => {
+                state.rejected = true;
+                state.rejected_at = Some(Instant::now());
+            }
+            Err(
+                EwsError::ServerBusy { .. }
+                | EwsError::ImpersonationDenied { .. }
+                | EwsError::MailboxNotFound { .. }
+                | EwsError::InvalidSyncState
+                | EwsError::AccessDenied { .. }
+                | EwsError::ServerError { .. }
+                | EwsError::MailboxRefused { .. }
+                | EwsError::Request { .. },
+            ) => state.proven = true,
+            Err(_) => {}
+        }
+        outcome
     }
 
     async fn exchange<O: EwsOperation>(
@@ -438,10 +515,11 @@ fn error_label(error: &EwsError) -> String {
         EwsError::ImpersonationDenied { .. } => "ErrorImpersonateUserDenied".into(),
         EwsError::MailboxNotFound { .. } => "ErrorNonExistentMailbox".into(),
         EwsError::InvalidSyncState => "ErrorInvalidSyncStateData".into(),
+        EwsError::MailboxUnauthorized { .. } => "HTTP_401_mailbox".into(),
         EwsError::AccessDenied { .. } => "ErrorAccessDenied".into(),
-        EwsError::ServerError { code, .. } | EwsError::Request { code, .. } => {
-            code.chars().take(64).collect()
-        }
+        EwsError::ServerError { code, .. }
+        | EwsError::Request { code, .. }
+        | EwsError::MailboxRefused { code, .. } => code.chars().take(64).collect(),
         EwsError::Http { status } => format!("HTTP_{status}"),
         EwsError::Malformed { .. } => "malformed".into(),
         EwsError::Transport(_) => "transport".into(),

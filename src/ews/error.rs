@@ -81,6 +81,23 @@ pub enum EwsError {
     /// NTLM authentication failed (message never contains credentials).
     #[error("NTLM authentication failed: {0}")]
     Ntlm(String),
+    /// HTTP 401 for one mailbox while the same credential works for others: Exchange Online
+    /// answers so for a single unlicensed or mismatched mailbox (the app's token is fine).
+    #[error("Exchange refused access to mailbox '{mailbox}' (HTTP 401) while the credentials work for other mailboxes")]
+    MailboxUnauthorized {
+        /// The mailbox.
+        mailbox: String,
+    },
+    /// Exchange refuses this mailbox's sends or writes for a reason of the mailbox, not of the
+    /// item: ErrorQuotaExceeded, ErrorSubmissionQuotaExceeded, ErrorSendAsDenied. The items
+    /// wait and are tried again later.
+    #[error("Exchange refused the mailbox with {code}: {message}")]
+    MailboxRefused {
+        /// The EWS response code.
+        code: String,
+        /// Exchange's message text (bounded).
+        message: String,
+    },
     /// Exchange refused the whole request with a permanent error code.
     #[error("Exchange refused the request with {code}: {message}")]
     Request {
@@ -104,6 +121,9 @@ pub enum ErrorKind {
     SyncState,
     /// Disable the workload for this mailbox and alert.
     Permanent,
+    /// The mailbox cannot send or write for now (quota, Send As right): keep the items, retry
+    /// with backoff, alert.
+    Mailbox,
 }
 
 /// A bounded excerpt of remote text: at most 200 characters, control characters removed.
@@ -130,7 +150,9 @@ impl EwsError {
                 ErrorKind::Transient
             }
             EwsError::InvalidSyncState => ErrorKind::SyncState,
+            EwsError::MailboxRefused { .. } => ErrorKind::Mailbox,
             EwsError::ImpersonationDenied { .. }
+            | EwsError::MailboxUnauthorized { .. }
             | EwsError::MailboxNotFound { .. }
             | EwsError::AccessDenied { .. }
             | EwsError::Request { .. } => ErrorKind::Permanent,
@@ -200,6 +222,12 @@ impl EwsError {
             "ErrorNonExistentMailbox" | "ErrorMailboxNotFound" | "ErrorInvalidMailbox" => {
                 EwsError::MailboxNotFound { mailbox }
             }
+            "ErrorQuotaExceeded" | "ErrorSubmissionQuotaExceeded" | "ErrorSendAsDenied" => {
+                EwsError::MailboxRefused {
+                    code: excerpt(code.as_str()),
+                    message,
+                }
+            }
             "ErrorAccessDenied" | "ErrorDelegateNoUser" | "ErrorNotDelegate" => {
                 EwsError::AccessDenied { detail: message }
             }
@@ -263,6 +291,20 @@ mod tests {
                 ErrorKind::Transient,
             ),
             (ResponseCode::ERROR_SCHEMA_VALIDATION, ErrorKind::Permanent),
+            (ResponseCode::ERROR_QUOTA_EXCEEDED, ErrorKind::Mailbox),
+            (
+                ResponseCode::ERROR_SUBMISSION_QUOTA_EXCEEDED,
+                ErrorKind::Mailbox,
+            ),
+            (ResponseCode::ERROR_SEND_AS_DENIED, ErrorKind::Mailbox),
+            (
+                ResponseCode::ERROR_MESSAGE_SIZE_EXCEEDED,
+                ErrorKind::Permanent,
+            ),
+            (
+                ResponseCode::ERROR_BATCH_PROCESSING_STOPPED,
+                ErrorKind::Transient,
+            ),
             (
                 ResponseCode::ERROR_EXCEEDED_CONNECTION_COUNT,
                 ErrorKind::Throttled,

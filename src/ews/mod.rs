@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod error;
+pub mod extended;
 pub mod fuzz;
 pub mod ntlm;
 pub mod ntlm_http;

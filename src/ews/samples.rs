@@ -103,6 +103,7 @@ pub fn message(n: usize, body_bytes: usize) -> Item {
             last_modified_time: Some(t),
             conversation_id: Some(format!("AAQkADk0ZjM4ZGE1LTdmNDkAEAD{n:08}")),
             other_elements: Vec::new(),
+            extended_properties: Vec::new(),
         },
         sender: Some(person(1_000 + n)),
         to_recipients: (0..recipients * 2 / 3).map(person).collect(),
@@ -264,6 +265,15 @@ pub fn create_item_request() -> CreateItemRequest {
         m.base.date_time_created = None;
         m.base.last_modified_time = None;
         m.base.conversation_id = None;
+        // As exsync sends it: its idempotency key in a custom property, no Message-ID.
+        m.base.extended_properties = vec![super::extended::ExtendedProperty::new(
+            super::extended::ExtendedFieldUri::named_string(
+                "d0925a5d-722f-42f0-882e-a816636fa020",
+                "ExsyncOutgoingId",
+            ),
+            "0b5ad7a4-7d6c-4b8a-9a4e-0f0e3f6f3d21",
+        )];
+        m.internet_message_id = None;
     }
     CreateItemRequest {
         message_disposition: Some(MessageDisposition::SendAndSaveCopy),
@@ -307,6 +317,13 @@ pub fn every_request() -> Vec<EwsRequest> {
                 ),
                 Restriction::Or(vec![
                     Restriction::IsEqualTo(FieldUri::SUBJECT, "hello".into()),
+                    Restriction::IsEqualTo(
+                        FieldUri::extended(&super::extended::ExtendedFieldUri::named_string(
+                            "d0925a5d-722f-42f0-882e-a816636fa020",
+                            "ExsyncOutgoingId",
+                        )),
+                        "row".into(),
+                    ),
                     Restriction::IsLessThan(
                         FieldUri::DATE_TIME_SENT,
                         "2025-01-01T00:00:00Z".into(),

@@ -243,6 +243,18 @@ impl ResponseCode {
     /// `ErrorInvalidServerVersion`.
     pub const ERROR_INVALID_SERVER_VERSION: ResponseCode =
         ResponseCode(Cow::Borrowed("ErrorInvalidServerVersion"));
+    /// `ErrorBatchProcessingStopped`: a Warning for items a batch did not get to.
+    pub const ERROR_BATCH_PROCESSING_STOPPED: ResponseCode =
+        ResponseCode(Cow::Borrowed("ErrorBatchProcessingStopped"));
+    /// `ErrorSendAsDenied`: no right to send as (or on behalf of) the From mailbox.
+    pub const ERROR_SEND_AS_DENIED: ResponseCode = ResponseCode(Cow::Borrowed("ErrorSendAsDenied"));
+    /// `ErrorSubmissionQuotaExceeded`: the mailbox sent more than it may for now.
+    pub const ERROR_SUBMISSION_QUOTA_EXCEEDED: ResponseCode =
+        ResponseCode(Cow::Borrowed("ErrorSubmissionQuotaExceeded"));
+    /// `ErrorInvalidExchangeImpersonationHeaderData`: also Exchange Online's answer to an
+    /// app-only token without an ExchangeImpersonation header.
+    pub const ERROR_INVALID_EXCHANGE_IMPERSONATION_HEADER_DATA: ResponseCode =
+        ResponseCode(Cow::Borrowed("ErrorInvalidExchangeImpersonationHeaderData"));
 }
 
 impl ResponseCode {
@@ -316,6 +328,18 @@ impl<T> ResponseMessage<T> {
                 "The server cannot service this request right now. Try again later.".into(),
             ),
             back_off: Some(back_off),
+            payload: None,
+        }
+    }
+
+    /// A Warning message: Exchange did not process this item (e.g. ErrorBatchProcessingStopped
+    /// for the items after one that failed); it carries no content.
+    pub fn warning(code: ResponseCode, text: impl Into<String>) -> Self {
+        ResponseMessage {
+            class: ResponseClass::Warning,
+            code,
+            message_text: Some(text.into()),
+            back_off: None,
             payload: None,
         }
     }
@@ -719,6 +743,8 @@ pub struct ItemBase {
     /// Local names of the item's child elements this codec does not model, as read (never
     /// written): the server side sees which other properties a client tried to set.
     pub other_elements: Vec<String>,
+    /// `t:ExtendedProperty*` (custom and MAPI properties; returned only when asked for).
+    pub extended_properties: Vec<super::extended::ExtendedProperty>,
 }
 
 impl ItemBase {
@@ -750,6 +776,9 @@ impl ItemBase {
         leaf_opt(w, "t:InReplyTo", self.in_reply_to.as_deref());
         time_opt(w, "t:DateTimeSent", self.date_time_sent.as_ref());
         time_opt(w, "t:DateTimeCreated", self.date_time_created.as_ref());
+        for property in &self.extended_properties {
+            property.write(w);
+        }
         time_opt(w, "t:LastModifiedTime", self.last_modified_time.as_ref());
         if let Some(c) = &self.conversation_id {
             w.start("t:ConversationId").attr("Id", c).end();
@@ -799,6 +828,7 @@ impl ItemBase {
                 .and_then(|c| c.attr("Id"))
                 .map(str::to_owned),
             other_elements: Vec::new(),
+            extended_properties: super::extended::ExtendedProperty::all_in(el)?,
         })
     }
 }
@@ -820,6 +850,7 @@ fn modelled_elements(kind: &str) -> &'static [&'static str] {
         "DateTimeCreated",
         "LastModifiedTime",
         "ConversationId",
+        "ExtendedProperty",
     ];
     match kind {
         "CalendarItem" => &[
@@ -1275,6 +1306,37 @@ impl Item {
     }
 }
 
+/// The keys of `t:PhoneNumbers/t:Entry` (PhoneNumberKeyType): Exchange refuses any other
+/// value with ErrorSchemaValidation.
+pub const PHONE_NUMBER_KEYS: [&str; 23] = [
+    "AssistantPhone",
+    "BusinessFax",
+    "BusinessPhone",
+    "BusinessPhone2",
+    "Callback",
+    "CarPhone",
+    "CompanyMainPhone",
+    "HomeFax",
+    "HomePhone",
+    "HomePhone2",
+    "Isdn",
+    "MobilePhone",
+    "OtherFax",
+    "OtherTelephone",
+    "Pager",
+    "PrimaryPhone",
+    "RadioPhone",
+    "Telex",
+    "TtyTddPhone",
+    "BusinessMobile",
+    "IPPhone",
+    "Mms",
+    "Msn",
+];
+
+/// The keys of `t:EmailAddresses/t:Entry` (EmailAddressKeyType).
+pub const EMAIL_ADDRESS_KEYS: [&str; 3] = ["EmailAddress1", "EmailAddress2", "EmailAddress3"];
+
 fn write_entries(w: &mut XmlWriter, qname: &str, entries: &[(String, String)]) {
     if !entries.is_empty() {
         w.start(qname);
@@ -1555,13 +1617,30 @@ impl FieldUri {
     /// The FieldURI and, for indexed paths, the FieldIndex.
     pub fn split_index(&self) -> (&str, Option<&str>) {
         let s = self.as_str();
+        if super::extended::is_extended(s) {
+            return (s, None);
+        }
         match s.match_indices(':').nth(1) {
             Some((pos, _)) => (&s[..pos], Some(&s[pos + 1..])),
             None => (s, None),
         }
     }
 
+    /// A path to an extended property (`t:ExtendedFieldURI`).
+    pub fn extended(uri: &super::extended::ExtendedFieldUri) -> Self {
+        uri.to_field_uri()
+    }
+
+    /// The extended property this path names, when it is a `t:ExtendedFieldURI`.
+    pub fn as_extended(&self) -> Option<super::extended::ExtendedFieldUri> {
+        super::extended::ExtendedFieldUri::from_field_uri(self)
+    }
+
     pub(crate) fn write(&self, w: &mut XmlWriter) {
+        if let Some(extended) = self.as_extended() {
+            extended.write(w);
+            return;
+        }
         match self.split_index() {
             (uri, Some(index)) => {
                 w.start("t:IndexedFieldURI")
@@ -1575,12 +1654,15 @@ impl FieldUri {
         }
     }
 
-    /// Read a `t:FieldURI` or `t:IndexedFieldURI`; `None` for other elements (ExtendedFieldURI …).
+    /// Read a `t:FieldURI`, `t:IndexedFieldURI` or `t:ExtendedFieldURI`; `None` for other elements.
     pub(crate) fn from_element(el: &Element) -> Result<Option<FieldUri>, WireError> {
         if el.namespace != TYPES_NS {
             return Ok(None);
         }
         match el.name.as_str() {
+            "ExtendedFieldURI" => Ok(Some(
+                super::extended::ExtendedFieldUri::from_element(el)?.to_field_uri(),
+            )),
             "FieldURI" => Ok(Some(FieldUri::new(
                 el.attr("FieldURI")
                     .ok_or(WireError::Missing("FieldURI/@FieldURI"))?,
@@ -1610,6 +1692,9 @@ impl FieldUri {
 
 impl std::fmt::Display for FieldUri {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(extended) = self.as_extended() {
+            return extended.fmt(f);
+        }
         f.write_str(self.as_str())
     }
 }
@@ -2010,6 +2095,10 @@ mod tests {
             last_modified_time: Some(t),
             conversation_id: Some("conv".into()),
             other_elements: Vec::new(),
+            extended_properties: vec![crate::ews::extended::ExtendedProperty::new(
+                crate::ews::extended::ExtendedFieldUri::tagged("0x1035", "String"),
+                "<a@b>",
+            )],
         };
         let items = [
             Item::Message(Message {

@@ -30,6 +30,7 @@ use crate::ews::types::{
     format_time, BaseFolderId, BaseShape, ConflictResolution, DeleteType, DistinguishedFolderName,
     EmailAddress, FieldUri, Folder, FolderId, Item, ItemId, Message, MessageDisposition,
     ResponseCode, ResponseMessage, ResponseType, Restriction, SendMeetingInvitations,
+    EMAIL_ADDRESS_KEYS, PHONE_NUMBER_KEYS,
 };
 
 /// What the HTTP layer sends back.
@@ -62,9 +63,16 @@ struct Ctx<'a> {
     who: &'a Principal,
     impersonated: Option<String>,
     default_mailbox: Option<String>,
+    stop_after: Option<usize>,
 }
 
 impl Ctx<'_> {
+    /// Whether item `index` of a batch is past a batch stop (answered
+    /// ErrorBatchProcessingStopped and not processed).
+    fn stopped(&self, index: usize) -> bool {
+        self.stop_after.is_some_and(|n| index >= n)
+    }
+
     /// The canonical address of `address` if it exists and the caller may open it.
     fn mailbox_access(&self, inner: &Inner, address: &str) -> Result<String, OpError> {
         let mailbox = inner.mailbox(address).ok_or_else(|| {
@@ -159,19 +167,23 @@ impl Ctx<'_> {
     }
 }
 
-/// Run one parsed request for `who`.
+/// Run one parsed request for `who`. `stop_after`: process only that many items of a
+/// multi-item request and answer the rest `Warning` / ErrorBatchProcessingStopped (the
+/// `batch_stopped_after` one-shot fault).
 pub(crate) fn handle(
     state: &FakeState,
     inner: &mut Inner,
     who: &Principal,
     header: &RequestHeader,
     request: EwsRequest,
+    stop_after: Option<usize>,
 ) -> Answer {
     let mut ctx = Ctx {
         state,
         who,
         impersonated: None,
         default_mailbox: who.address.clone(),
+        stop_after,
     };
     if let Some(target) = &header.impersonation {
         let Some(mailbox) = inner.mailbox(target) else {
@@ -193,8 +205,12 @@ pub(crate) fn handle(
         ctx.impersonated = Some(canonical.clone());
         ctx.default_mailbox = Some(canonical);
     } else if who.kind == AccountKind::App {
-        // App-only tokens have no mailbox of their own: Exchange demands impersonation.
-        ctx.default_mailbox = None;
+        // App-only tokens have no mailbox of their own: Exchange Online refuses the request
+        // outright (a SOAP fault with this code and text).
+        return Answer::Fault(SoapFault::for_code(
+            ResponseCode::ERROR_INVALID_EXCHANGE_IMPERSONATION_HEADER_DATA,
+            "ExchangeImpersonation SOAP header must be present for this type of OAuth token.",
+        ));
     }
     match request {
         EwsRequest::GetFolder(r) => get_folder(&ctx, inner, &r),
@@ -366,6 +382,7 @@ fn invalid_sync_state() -> OpError {
 }
 
 fn sync_folder_items(ctx: &Ctx, inner: &mut Inner, r: &SyncFolderItemsRequest) -> Answer {
+    let mut reported: Vec<(String, u64)> = Vec::new();
     let result = (|| {
         let (address, folder) = ctx.folder(inner, &r.sync_folder_id)?;
         let mailbox = inner
@@ -399,6 +416,9 @@ fn sync_folder_items(ctx: &Ctx, inner: &mut Inner, r: &SyncFolderItemsRequest) -
             match change {
                 NetChange::Create(n) | NetChange::Update(n) => {
                     let Some(item) = current(n) else { continue };
+                    if mailbox.delete_after_sync.contains(&n) {
+                        reported.push((address.clone(), n));
+                    }
                     let item = shaped(item, &r.item_shape, Answering::FindOrSync);
                     changes.push(if matches!(change, NetChange::Create(_)) {
                         SyncItemChange::Create(item)
@@ -430,6 +450,13 @@ fn sync_folder_items(ctx: &Ctx, inner: &mut Inner, r: &SyncFolderItemsRequest) -
             changes,
         })
     })();
+    // The race of a user deleting mail while a client syncs: gone before its GetItem.
+    for (address, n) in reported {
+        if let Some(mailbox) = inner.mailbox_mut(&address) {
+            mailbox.delete_after_sync.remove(&n);
+        }
+        inner.remove_item(&address, n);
+    }
     let messages = vec![message(result)];
     let code = first_code(&messages);
     Answer::Xml {
@@ -438,11 +465,22 @@ fn sync_folder_items(ctx: &Ctx, inner: &mut Inner, r: &SyncFolderItemsRequest) -
     }
 }
 
+fn batch_stopped<T>() -> ResponseMessage<T> {
+    ResponseMessage::warning(
+        ResponseCode::ERROR_BATCH_PROCESSING_STOPPED,
+        "The batch was stopped before this item was processed.",
+    )
+}
+
 fn get_item(ctx: &Ctx, inner: &mut Inner, r: &GetItemRequest) -> Answer {
     let messages: Vec<_> = r
         .item_ids
         .iter()
-        .map(|id| {
+        .enumerate()
+        .map(|(index, id)| {
+            if ctx.stopped(index) {
+                return batch_stopped();
+            }
             message(ctx.item(inner, id).and_then(|(address, n)| {
                 inner
                     .mailbox(&address)
@@ -462,6 +500,13 @@ fn get_item(ctx: &Ctx, inner: &mut Inner, r: &GetItemRequest) -> Answer {
 /// The text of a field, for restrictions.
 fn field_text(item: &Item, field: &FieldUri) -> Option<String> {
     let base = item.base();
+    if let Some(extended) = field.as_extended() {
+        return base
+            .extended_properties
+            .iter()
+            .find(|p| p.field.same_property(&extended))
+            .and_then(|p| p.value.first().map(str::to_owned));
+    }
     let time = |t: &Option<chrono::DateTime<Utc>>| t.as_ref().map(format_time);
     let addr = |a: &Option<EmailAddress>| a.as_ref().map(|a| a.address.clone());
     match (field.as_str(), item) {
@@ -581,6 +626,12 @@ fn find_item(ctx: &Ctx, inner: &mut Inner, r: &FindItemRequest) -> Answer {
 }
 
 fn create_item(ctx: &Ctx, inner: &mut Inner, r: &CreateItemRequest) -> Answer {
+    if let Some(violation) = r.items.iter().find_map(schema_violation) {
+        return Answer::Fault(SoapFault::for_code(
+            ResponseCode::ERROR_SCHEMA_VALIDATION,
+            &format!("The request failed schema validation: {violation}"),
+        ));
+    }
     let target = match &r.saved_item_folder_id {
         Some(id) => ctx.folder(inner, id).map(|(a, f)| (a, Some(f))),
         None => ctx.own_mailbox().map(|a| (a, None)),
@@ -588,10 +639,14 @@ fn create_item(ctx: &Ctx, inner: &mut Inner, r: &CreateItemRequest) -> Answer {
     let messages: Vec<_> = r
         .items
         .iter()
-        .map(|item| {
+        .enumerate()
+        .map(|(index, item)| {
+            if ctx.stopped(index) {
+                return batch_stopped();
+            }
             message(target.clone().and_then(|(address, folder)| {
                 refuse_server_owned(item)?;
-                create_one(inner, r, &address, folder, item)
+                create_one(ctx, inner, r, &address, folder, item)
             }))
         })
         .collect();
@@ -618,7 +673,95 @@ fn internal(e: super::FakeError) -> OpError {
     err(ResponseCode::ERROR_INTERNAL_SERVER_ERROR, e.to_string())
 }
 
+/// The phone and e-mail keys of a contact are schema enumerations (PhoneNumberKeyType,
+/// EmailAddressKeyType): Exchange refuses any other value with ErrorSchemaValidation.
+fn schema_violation(item: &Item) -> Option<String> {
+    let Item::Contact(c) = item else { return None };
+    if let Some((key, _)) = c
+        .phone_numbers
+        .iter()
+        .find(|(k, _)| !PHONE_NUMBER_KEYS.contains(&k.as_str()))
+    {
+        return Some(format!(
+            "The 'Key' attribute is invalid - The value '{key}' is invalid according to its datatype 'PhoneNumberKeyType'"
+        ));
+    }
+    c.email_addresses
+        .iter()
+        .find(|(k, _)| !EMAIL_ADDRESS_KEYS.contains(&k.as_str()))
+        .map(|(key, _)| {
+            format!(
+                "The 'Key' attribute is invalid - The value '{key}' is invalid according to its datatype 'EmailAddressKeyType'"
+            )
+        })
+}
+
+/// Who a sent message is From and who is its Sender, by the caller's rights: the acting
+/// mailbox (impersonated, else the caller's own) may send as itself; another `From` needs
+/// Send As (From = Sender = that mailbox) or Send on Behalf (Sender = the actor); otherwise
+/// ErrorSendAsDenied. Without `From` the actor sends as itself (Exchange does not fill in the
+/// mailbox the copy is saved in).
+fn sending_identity(
+    ctx: &Ctx,
+    inner: &Inner,
+    from: Option<&EmailAddress>,
+) -> Result<(EmailAddress, EmailAddress), OpError> {
+    let denied = |text: String| err(ResponseCode::ERROR_SEND_AS_DENIED, text);
+    let actor = ctx.impersonated.clone().or_else(|| ctx.who.address.clone());
+    let Some(from) = from.filter(|f| !f.address.trim().is_empty()) else {
+        return match actor {
+            Some(a) => Ok((EmailAddress::new(None, &a), EmailAddress::new(None, &a))),
+            None => Err(denied(
+                "The account has no mailbox to send from: set From to a mailbox it may send as."
+                    .into(),
+            )),
+        };
+    };
+    let wanted = lower(&from.address);
+    let canonical = inner.mailbox(&wanted).map(|m| m.address.clone());
+    if let (Some(actor), Some(canonical)) = (&actor, &canonical) {
+        if lower(actor) == lower(canonical) {
+            return Ok((from.clone(), from.clone()));
+        }
+    }
+    // The rights of whoever acts: the impersonated user's account, else the caller's.
+    let account = match &ctx.impersonated {
+        Some(mailbox) => inner
+            .accounts
+            .values()
+            .find(|a| a.address.as_deref().map(lower).as_deref() == Some(lower(mailbox).as_str())),
+        None => inner.find_login(&ctx.who.username),
+    };
+    let may = |set: &BTreeSet<String>| set.contains(&wanted) || set.contains("*");
+    match (canonical, account) {
+        (Some(_), Some(a)) if may(&a.send_as) => Ok((from.clone(), from.clone())),
+        (Some(_), Some(a)) if may(&a.send_on_behalf) => {
+            let sender = actor.unwrap_or_else(|| a.username.clone());
+            Ok((from.clone(), EmailAddress::new(None, &sender)))
+        }
+        _ => Err(denied(format!(
+            "The user account which was used to submit this request does not have the right to send mail on behalf of the specified sending account {}.",
+            from.address
+        ))),
+    }
+}
+
+/// What a message weighs for ErrorMessageSizeExceeded: subject, body and recipients.
+fn message_bytes(m: &Message) -> u64 {
+    let addresses: usize = m
+        .to_recipients
+        .iter()
+        .chain(&m.cc_recipients)
+        .chain(&m.bcc_recipients)
+        .map(|a| a.address.len())
+        .sum();
+    let body = m.base.body.as_ref().map_or(0, |b| b.content.len());
+    let subject = m.base.subject.as_deref().map_or(0, str::len);
+    u64::try_from(addresses + body + subject).unwrap_or(u64::MAX)
+}
+
 fn create_one(
+    ctx: &Ctx,
     inner: &mut Inner,
     r: &CreateItemRequest,
     address: &str,
@@ -629,6 +772,15 @@ fn create_one(
     let me = EmailAddress::new(None, address);
     let mut item = item.clone();
     item.base_mut().item_id = None;
+    if inner
+        .mailbox(address)
+        .is_some_and(|m| m.settings.storage_quota_exceeded)
+    {
+        return Err(err(
+            ResponseCode::ERROR_QUOTA_EXCEEDED,
+            "The mailbox has exceeded its storage quota.",
+        ));
+    }
     match &mut item {
         Item::Message(m) => {
             // Exchange refuses a message without MessageDisposition.
@@ -644,10 +796,42 @@ fn create_one(
                 let id = inner.insert_item(address, folder, item).map_err(internal)?;
                 return Ok(vec![id_only_message(id)]);
             }
-            m.from.get_or_insert_with(|| me.clone());
-            m.sender.get_or_insert_with(|| me.clone());
-            m.internet_message_id
-                .get_or_insert_with(|| format!("<{}@exsync.test>", uuid::Uuid::new_v4()));
+            let (from, sender) = sending_identity(ctx, inner, m.from.as_ref())?;
+            let sending = inner
+                .mailbox(&from.address)
+                .map(|mb| (mb.address.clone(), mb.settings.clone()));
+            if let Some((_, settings)) = &sending {
+                if settings.storage_quota_exceeded {
+                    return Err(err(
+                        ResponseCode::ERROR_QUOTA_EXCEEDED,
+                        "The mailbox has exceeded its quota and cannot send.",
+                    ));
+                }
+                if settings
+                    .max_message_bytes
+                    .is_some_and(|max| message_bytes(m) > max)
+                {
+                    return Err(err(
+                        ResponseCode::ERROR_MESSAGE_SIZE_EXCEEDED,
+                        "The message exceeds the maximum supported size.",
+                    ));
+                }
+                if settings.submission_quota == Some(0) {
+                    return Err(err(
+                        ResponseCode::ERROR_SUBMISSION_QUOTA_EXCEEDED,
+                        "The mailbox has exceeded the number of messages it may send for now.",
+                    ));
+                }
+            }
+            // Exchange assigns the Message-ID of a message it sends (the managed API treats
+            // InternetMessageId as read-only); a client's value is not kept.
+            let domain = from
+                .address
+                .rsplit_once('@')
+                .map_or("fake-exchange.test", |(_, d)| d);
+            m.internet_message_id = Some(format!("<{}@{domain}>", uuid::Uuid::new_v4().simple()));
+            m.from = Some(from);
+            m.sender = Some(sender);
             m.base.date_time_sent = Some(now);
             m.base.date_time_received = Some(now);
             let recipients: BTreeSet<String> = m
@@ -663,9 +847,18 @@ fn create_one(
                     "At least one recipient is required.",
                 ));
             }
+            if let Some((sending, _)) = &sending {
+                if let Some(mailbox) = inner.mailbox_mut(sending) {
+                    if let Some(left) = mailbox.settings.submission_quota.as_mut() {
+                        *left = left.saturating_sub(1);
+                    }
+                }
+            }
             let mut delivered = m.clone();
             delivered.bcc_recipients.clear();
             delivered.is_read = Some(false);
+            // A recipient's copy does not carry the sender's custom properties.
+            delivered.base.extended_properties.clear();
             for rcpt in recipients {
                 let Some(canonical) = inner.mailbox(&rcpt).map(|mb| mb.address.clone()) else {
                     continue; // outside the fake: delivered elsewhere
@@ -911,6 +1104,23 @@ fn set_field(target: &mut Item, source: Option<&Item>, field: &FieldUri) -> Resu
             format!("The property {field} cannot be set on this item."),
         )
     };
+    if let Some(extended) = field.as_extended() {
+        let value = match source {
+            Some(s) => Some(
+                s.base()
+                    .extended_properties
+                    .iter()
+                    .find(|p| p.field.same_property(&extended))
+                    .cloned()
+                    .ok_or_else(bad)?,
+            ),
+            None => None,
+        };
+        let props = &mut target.base_mut().extended_properties;
+        props.retain(|p| !p.field.same_property(&extended));
+        props.extend(value);
+        return Ok(());
+    }
     let (uri, index) = field.split_index();
     let whole_dictionary = matches!(uri, "contacts:EmailAddresses" | "contacts:PhoneNumbers")
         || (matches!(uri, "contacts:EmailAddress" | "contacts:PhoneNumber") && index.is_none());
@@ -924,7 +1134,11 @@ fn update_item(ctx: &Ctx, inner: &mut Inner, r: &UpdateItemRequest) -> Answer {
     let messages: Vec<_> = r
         .item_changes
         .iter()
-        .map(|change| {
+        .enumerate()
+        .map(|(index, change)| {
+            if ctx.stopped(index) {
+                return batch_stopped();
+            }
             message((|| {
                 let (address, n) = ctx.item(inner, &change.item_id)?;
                 let current = inner
@@ -993,7 +1207,11 @@ fn delete_item(ctx: &Ctx, inner: &mut Inner, r: &DeleteItemRequest) -> Answer {
     let messages: Vec<_> = r
         .item_ids
         .iter()
-        .map(|id| {
+        .enumerate()
+        .map(|(index, id)| {
+            if ctx.stopped(index) {
+                return batch_stopped();
+            }
             message((|| {
                 let (address, n) = ctx.item(inner, id)?;
                 let (folder, current) = inner

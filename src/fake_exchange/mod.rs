@@ -85,6 +85,11 @@ pub enum BusyShape {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OneShotFault {
+    /// `{"batch_stopped_after": N}`: the next request with more than N items (GetItem,
+    /// CreateItem, UpdateItem, DeleteItem) processes only the first N; the others are answered
+    /// `ResponseClass="Warning"` with ErrorBatchProcessingStopped and left untouched. Requests
+    /// with fewer items pass it by (it waits at the head of the queue).
+    BatchStoppedAfter(u32),
     /// ErrorServerBusy with `back_off_ms`, in the current `busy_shape`.
     ServerBusy,
     /// A plain HTTP 500 HTML page.

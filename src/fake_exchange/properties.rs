@@ -6,6 +6,7 @@
 //! Exchange" page (tables 2–4) restricted to the properties the fake models, and copying one
 //! property between items. It knows nothing of requests, mailboxes or XML.
 
+use crate::ews::extended::{ExtendedFieldUri, ExtendedProperty};
 use crate::ews::types::{BaseShape, FieldUri, Folder, Item, ItemShape};
 
 /// What each base shape returns for an item kind (Table 3 "Default item properties" and
@@ -175,7 +176,24 @@ pub(crate) fn shaped(item: &Item, shape: &ItemShape, answering: Answering) -> It
         // A property of another item kind (calendar:Start on a message) is simply absent.
         copy_property(&mut out, Some(item), &field);
     }
+    out.base_mut().extended_properties = requested_extended(item, shape);
     out
+}
+
+/// Extended properties are returned only when the shape names them (ExtendedFieldURI in
+/// AdditionalProperties), whatever the base shape, as Exchange does.
+fn requested_extended(item: &Item, shape: &ItemShape) -> Vec<ExtendedProperty> {
+    let asked: Vec<ExtendedFieldUri> = shape
+        .additional_properties
+        .iter()
+        .filter_map(FieldUri::as_extended)
+        .collect();
+    item.base()
+        .extended_properties
+        .iter()
+        .filter(|p| asked.iter().any(|a| a.same_property(&p.field)))
+        .cloned()
+        .collect()
 }
 
 /// Copy the property `field` of `source` into `target`, or clear it when `source` is `None`.

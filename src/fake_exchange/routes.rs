@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::state::{FakeState, ItemPatch, NewAccount, NewApp, NewItems, Rights};
+use super::state::{FakeState, ItemPatch, MailboxSettings, NewAccount, NewApp, NewItems, Rights};
 use super::{FakeError, FaultsPatch, TokenFault};
 
 /// The whole application: EWS plus `/_fake/`.
@@ -46,6 +46,14 @@ pub(crate) fn router(state: Arc<FakeState>) -> Router {
         .route(
             "/_fake/mailboxes/{address}/reset-sync-states",
             post(reset_sync_states),
+        )
+        .route(
+            "/_fake/mailboxes/{address}/settings",
+            get(get_mailbox_settings).put(put_mailbox_settings),
+        )
+        .route(
+            "/_fake/mailboxes/{address}/items/{id}/delete-after-sync",
+            post(delete_after_sync),
         )
         .with_state(state)
 }
@@ -371,4 +379,30 @@ async fn reset_sync_states(
 ) -> ApiResult {
     s.reset_sync_states(&address)?;
     ok(json!({ "address": address, "reset": true }))
+}
+
+async fn get_mailbox_settings(
+    State(s): State<Arc<FakeState>>,
+    Path(address): Path<String>,
+) -> ApiResult {
+    let settings = s.mailbox_settings(&address)?;
+    ok(serde_json::to_value(settings).unwrap_or_default())
+}
+
+async fn put_mailbox_settings(
+    State(s): State<Arc<FakeState>>,
+    Path(address): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let settings: MailboxSettings = body(&bytes)?;
+    let settings = s.set_mailbox_settings(&address, &settings)?;
+    ok(serde_json::to_value(settings).unwrap_or_default())
+}
+
+async fn delete_after_sync(
+    State(s): State<Arc<FakeState>>,
+    Path((address, id)): Path<(String, String)>,
+) -> ApiResult {
+    s.delete_after_sync(&address, &id)?;
+    ok(json!({ "id": id, "delete_after_sync": true }))
 }

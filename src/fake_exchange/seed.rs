@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::state::{FakeState, NewAccount, NewApp, NewItems, Rights};
+use super::state::{FakeState, MailboxSettings, NewAccount, NewApp, NewItems, Rights};
 use super::{FakeError, FaultsPatch};
 
 /// Items to create in one mailbox (the fields of `POST /_fake/mailboxes/{address}/items`).
@@ -18,6 +18,16 @@ pub struct SeedItems {
     /// What to create there.
     #[serde(flatten)]
     pub items: NewItems,
+}
+
+/// Settings of one mailbox (the fields of `PUT /_fake/mailboxes/{address}/settings`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SeedMailboxSettings {
+    /// The mailbox address.
+    pub mailbox: String,
+    /// Its settings.
+    #[serde(flatten)]
+    pub settings: MailboxSettings,
 }
 
 /// Everything a fake Exchange can start with.
@@ -36,6 +46,9 @@ pub struct Seed {
     /// Messages and ACT items.
     #[serde(default)]
     pub items: Vec<SeedItems>,
+    /// Per-mailbox answers (401, quotas, message size limit).
+    #[serde(default)]
+    pub mailbox_settings: Vec<SeedMailboxSettings>,
     /// Fault knobs.
     #[serde(default)]
     pub faults: Option<FaultsPatch>,
@@ -56,7 +69,8 @@ impl Seed {
         }
     }
 
-    /// Create everything in `state`, in order: accounts, apps, rights, items, faults.
+    /// Create everything in `state`, in order: accounts, apps, rights, items, mailbox settings,
+    /// faults.
     pub fn apply(&self, state: &FakeState) -> Result<(), FakeError> {
         for a in &self.accounts {
             state.add_account(a)?;
@@ -69,6 +83,9 @@ impl Seed {
         }
         for i in &self.items {
             state.add_items(&i.mailbox, &i.items)?;
+        }
+        for m in &self.mailbox_settings {
+            state.set_mailbox_settings(&m.mailbox, &m.settings)?;
         }
         if let Some(f) = &self.faults {
             state.update_faults(f)?;

@@ -25,7 +25,7 @@ use super::ews_ops::{self, Answer};
 use super::state::{FakeState, RequestLogEntry};
 use super::traffic::Direction;
 use super::{BusyShape, FakeError, OneShotFault};
-use crate::ews::ops::{error_response_xml, parse_request};
+use crate::ews::ops::{error_response_xml, parse_request, EwsRequest};
 use crate::ews::soap::SoapFault;
 use crate::ews::types::ResponseCode;
 
@@ -409,7 +409,14 @@ pub(crate) async fn ews_endpoint(
     let signed_in = auth::authenticate(&mut state.lock(), &headers, conn.id);
     let who = match signed_in {
         Ok(who) => who,
-        Err(e) => return line.finish(&state, unauthorized(&e), None),
+        Err(e) => {
+            // A refused sign-in takes its round trip too (clients see it no sooner).
+            let latency = state.faults().latency_ms;
+            if latency > 0 {
+                tokio::time::sleep(Duration::from_millis(latency)).await;
+            }
+            return line.finish(&state, unauthorized(&e), None);
+        }
     };
     line.account = Some(who.username.clone());
     let (_account, in_flight) = InFlight::account(&state, &who.username);
@@ -429,8 +436,23 @@ pub(crate) async fn ews_endpoint(
     let operation = request.operation_name();
     line.operation = Some(operation.to_owned());
     line.impersonated = header.impersonation.clone();
+    // Exchange Online answers 401 for an unlicensed or mismatched mailbox although the
+    // caller's token is fine (no failed sign-in).
+    let mailbox = header
+        .impersonation
+        .clone()
+        .or_else(|| {
+            headers
+                .get("x-anchormailbox")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .or_else(|| who.address.clone());
+    if mailbox.is_some_and(|m| state.mailbox_unauthorized(&m)) {
+        return line.finish(&state, unauthorized(&AuthError::BadToken), None);
+    }
     let faults = state.faults();
-    let one_shot = state.take_one_shot();
+    let one_shot = state.take_one_shot(request_items(&request));
     match one_shot {
         Some(OneShotFault::Unauthorized) => {
             return line.finish(&state, unauthorized(&AuthError::Missing), None)
@@ -541,7 +563,11 @@ pub(crate) async fn ews_endpoint(
 
     let answer = {
         let mut inner = state.lock();
-        ews_ops::handle(&state, &mut inner, &who, &header, request)
+        let stop_after = match one_shot {
+            Some(OneShotFault::BatchStoppedAfter(n)) => usize::try_from(n).ok(),
+            _ => None,
+        };
+        ews_ops::handle(&state, &mut inner, &who, &header, request, stop_after)
     };
     match answer {
         Answer::Fault(fault) => {
@@ -561,6 +587,17 @@ pub(crate) async fn ews_endpoint(
                 };
             line.finish(&state, response, Some(&code))
         }
+    }
+}
+
+/// How many items a request carries (what a batch stop counts).
+fn request_items(request: &EwsRequest) -> usize {
+    match request {
+        EwsRequest::GetItem(r) => r.item_ids.len(),
+        EwsRequest::CreateItem(r) => r.items.len(),
+        EwsRequest::UpdateItem(r) => r.item_changes.len(),
+        EwsRequest::DeleteItem(r) => r.item_ids.len(),
+        _ => 0,
     }
 }
 

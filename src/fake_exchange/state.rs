@@ -74,6 +74,10 @@ pub(crate) struct Account {
     pub(crate) impersonate_all: bool,
     pub(crate) impersonate: BTreeSet<String>,
     pub(crate) delegate: BTreeSet<String>,
+    /// Mailboxes this account may send as (From = the mailbox, Sender = the mailbox).
+    pub(crate) send_as: BTreeSet<String>,
+    /// Mailboxes this account may send on behalf of (From = the mailbox, Sender = the account).
+    pub(crate) send_on_behalf: BTreeSet<String>,
     pub(crate) not_before: Option<Instant>,
     pub(crate) in_flight: u32,
     /// An app's registered certificate (DER), for client assertions.
@@ -188,6 +192,11 @@ pub(crate) struct Mailbox {
     pub(crate) locations: HashMap<u64, DistinguishedFolderName>,
     /// Items deleted from this mailbox (ids stay resolvable to "not found", not "malformed").
     pub(crate) gone: BTreeSet<u64>,
+    /// Items deleted right after the next SyncFolderItems reports them (the race in which a
+    /// client's GetItem then finds nothing).
+    pub(crate) delete_after_sync: BTreeSet<u64>,
+    /// Per-mailbox answers (`PUT /_fake/mailboxes/{address}/settings`).
+    pub(crate) settings: MailboxSettings,
 }
 
 impl Mailbox {
@@ -201,6 +210,8 @@ impl Mailbox {
                 .collect(),
             locations: HashMap::new(),
             gone: BTreeSet::new(),
+            delete_after_sync: BTreeSet::new(),
+            settings: MailboxSettings::default(),
         }
     }
 
@@ -770,8 +781,9 @@ pub struct NewApp {
     pub impersonate: Option<Vec<String>>,
 }
 
-/// `PUT /_fake/rights`: replaces an account's impersonation and delegate rights.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `PUT /_fake/rights`: replaces an account's impersonation, delegate, Send As and Send on
+/// Behalf rights (a list left out is emptied).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rights {
     /// The account's user name (or client id).
@@ -782,6 +794,36 @@ pub struct Rights {
     /// Mailboxes it may open as a delegate.
     #[serde(default)]
     pub delegate: Vec<String>,
+    /// Mailboxes it may send as (`From` = the mailbox; `"*"` means all).
+    #[serde(default)]
+    pub send_as: Vec<String>,
+    /// Mailboxes it may send on behalf of (`From` = the mailbox, `Sender` = the account).
+    #[serde(default)]
+    pub send_on_behalf: Vec<String>,
+}
+
+/// `PUT /_fake/mailboxes/{address}/settings`: answers one mailbox gives (replaced as a whole;
+/// a field left out takes its default).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxSettings {
+    /// Every EWS request for this mailbox (impersonated, `X-AnchorMailbox` or the caller's own)
+    /// is answered HTTP 401, as Exchange Online does for an unlicensed or mismatched mailbox
+    /// while the application's token is fine (no failed sign-in is counted).
+    #[serde(default)]
+    pub unauthorized: bool,
+    /// The mailbox is over its storage quota: CreateItem in it, and sending from it, answer
+    /// `ErrorQuotaExceeded`.
+    #[serde(default)]
+    pub storage_quota_exceeded: bool,
+    /// How many more messages the mailbox may send; after that `ErrorSubmissionQuotaExceeded`
+    /// (absent: no limit).
+    #[serde(default)]
+    pub submission_quota: Option<u32>,
+    /// Largest message (subject, body and recipients, in bytes) the mailbox may send; larger
+    /// ones answer `ErrorMessageSizeExceeded` (absent: no limit).
+    #[serde(default)]
+    pub max_message_bytes: Option<u64>,
 }
 
 /// `POST /_fake/mailboxes/{address}/items`: deliver messages or create ACT items.
@@ -860,6 +902,9 @@ pub struct ItemSummary {
     pub subject: Option<String>,
     /// Sender (messages) or organizer (calendar items).
     pub from: Option<String>,
+    /// `Sender` of a message (differs from `from` when sent on behalf).
+    #[serde(default)]
+    pub sender: Option<String>,
     /// Recipients (messages) or attendees.
     pub to: Vec<String>,
     /// Body text.
@@ -885,6 +930,9 @@ pub struct ItemSummary {
     /// The mailbox's role or answer (calendar items): Organizer, Accept, NoResponseReceived, ….
     #[serde(default)]
     pub my_response_type: Option<String>,
+    /// Extended properties, by property name (or id, or tag): their first value.
+    #[serde(default)]
+    pub extended_properties: BTreeMap<String, String>,
 }
 
 fn summary(folder: DistinguishedFolderName, item: &Item) -> ItemSummary {
@@ -944,6 +992,24 @@ fn summary(folder: DistinguishedFolderName, item: &Item) -> ItemSummary {
             Item::CalendarItem(c) => c.my_response_type.map(|r| r.as_str().to_owned()),
             _ => None,
         },
+        sender: match item {
+            Item::Message(m) => m.sender.as_ref().map(|a| a.address.clone()),
+            _ => None,
+        },
+        extended_properties: base
+            .extended_properties
+            .iter()
+            .map(|p| {
+                let f = &p.field;
+                let name = f
+                    .property_name
+                    .clone()
+                    .or_else(|| f.property_id.map(|i| i.to_string()))
+                    .or_else(|| f.property_tag.clone())
+                    .unwrap_or_default();
+                (name, p.value.first().unwrap_or_default().to_owned())
+            })
+            .collect(),
     }
 }
 
@@ -1036,14 +1102,26 @@ impl FakeState {
         }
     }
 
-    /// Take the next queued one-shot fault, if any.
-    pub(crate) fn take_one_shot(&self) -> Option<super::OneShotFault> {
+    /// Take the next queued one-shot fault for a request carrying `items` items, if any (a
+    /// batch stop waits for a request with more items than it lets through).
+    pub(crate) fn take_one_shot(&self, items: usize) -> Option<super::OneShotFault> {
         let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
-        if faults.fail_next.is_empty() {
-            None
-        } else {
-            Some(faults.fail_next.remove(0))
+        match faults.fail_next.first() {
+            None => None,
+            Some(super::OneShotFault::BatchStoppedAfter(n))
+                if items <= usize::try_from(*n).unwrap_or(usize::MAX) =>
+            {
+                None
+            }
+            Some(_) => Some(faults.fail_next.remove(0)),
         }
+    }
+
+    /// Whether requests for `address` are answered HTTP 401 (an unlicensed mailbox).
+    pub(crate) fn mailbox_unauthorized(&self, address: &str) -> bool {
+        self.lock()
+            .mailbox(address)
+            .is_some_and(|m| m.settings.unauthorized)
     }
 
     /// Create a login, and its mailbox when an address is given.
@@ -1090,6 +1168,8 @@ impl FakeState {
                 impersonate_all: false,
                 impersonate: BTreeSet::new(),
                 delegate: BTreeSet::new(),
+                send_as: BTreeSet::new(),
+                send_on_behalf: BTreeSet::new(),
                 not_before: None,
                 in_flight: 0,
                 certificate: None,
@@ -1146,6 +1226,8 @@ impl FakeState {
                 impersonate_all: app.impersonate.is_none(),
                 impersonate: app.impersonate.iter().flatten().map(|a| key(a)).collect(),
                 delegate: BTreeSet::new(),
+                send_as: BTreeSet::new(),
+                send_on_behalf: BTreeSet::new(),
                 not_before: None,
                 in_flight: 0,
                 certificate,
@@ -1253,6 +1335,43 @@ impl FakeState {
             .map(|a| key(a))
             .collect();
         account.delegate = rights.delegate.iter().map(|a| key(a)).collect();
+        account.send_as = rights.send_as.iter().map(|a| key(a)).collect();
+        account.send_on_behalf = rights.send_on_behalf.iter().map(|a| key(a)).collect();
+        Ok(())
+    }
+
+    /// Replace a mailbox's settings (401, quotas, message size limit).
+    pub fn set_mailbox_settings(
+        &self,
+        address: &str,
+        settings: &MailboxSettings,
+    ) -> Result<MailboxSettings, FakeError> {
+        let mut inner = self.lock();
+        let mailbox = inner
+            .mailbox_mut(address)
+            .ok_or_else(|| FakeError::NotFound(format!("mailbox {address}")))?;
+        mailbox.settings = settings.clone();
+        Ok(mailbox.settings.clone())
+    }
+
+    /// A mailbox's current settings (the submission quota counts down as it sends).
+    pub fn mailbox_settings(&self, address: &str) -> Result<MailboxSettings, FakeError> {
+        let inner = self.lock();
+        inner
+            .mailbox(address)
+            .map(|m| m.settings.clone())
+            .ok_or_else(|| FakeError::NotFound(format!("mailbox {address}")))
+    }
+
+    /// Delete an item right after the next SyncFolderItems that reports it: a client that then
+    /// asks GetItem for it gets ErrorItemNotFound, as when a user deletes mail mid-sync.
+    pub fn delete_after_sync(&self, address: &str, id: &str) -> Result<(), FakeError> {
+        let mut inner = self.lock();
+        let n = own_item(&inner, address, id)?;
+        let mailbox = inner
+            .mailbox_mut(address)
+            .ok_or_else(|| FakeError::NotFound(format!("mailbox {address}")))?;
+        mailbox.delete_after_sync.insert(n);
         Ok(())
     }
 

@@ -179,8 +179,13 @@ pub async fn reset_sync_state(
     Ok(())
 }
 
-/// Which of `item_ids` this mailbox already holds a copy of.
-pub async fn known_copies(
+/// Which of `item_ids` this mailbox already knows: a stored copy, or an item skipped on
+/// purpose (not an email, or older than the Process-From date: those come back by
+/// [`skipped_now_admitted`] when the date moves earlier). After ErrorInvalidSyncStateData the
+/// folder is reported afresh, and none of these is fetched again. Mail the incoming filter
+/// left out is not known: reported again (a user may have tracked it since), it is fetched
+/// and judged again.
+pub async fn known_items(
     store: &Store,
     mailbox_id: Uuid,
     item_ids: &[String],
@@ -189,13 +194,67 @@ pub async fn known_copies(
         return Ok(Vec::new());
     }
     let known: Vec<String> = sqlx::query_scalar(
-        "SELECT ews_item_id FROM email_copies WHERE mailbox_id = $1 AND ews_item_id = ANY($2)",
+        "SELECT ews_item_id FROM email_copies WHERE mailbox_id = $1 AND ews_item_id = ANY($2)
+         UNION
+         SELECT ews_item_id FROM skipped_items WHERE mailbox_id = $1 AND ews_item_id = ANY($2)
+           AND reason IN ('before_process_from', 'not_an_email')",
     )
     .bind(mailbox_id)
     .bind(item_ids)
     .fetch_all(store.pool())
     .await?;
     Ok(known)
+}
+
+/// Items of a folder skipped as older than the Process-From date that the date now admits
+/// (it was moved earlier): fetched again and imported. `after`: the effective date (`None`:
+/// every such item).
+pub async fn skipped_now_admitted(
+    store: &Store,
+    mailbox_id: Uuid,
+    folder: &str,
+    after: Option<DateTime<Utc>>,
+    limit: i64,
+) -> Result<Vec<String>, StoreError> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT ews_item_id FROM skipped_items
+          WHERE mailbox_id = $1 AND folder = $2 AND reason = 'before_process_from'
+            AND ($3::timestamptz IS NULL OR received_at >= $3)
+          ORDER BY received_at DESC LIMIT $4",
+    )
+    .bind(mailbox_id)
+    .bind(folder)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(ids)
+}
+
+/// Forget items Exchange no longer has (ErrorItemNotFound after a sync reported them): their
+/// failure and skip records go, nothing is retried or alerted. Fenced by the lease.
+pub async fn forget_items(
+    store: &Store,
+    mailbox_id: Uuid,
+    token: Uuid,
+    item_ids: &[String],
+) -> Result<(), StoreError> {
+    if item_ids.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.pool().begin().await?;
+    fence(&mut tx, mailbox_id, token).await?;
+    for table in ["item_failures", "skipped_items"] {
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE mailbox_id = $1 AND ews_item_id = ANY($2)"
+        ))
+        .bind(mailbox_id)
+        .bind(item_ids)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Failed items of a mailbox still worth retrying (fewer than `max_attempts` attempts).
@@ -239,17 +298,16 @@ pub async fn write_page(
         outcome.imported = imported;
         outcome.already_present = present;
         let ids: Vec<&str> = page.emails.iter().map(|e| e.ews_item_id.as_str()).collect();
-        sqlx::query("DELETE FROM item_failures WHERE mailbox_id = $1 AND ews_item_id = ANY($2)")
+        for table in ["item_failures", "skipped_items"] {
+            // Imported now: no longer failed, nor skipped (a Process-From date moved earlier).
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE mailbox_id = $1 AND ews_item_id = ANY($2)"
+            ))
             .bind(mailbox_id)
             .bind(&ids)
             .execute(&mut *tx)
             .await?;
-        // Left out earlier, in now (marked tracked since): no longer skipped.
-        sqlx::query("DELETE FROM skipped_items WHERE mailbox_id = $1 AND ews_item_id = ANY($2)")
-            .bind(mailbox_id)
-            .bind(&ids)
-            .execute(&mut *tx)
-            .await?;
+        }
         let newest = page.emails.iter().filter_map(|e| e.received_at).max();
         if let Some(newest) = newest {
             sqlx::query(

@@ -356,7 +356,8 @@ pub struct OutgoingRecord {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-/// An outgoing email of this mailbox, by Internet Message-ID.
+/// An outgoing email of this mailbox, by Internet Message-ID: the one Exchange assigned
+/// (`sent_message_id`) or exsync's own reference for the row.
 pub async fn outgoing_by_message_id(
     store: &Store,
     mailbox_id: Uuid,
@@ -364,7 +365,8 @@ pub async fn outgoing_by_message_id(
 ) -> Result<Option<OutgoingRecord>, StoreError> {
     Ok(sqlx::query_as::<_, OutgoingRecord>(
         "SELECT status, attempts, last_error, sent_at FROM outgoing_emails
-          WHERE mailbox_id = $1 AND internet_message_id = $2",
+          WHERE mailbox_id = $1 AND (internet_message_id = $2 OR sent_message_id = $2)
+          LIMIT 1",
     )
     .bind(mailbox_id)
     .bind(message_id)

@@ -1,7 +1,9 @@
 //! The outgoing email queue: applications insert `pending` rows; a pass claims them
 //! (`sending`, attempt counted before anything reaches Exchange), and records `sent` or a
-//! retry or `failed`. The InternetMessageId fixed at insert is how a retry after a crash
-//! finds out whether Exchange already sent the message (exactly once).
+//! retry or `failed`. The row's id travels with the message as its idempotency key (the
+//! `ExsyncOutgoingId` extended property): that is how a retry after a crash finds out whether
+//! Exchange already sent it (exactly once), and how the Message-ID Exchange assigned is read
+//! back into `sent_message_id`.
 
 use super::emails::fence;
 use super::{Store, StoreError};
@@ -27,7 +29,8 @@ pub struct OutgoingEmail {
     pub body: String,
     /// `text` or `html`.
     pub body_type: String,
-    /// The message's Internet Message-ID (set by the database at insert).
+    /// exsync's own reference id for the message (set by the database at insert; not sent:
+    /// Exchange assigns the Message-ID, recorded in `sent_message_id`).
     pub internet_message_id: String,
     /// Attempts including this one.
     pub attempts: i32,
@@ -71,37 +74,107 @@ pub async fn claim(
     Ok(claimed)
 }
 
-/// Record a send Exchange accepted: the row becomes `sent` and the message is stored once
-/// in `emails` (so a copy arriving in another tracked mailbox is recognised).
+/// Read-backs of a sent email's Message-ID before exsync stops looking (Sent Items is
+/// filed asynchronously; each outgoing pass tries again).
+pub const MESSAGE_ID_LOOKUPS: i32 = 5;
+
+/// Record a send Exchange accepted: the row becomes `sent`; with the Message-ID Exchange
+/// assigned (when already read back) the message is also stored once in `emails`.
 pub async fn mark_sent(
     store: &Store,
     email: &OutgoingEmail,
-    sender_address: &str,
+    sent_message_id: Option<&str>,
 ) -> Result<(), StoreError> {
-    let mut tx = store.pool().begin().await?;
     sqlx::query(
         "UPDATE outgoing_emails SET status = 'sent', sent_at = now(), last_error = NULL
           WHERE id = $1",
     )
     .bind(email.id)
-    .execute(&mut *tx)
+    .execute(store.pool())
     .await?;
+    if let Some(id) = sent_message_id {
+        record_message_id(store, email.id, id).await?;
+    }
+    Ok(())
+}
+
+/// Record the Message-ID Exchange assigned to a sent email, and store the message once in
+/// `emails` under it (so its copy arriving in another tracked mailbox is recognised).
+pub async fn record_message_id(
+    store: &Store,
+    outgoing_id: Uuid,
+    message_id: &str,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO emails (internet_message_id, direction, subject, body, body_type,
+        "WITH o AS (
+            UPDATE outgoing_emails SET sent_message_id = $2 WHERE id = $1 AND status = 'sent'
+            RETURNING mailbox_id, subject, body, body_type, to_recipients, cc_recipients, sent_at)
+         INSERT INTO emails (internet_message_id, direction, subject, body, body_type,
                              sender_address, to_recipients, cc_recipients, sent_at)
-         VALUES ($1, 'outgoing', $2, $3, $4, $5, to_jsonb($6::text[]), to_jsonb($7::text[]), now())
+         SELECT $2, 'outgoing', o.subject, o.body, o.body_type, m.email_address,
+                to_jsonb(o.to_recipients), to_jsonb(o.cc_recipients), o.sent_at
+           FROM o JOIN mailboxes m ON m.id = o.mailbox_id
          ON CONFLICT (internet_message_id) DO NOTHING",
     )
-    .bind(&email.internet_message_id)
-    .bind(&email.subject)
-    .bind(&email.body)
-    .bind(&email.body_type)
-    .bind(sender_address)
-    .bind(&email.to_recipients)
-    .bind(&email.cc_recipients)
-    .execute(&mut *tx)
+    .bind(outgoing_id)
+    .bind(super::scheduling::truncate(message_id, 2000))
+    .execute(store.pool())
     .await?;
-    tx.commit().await?;
+    Ok(())
+}
+
+/// A read-back that did not find the sent copy yet. After [`MESSAGE_ID_LOOKUPS`] misses the
+/// message is stored in `emails` under exsync's own reference id (nothing is lost; a copy of
+/// it imported later from another mailbox would then be a second row).
+pub async fn note_message_id_missing(store: &Store, outgoing_id: Uuid) -> Result<(), StoreError> {
+    sqlx::query(
+        "WITH o AS (
+            UPDATE outgoing_emails SET message_id_lookups = message_id_lookups + 1
+             WHERE id = $1 AND status = 'sent' AND sent_message_id IS NULL
+            RETURNING mailbox_id, internet_message_id, subject, body, body_type, to_recipients,
+                      cc_recipients, sent_at, message_id_lookups)
+         INSERT INTO emails (internet_message_id, direction, subject, body, body_type,
+                             sender_address, to_recipients, cc_recipients, sent_at)
+         SELECT o.internet_message_id, 'outgoing', o.subject, o.body, o.body_type,
+                m.email_address, to_jsonb(o.to_recipients), to_jsonb(o.cc_recipients), o.sent_at
+           FROM o JOIN mailboxes m ON m.id = o.mailbox_id
+          WHERE o.message_id_lookups >= $2
+         ON CONFLICT (internet_message_id) DO NOTHING",
+    )
+    .bind(outgoing_id)
+    .bind(MESSAGE_ID_LOOKUPS)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Sent emails of a mailbox whose Message-ID has not been read back yet (oldest first).
+pub async fn awaiting_message_id(
+    store: &Store,
+    mailbox_id: Uuid,
+    limit: i64,
+) -> Result<Vec<Uuid>, StoreError> {
+    let ids = sqlx::query_scalar(
+        "SELECT id FROM outgoing_emails
+          WHERE mailbox_id = $1 AND status = 'sent' AND sent_message_id IS NULL
+            AND message_id_lookups < $2
+          ORDER BY sent_at LIMIT $3",
+    )
+    .bind(mailbox_id)
+    .bind(MESSAGE_ID_LOOKUPS)
+    .bind(limit)
+    .fetch_all(store.pool())
+    .await?;
+    Ok(ids)
+}
+
+/// Keep why an email is waiting (a mailbox-level refusal) without changing its status.
+pub async fn note_error(store: &Store, id: Uuid, error: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outgoing_emails SET last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(super::scheduling::truncate(error, 2000))
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 

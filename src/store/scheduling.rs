@@ -197,6 +197,44 @@ pub async fn claim_mailbox(
     Ok(claimed)
 }
 
+/// Lease one mailbox for an operator's test (`exsync test-mailbox`) if its profile has a free
+/// connection: like a claim, it counts against `max_concurrent_connections` across processes
+/// (the daemon's claims subtract it), and no pass runs on the mailbox meanwhile. `None`: the
+/// mailbox is leased or the profile's connections are all in use; try again shortly.
+pub async fn lease_for_test(
+    store: &Store,
+    profile_id: Uuid,
+    mailbox_id: Uuid,
+    owner: &str,
+    lease: Duration,
+) -> Result<Option<Uuid>, StoreError> {
+    let mut tx = store.pool().begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7013))")
+        .bind(profile_id)
+        .execute(&mut *tx)
+        .await?;
+    let token: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE mailboxes m
+            SET lease_owner = $3,
+                lease_expires_at = now() + $4 * interval '1 millisecond',
+                lease_token = gen_random_uuid()
+          WHERE m.id = $2 AND m.profile_id = $1
+            AND (m.lease_expires_at IS NULL OR m.lease_expires_at < now())
+            AND (SELECT count(*) FROM mailboxes l
+                  WHERE l.profile_id = $1 AND l.lease_expires_at >= now())
+                < (SELECT max_concurrent_connections FROM email_server_profiles WHERE id = $1)
+         RETURNING m.lease_token",
+    )
+    .bind(profile_id)
+    .bind(mailbox_id)
+    .bind(owner)
+    .bind(millis(lease))
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(token)
+}
+
 fn millis(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }

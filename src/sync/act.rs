@@ -157,6 +157,8 @@ async fn pull(
                         }),
                     }
                 }
+                // Deleted since the sync reported it: the next sync reports the delete.
+                Err(e) if e.is_gone() => {}
                 Err(e) => {
                     summary.failed += 1;
                     summary.item_errors.push(format!(
@@ -204,12 +206,24 @@ async fn push(
     summary.more_waiting |= rows.len() as i64 >= PUSH_BATCH;
     for row in rows {
         ctx.check()?;
+        // What the schema would refuse fails the row here, without a request; the others go on.
+        if let Some(problem) = super::exchange::activity_problem(&row.fields) {
+            activities::mark_push_failed(ctx.store, kind, row.id, &problem).await?;
+            summary.failed += 1;
+            summary.item_errors.push(format!(
+                "{} {} cannot be written to Exchange: {problem}",
+                kind.as_str(),
+                row.id
+            ));
+            continue;
+        }
         let outcome = match &row.ews_item_id {
             None => conn.create_activity(&row.fields).await?,
             Some(id) => {
                 let item = ItemRef {
                     id: id.clone(),
                     change_key: row.ews_change_key.clone(),
+                    received_at: None,
                 };
                 match conn.update_activity(&item, &row.fields).await? {
                     // Gone in Exchange while changed here: the database's version lives on.

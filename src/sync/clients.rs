@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Why no client could be made for a plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,7 +35,6 @@ pub enum ClientError {
 
 struct Cached {
     client: Arc<EwsClient>,
-    rejected_seen: Option<Instant>,
 }
 
 /// The process's EWS clients.
@@ -151,14 +150,15 @@ impl ClientCache {
         // this client may serve every mailbox of the credential.
         let options = self.options.clone();
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(cached) = clients.get_mut(&key) {
-            if !cached.client.credentials_rejected() {
-                return Ok(cached.client.clone());
-            }
-            // Refused: keep answering "refused" without a request, until the slow retry.
-            let seen = *cached.rejected_seen.get_or_insert_with(Instant::now);
-            if seen.elapsed() < self.retry_rejected_after {
-                return Ok(cached.client.clone());
+        if let Some(cached) = clients.get(&key) {
+            // Refused: keep answering "refused" without a request, until the slow retry
+            // (counted from the refusal); then a fresh client, whose first request goes alone.
+            match cached.client.rejected_since() {
+                None => return Ok(cached.client.clone()),
+                Some(since) if since.elapsed() < self.retry_rejected_after => {
+                    return Ok(cached.client.clone())
+                }
+                Some(_) => {}
             }
         }
         let auth = match plan.credentials {
@@ -211,7 +211,6 @@ impl ClientCache {
             key,
             Cached {
                 client: client.clone(),
-                rejected_seen: None,
             },
         );
         Ok(client)

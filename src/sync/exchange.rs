@@ -4,6 +4,7 @@
 use super::plan::Access;
 use crate::domain::scope::MeetingRole;
 use crate::ews::client::{EwsClient, EwsOperation, Target};
+use crate::ews::extended::{ExtendedFieldUri, ExtendedProperty};
 use crate::ews::ops::{
     CreateItemRequest, DeleteItemRequest, FindItemRequest, GetItemRequest, ItemChange, ItemUpdate,
     MaxChangesReturned, MeetingResponseRequest, SyncFolderItemsRequest, SyncItemChange,
@@ -14,8 +15,9 @@ use crate::ews::transport::RequestTrace;
 use crate::ews::types::{
     BaseFolderId, BaseShape, Body, BodyType, CalendarItem, ConflictResolution, Contact, DeleteType,
     DistinguishedFolderName, EmailAddress, FieldUri, IndexedPageView, Item, ItemBase, ItemId,
-    ItemShape, Message, MessageDisposition, ResponseType, Restriction, SendMeetingInvitations,
-    SendMeetingInvitationsOrCancellations, Task, TaskStatus, Traversal,
+    ItemShape, Message, MessageDisposition, ResponseCode, ResponseType, Restriction,
+    SendMeetingInvitations, SendMeetingInvitationsOrCancellations, Task, TaskStatus, Traversal,
+    PHONE_NUMBER_KEYS,
 };
 use crate::ews::EwsError;
 use crate::store::activities::{ActFields, ActKind, AppointmentFields, ContactFields, TaskFields};
@@ -24,6 +26,7 @@ use crate::store::outgoing::OutgoingEmail;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use uuid::Uuid;
 
 /// One change SyncFolderItems reported, in domain words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +48,9 @@ pub struct ItemRef {
     pub id: String,
     /// EWS change key.
     pub change_key: Option<String>,
+    /// DateTimeReceived, when the change carried it (SyncFolderItems is asked for it, so mail
+    /// older than the Process-From date is left out before any GetItem).
+    pub received_at: Option<DateTime<Utc>>,
 }
 
 /// One page of a folder's changes and the state that follows it.
@@ -65,7 +71,21 @@ pub struct ItemError {
     pub id: String,
     /// Exchange's code and text.
     pub error: String,
+    /// Exchange's response code, when it gave one.
+    pub code: Option<String>,
 }
+
+impl ItemError {
+    /// The item no longer exists (ErrorItemNotFound): deleted since the sync reported it, so
+    /// it is skipped, neither retried nor alerted about (the next sync reports the delete).
+    pub fn is_gone(&self) -> bool {
+        self.code.as_deref() == Some(ResponseCode::ERROR_ITEM_NOT_FOUND.as_str())
+    }
+}
+
+/// Rounds of GetItem that Exchange may stop (ErrorBatchProcessingStopped) without processing
+/// a single item before the fetch is given up as a transient failure.
+const STOPPED_ROUNDS: u32 = 3;
 
 /// An activity as Exchange holds it.
 #[derive(Debug, Clone)]
@@ -203,8 +223,10 @@ impl MailboxConnection {
         folder: DistinguishedFolderName,
         sync_state: Option<String>,
     ) -> Result<ChangePage, EwsError> {
+        let mut item_shape = ItemShape::new(BaseShape::IdOnly);
+        item_shape.additional_properties = vec![FieldUri::DATE_TIME_RECEIVED];
         let request = SyncFolderItemsRequest {
-            item_shape: ItemShape::new(BaseShape::IdOnly),
+            item_shape,
             sync_folder_id: self.folder(folder),
             sync_state,
             ignore: Vec::new(),
@@ -221,12 +243,12 @@ impl MailboxConnection {
             .changes
             .iter()
             .filter_map(|change| match change {
-                SyncItemChange::Create(item) => {
-                    item.item_id().map(|id| Change::Created(item_ref(id)))
-                }
-                SyncItemChange::Update(item) => {
-                    item.item_id().map(|id| Change::Updated(item_ref(id)))
-                }
+                SyncItemChange::Create(item) => item
+                    .item_id()
+                    .map(|id| Change::Created(received(item_ref(id), item))),
+                SyncItemChange::Update(item) => item
+                    .item_id()
+                    .map(|id| Change::Updated(received(item_ref(id), item))),
                 SyncItemChange::Delete(id) => Some(Change::Deleted(id.id.clone())),
                 SyncItemChange::ReadFlagChange { item_id, is_read } => {
                     Some(Change::ReadFlag(item_id.id.clone(), *is_read))
@@ -241,46 +263,88 @@ impl MailboxConnection {
     }
 
     /// Fetch items in batches with exactly `properties` (IdOnly plus those: Exchange returns
-    /// nothing else); each item is the item or why it could not be had.
+    /// nothing else); each item is the item or why it could not be had. Items of a batch
+    /// Exchange stopped (`Warning` / ErrorBatchProcessingStopped: not processed, which is not
+    /// success) are asked for again.
     async fn get_items(
         &self,
         ids: &[String],
         properties: &[FieldUri],
     ) -> Result<Vec<Result<Item, ItemError>>, EwsError> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(self.batch) {
+        let mut out: Vec<Option<Result<Item, ItemError>>> = vec![None; ids.len()];
+        let mut pending: Vec<usize> = (0..ids.len()).collect();
+        let mut fruitless = 0;
+        while !pending.is_empty() {
+            let take = pending.len().min(self.batch);
+            let chunk: Vec<usize> = pending.drain(..take).collect();
             let mut shape = ItemShape::new(BaseShape::IdOnly);
             shape.additional_properties = properties.to_vec();
             let request = GetItemRequest {
                 item_shape: shape,
-                item_ids: chunk.iter().map(ItemId::new).collect(),
+                item_ids: chunk.iter().map(|&i| ItemId::new(&ids[i])).collect(),
             };
             let response = self.call(&request).await?;
-            for (index, id) in chunk.iter().enumerate() {
-                let Some(message) = response.messages.get(index) else {
-                    out.push(Err(ItemError {
+            let mut stopped = Vec::new();
+            for (position, &index) in chunk.iter().enumerate() {
+                let id = &ids[index];
+                let failed = |error: String, code: Option<&str>| {
+                    Some(Err(ItemError {
                         id: id.clone(),
-                        error: "Exchange returned no response for this item".into(),
-                    }));
+                        error,
+                        code: code.map(str::to_owned),
+                    }))
+                };
+                let Some(message) = response.messages.get(position) else {
+                    out[index] = failed("Exchange returned no response for this item".into(), None);
                     continue;
                 };
-                match message.result() {
+                if message.code == ResponseCode::ERROR_BATCH_PROCESSING_STOPPED {
+                    stopped.push(index);
+                    continue;
+                }
+                out[index] = match message.result() {
                     Ok(items) => match items.first() {
-                        Some(item) => out.push(Ok(item.clone())),
-                        None => out.push(Err(ItemError {
-                            id: id.clone(),
-                            error: "Exchange returned an empty item".into(),
-                        })),
+                        Some(item) => Some(Ok(item.clone())),
+                        None => failed("Exchange returned an empty item".into(), None),
                     },
                     Err(e) if e.kind() == crate::ews::ErrorKind::Throttled => return Err(e),
-                    Err(e) => out.push(Err(ItemError {
-                        id: id.clone(),
-                        error: format!("{}: {e}", message.code),
-                    })),
-                }
+                    Err(e) => failed(
+                        format!("{}: {e}", message.code),
+                        Some(message.code.as_str()),
+                    ),
+                };
             }
+            if stopped.len() == chunk.len() {
+                fruitless += 1;
+                if fruitless >= STOPPED_ROUNDS {
+                    return Err(EwsError::ServerError {
+                        code: ResponseCode::ERROR_BATCH_PROCESSING_STOPPED
+                            .as_str()
+                            .to_owned(),
+                        message: "Exchange stopped every GetItem batch before processing an item"
+                            .into(),
+                    });
+                }
+            } else {
+                fruitless = 0;
+            }
+            // The stopped items go first into the next request.
+            stopped.extend(pending);
+            pending = stopped;
         }
-        Ok(out)
+        Ok(out
+            .into_iter()
+            .zip(ids)
+            .map(|(result, id)| {
+                result.unwrap_or_else(|| {
+                    Err(ItemError {
+                        id: id.clone(),
+                        error: "not fetched".into(),
+                        code: None,
+                    })
+                })
+            })
+            .collect())
     }
 
     /// Fetch messages and turn them into emails to store; items that are not email messages
@@ -341,34 +405,48 @@ impl MailboxConnection {
                 to_activity(kind, item).ok_or_else(|| ItemError {
                     id: id.clone(),
                     error: format!("not a {} item", kind.as_str()),
+                    code: None,
                 })
             })
             .collect())
     }
 
-    /// Whether Sent Items holds a message with this Internet Message-ID (a send that Exchange
-    /// accepted before a crash or a lost reply).
-    pub async fn sent_items_contain(&self, internet_message_id: &str) -> Result<bool, EwsError> {
+    /// The copy of a queued email in this mailbox's Sent Items, found by the email's
+    /// idempotency key (the `ExsyncOutgoingId` extended property): a send Exchange accepted,
+    /// before a crash or a lost reply too. `None`: not there (not sent, or not filed yet).
+    pub async fn sent_copy(&self, outgoing_id: Uuid) -> Result<Option<SentCopy>, EwsError> {
+        let key = FieldUri::extended(&outgoing_id_property());
+        let mut shape = ItemShape::new(BaseShape::IdOnly);
+        shape.additional_properties = vec![FieldUri::INTERNET_MESSAGE_ID, key.clone()];
         let request = FindItemRequest {
             traversal: Traversal::Shallow,
-            item_shape: ItemShape::new(BaseShape::IdOnly),
+            item_shape: shape,
             page: Some(IndexedPageView {
                 max_entries_returned: 1,
                 offset: 0,
                 base_point_beginning: true,
             }),
-            restriction: Some(Restriction::IsEqualTo(
-                FieldUri::INTERNET_MESSAGE_ID,
-                internet_message_id.to_owned(),
-            )),
+            restriction: Some(Restriction::IsEqualTo(key, outgoing_id.to_string())),
             parent_folder_ids: vec![self.folder(DistinguishedFolderName::SentItems)],
         };
         let response = self.call(&request).await?;
-        Ok(!response.first()?.items.is_empty())
+        Ok(response.first()?.items.first().map(|item| SentCopy {
+            internet_message_id: match item {
+                Item::Message(m) => m
+                    .internet_message_id
+                    .clone()
+                    .filter(|id| !id.trim().is_empty()),
+                _ => None,
+            },
+        }))
     }
 
-    /// Send a queued email as this mailbox, keeping a copy in its Sent Items.
-    /// `Ok(Err(text))`: Exchange refused this one message (bad recipient, too large, …).
+    /// Send a queued email as this mailbox (`From` = the mailbox, which a delegate needs the
+    /// Send As right for), keeping a copy in its Sent Items, tagged with the email's
+    /// idempotency key. Exchange assigns the Message-ID (read it back with [`Self::sent_copy`]).
+    /// `Ok(Err(text))`: Exchange refused this one message (bad recipient, too large, …);
+    /// `Err`: the mailbox or the connection failed (quota, Send As right, …): nothing about
+    /// the message was decided.
     pub async fn send(&self, email: &OutgoingEmail) -> Result<Result<(), String>, EwsError> {
         let addresses = |list: &[String]| -> Vec<EmailAddress> {
             list.iter().map(|a| EmailAddress::new(None, a)).collect()
@@ -384,12 +462,16 @@ impl MailboxConnection {
                     },
                     content: email.body.clone(),
                 }),
+                extended_properties: vec![ExtendedProperty::new(
+                    outgoing_id_property(),
+                    email.id.to_string(),
+                )],
                 ..ItemBase::default()
             },
             to_recipients: addresses(&email.to_recipients),
             cc_recipients: addresses(&email.cc_recipients),
             bcc_recipients: addresses(&email.bcc_recipients),
-            internet_message_id: Some(email.internet_message_id.clone()),
+            from: Some(EmailAddress::new(None, &self.target.mailbox)),
             ..Message::default()
         };
         let request = CreateItemRequest {
@@ -406,7 +488,8 @@ impl MailboxConnection {
         }
     }
 
-    /// Create an activity in its folder.
+    /// Create an activity in its folder. A request Exchange refuses as a whole (a SOAP fault
+    /// such as ErrorSchemaValidation) concerns this one item: `Refused`, the others go on.
     pub async fn create_activity(&self, fields: &ActFields) -> Result<WriteOutcome, EwsError> {
         let folder = folder_of(fields.kind());
         let mut item = match to_item(fields) {
@@ -423,7 +506,11 @@ impl MailboxConnection {
             saved_item_folder_id: Some(self.folder(folder)),
             items: vec![item],
         };
-        let response = self.call(&request).await?;
+        let response = match self.call(&request).await {
+            Ok(response) => response,
+            Err(e) if item_level(&e) => return Ok(WriteOutcome::Refused(e.to_string())),
+            Err(e) => return Err(e),
+        };
         written(
             response
                 .messages
@@ -455,7 +542,11 @@ impl MailboxConnection {
                 updates,
             }],
         };
-        let response = self.call(&request).await?;
+        let response = match self.call(&request).await {
+            Ok(response) => response,
+            Err(e) if item_level(&e) => return Ok(WriteOutcome::Refused(e.to_string())),
+            Err(e) => return Err(e),
+        };
         let Some(message) = response.messages.first() else {
             return Err(EwsError::Malformed {
                 excerpt: "UpdateItem response without a message".into(),
@@ -674,6 +765,27 @@ fn activity_properties(kind: ActKind) -> &'static [FieldUri] {
     }
 }
 
+/// What Sent Items holds of a sent email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCopy {
+    /// The Message-ID Exchange assigned, when it was returned.
+    pub internet_message_id: Option<String>,
+}
+
+/// Property set of exsync's own extended properties on items it creates.
+pub const EXSYNC_PROPERTY_SET: &str = "d0925a5d-722f-42f0-882e-a816636fa020";
+
+/// Name of the one custom property carrying an outgoing email's idempotency key (its
+/// `outgoing_emails.id`): fixed for every message and every provider (EWS now, Graph later),
+/// so Sent Items can be searched for it.
+pub const OUTGOING_ID_PROPERTY: &str = "ExsyncOutgoingId";
+
+/// `ExtendedFieldURI` of the idempotency key: PropertySetId [`EXSYNC_PROPERTY_SET`],
+/// PropertyName [`OUTGOING_ID_PROPERTY`], PropertyType String.
+pub fn outgoing_id_property() -> ExtendedFieldUri {
+    ExtendedFieldUri::named_string(EXSYNC_PROPERTY_SET, OUTGOING_ID_PROPERTY)
+}
+
 /// Errors that concern one item, not the mailbox or the connection.
 fn item_level(error: &EwsError) -> bool {
     matches!(error, EwsError::Request { .. })
@@ -701,6 +813,36 @@ fn item_ref(id: &ItemId) -> ItemRef {
     ItemRef {
         id: id.id.clone(),
         change_key: id.change_key.clone(),
+        received_at: None,
+    }
+}
+
+/// An item reference with the DateTimeReceived the change carried.
+fn received(mut reference: ItemRef, item: &Item) -> ItemRef {
+    reference.received_at = item.base().date_time_received;
+    reference
+}
+
+/// What Exchange's schema (or Exchange itself) would refuse in an activity, checked before a
+/// request is spent on it: phone keys outside PhoneNumberKeyType, an appointment ending
+/// before it starts. `None`: fine to send.
+pub fn activity_problem(fields: &ActFields) -> Option<String> {
+    match fields {
+        ActFields::Contact(c) => c
+            .phone_numbers
+            .keys()
+            .find(|k| !PHONE_NUMBER_KEYS.contains(&k.as_str()))
+            .map(|k| {
+                format!(
+                    "phone number key {k:?} is not one Exchange knows (PhoneNumberKeyType: {})",
+                    PHONE_NUMBER_KEYS.join(", ")
+                )
+            }),
+        ActFields::Appointment(a) if a.end_at < a.start_at => Some(format!(
+            "the appointment ends ({}) before it starts ({})",
+            a.end_at, a.start_at
+        )),
+        _ => None,
     }
 }
 

@@ -16,6 +16,10 @@ use crate::ews::EwsError;
 use crate::store::emails::{self, EmailPage, FailedItem, SkipReason, SkippedItem};
 use std::collections::HashSet;
 
+/// Most items skipped as too old that one pass fetches again per folder after the
+/// Process-From date moved earlier (the rest follow in the next passes, due at once).
+const ADMITTED: i64 = 500;
+
 /// Import a mailbox's new email from every tracked folder, as its incoming filter allows.
 pub async fn run(
     ctx: &PassContext<'_>,
@@ -49,7 +53,8 @@ async fn sync_folder(
     let mut progress = Progress::new(Workload::Incoming, key, ctx.profile_id.to_string());
     let mut state = emails::sync_state(ctx.store, ctx.mailbox_id, key).await?;
     let mut restarted = false;
-    // Items that failed earlier are fetched again (a bounded number of times).
+    // Items that failed earlier are fetched again (a bounded number of times), and so are
+    // items skipped as too old that an earlier Process-From date now admits.
     let mut retry: Vec<String> = emails::items_to_retry(
         ctx.store,
         ctx.mailbox_id,
@@ -58,6 +63,11 @@ async fn sync_folder(
         ctx.sync.get_item_batch_size as i64,
     )
     .await?;
+    let admitted =
+        emails::skipped_now_admitted(ctx.store, ctx.mailbox_id, key, process_from.after, ADMITTED)
+            .await?;
+    summary.more_waiting |= admitted.len() as i64 >= ADMITTED;
+    retry.extend(admitted);
     loop {
         ctx.check()?;
         let page = match conn.folder_changes(folder, state.clone()).await {
@@ -73,24 +83,45 @@ async fn sync_folder(
             }
             Err(e) => return Err(e.into()),
         };
-        let mut wanted: Vec<String> = Vec::new();
+        let mut reported: Vec<(String, Option<chrono::DateTime<chrono::Utc>>)> = Vec::new();
         let mut out = EmailPage::default();
         for change in &page.changes {
             match change {
-                Change::Created(item) | Change::Updated(item) => wanted.push(item.id.clone()),
+                Change::Created(item) | Change::Updated(item) => {
+                    reported.push((item.id.clone(), item.received_at))
+                }
                 Change::Deleted(id) => out.deleted.push(id.clone()),
                 Change::ReadFlag(id, read) => out.read_flags.push((id.clone(), *read)),
+            }
+        }
+        let ids: Vec<String> = reported.iter().map(|(id, _)| id.clone()).collect();
+        // Known: a stored copy, or skipped on purpose before (after ErrorInvalidSyncStateData
+        // the whole folder is reported again; none of these is downloaded again).
+        let known: HashSet<String> = emails::known_items(ctx.store, ctx.mailbox_id, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        let mut wanted: Vec<String> = Vec::new();
+        for (id, received) in reported {
+            if known.contains(&id) {
+                summary.already_present += 1;
+                continue;
+            }
+            match received {
+                // SyncFolderItems gave the date: older mail is left out before any GetItem.
+                Some(received) if !process_from.admits(received) => {
+                    out.skipped.push(SkippedItem {
+                        ews_item_id: id,
+                        reason: SkipReason::BeforeProcessFrom,
+                        received_at: Some(received),
+                    });
+                }
+                _ => wanted.push(id),
             }
         }
         wanted.append(&mut retry);
         let mut seen = HashSet::new();
         wanted.retain(|id| seen.insert(id.clone()));
-        let known: HashSet<String> = emails::known_copies(ctx.store, ctx.mailbox_id, &wanted)
-            .await?
-            .into_iter()
-            .collect();
-        summary.already_present += known.len();
-        wanted.retain(|id| !known.contains(id));
         let fetched = conn.fetch_incoming(&wanted).await?;
         // The incoming filter judges what the Process-From date admits, one query per page.
         let admitted: Vec<_> = fetched
@@ -110,6 +141,7 @@ async fn sync_folder(
         let mut verdicts = super::scope::incoming_verdicts(ctx.store, scope, &admitted)
             .await?
             .into_iter();
+        let mut gone: Vec<String> = Vec::new();
         for (id, fetched) in fetched {
             match fetched {
                 Ok(Some(mail)) => match mail.email.received_at {
@@ -134,12 +166,15 @@ async fn sync_folder(
                     reason: SkipReason::NotAnEmail,
                     received_at: None,
                 }),
+                // Deleted since the sync reported it: skipped, no retry, no alert.
+                Err(e) if e.is_gone() => gone.push(id),
                 Err(e) => out.failed.push(FailedItem {
                     ews_item_id: id,
                     error: e.error,
                 }),
             }
         }
+        emails::forget_items(ctx.store, ctx.mailbox_id, ctx.lease_token, &gone).await?;
         out.sync_state = Some(page.sync_state.clone());
         let newest = out.emails.iter().filter_map(|e| e.received_at).max();
         let written = emails::write_page(

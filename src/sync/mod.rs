@@ -49,6 +49,9 @@ pub enum FailureKind {
     Authentication,
     /// Impersonation denied, mailbox missing, access denied: disable the workload.
     Permanent,
+    /// The mailbox cannot send or write for now (quota, submission quota, Send As right): the
+    /// items stay queued, the workload retries with backoff and an alert says why.
+    MailboxRefused,
     /// Lease lost or shutdown: nothing to record.
     Abandoned,
 }
@@ -62,6 +65,7 @@ impl SyncError {
                 ErrorKind::Throttled => FailureKind::Throttled,
                 ErrorKind::Authentication => FailureKind::Authentication,
                 ErrorKind::Permanent => FailureKind::Permanent,
+                ErrorKind::Mailbox => FailureKind::MailboxRefused,
             },
             SyncError::Store(e) if is_lease_lost(e) => FailureKind::Abandoned,
             SyncError::Store(_) => FailureKind::Transient,
@@ -79,6 +83,8 @@ impl SyncError {
                 EwsError::MailboxNotFound { .. } => "ews.mailbox_not_found".into(),
                 EwsError::InvalidSyncState => "ews.invalid_sync_state".into(),
                 EwsError::AccessDenied { .. } => "ews.access_denied".into(),
+                EwsError::MailboxUnauthorized { .. } => "ews.mailbox_unauthorized".into(),
+                EwsError::MailboxRefused { code, .. } => mailbox_refusal_code(code),
                 EwsError::ServerError { .. } => "ews.server_error".into(),
                 EwsError::Http { status } => format!("ews.http_{status}"),
                 EwsError::Malformed { .. } => "ews.malformed_response".into(),
@@ -108,6 +114,20 @@ impl SyncError {
             _ => None,
         }
     }
+}
+
+/// `ErrorSendAsDenied` → `ews.send_as_denied`, `ErrorQuotaExceeded` → `ews.quota_exceeded`, …
+fn mailbox_refusal_code(code: &str) -> String {
+    let name = code.strip_prefix("Error").unwrap_or(code);
+    let mut out = String::from("ews.");
+    for (i, c) in name.chars().filter(char::is_ascii_alphanumeric).enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out.truncate(100);
+    out
 }
 
 fn is_lease_lost(error: &StoreError) -> bool {

@@ -1,18 +1,30 @@
 //! Outgoing email: the mailbox's queued rows sent through Exchange as the mailbox, exactly once.
 //!
-//! A claim counts the attempt before anything reaches Exchange. When an earlier attempt may
-//! have reached Exchange (a crash or a lost reply after the claim), Sent Items is searched for
-//! the message's own Internet Message-ID first: found means sent, so it is never sent twice.
+//! A claim counts the attempt before anything reaches Exchange. Every message carries its row's
+//! id as an idempotency key (the `ExsyncOutgoingId` extended property, see
+//! [`super::exchange::outgoing_id_property`]): when an earlier attempt may have reached Exchange
+//! (a crash or a lost reply after the claim), Sent Items is searched for that key first, and
+//! found means sent, so it is never sent twice. exsync does not set the Message-ID (Exchange
+//! assigns it; whether Exchange would keep a client's is undocumented): it reads the assigned
+//! one back from the sent copy, in the same pass or a later one.
+//!
+//! Errors about one message (bad recipient, too large) fail that email alone; errors about the
+//! mailbox (quota, submission quota, Send As right) keep every email queued and fail the
+//! workload, which retries with backoff and an alert.
 
-use super::exchange::MailboxConnection;
+use super::exchange::{MailboxConnection, SentCopy};
 use super::pass::{PassContext, WorkloadSummary};
 use super::{FailureKind, SyncError};
 use crate::domain::scope::ScopeSettings;
+use crate::ews::EwsError;
 use crate::store::outgoing::{self, OutgoingEmail};
 use chrono::Utc;
 
 /// Most emails sent in one pass (the rest wait for the next pass, due at once).
 pub const BATCH: i64 = 50;
+
+/// Most sent emails whose Message-ID is looked up again in one pass.
+const MESSAGE_ID_BATCH: i64 = 20;
 
 /// Send the mailbox's due queued email.
 pub async fn run(
@@ -21,6 +33,7 @@ pub async fn run(
     scope: &ScopeSettings,
 ) -> Result<WorkloadSummary, SyncError> {
     let mut summary = WorkloadSummary::default();
+    read_back_message_ids(ctx, conn).await?;
     let claimed = outgoing::claim(ctx.store, ctx.mailbox_id, ctx.lease_token, BATCH).await?;
     summary.more_waiting = claimed.len() as i64 >= BATCH;
     let mut rest: &[OutgoingEmail] = &claimed;
@@ -40,11 +53,16 @@ pub async fn run(
         };
         let email: &OutgoingEmail = &tokened;
         match send_once(conn, email).await {
-            Ok(Ok(())) => {
-                outgoing::mark_sent(ctx.store, email, conn.address()).await?;
+            Ok(Sent::Now) => {
+                outgoing::mark_sent(ctx.store, email, None).await?;
+                summary.processed += 1;
+                read_back(ctx, conn, email).await;
+            }
+            Ok(Sent::Before(message_id)) => {
+                outgoing::mark_sent(ctx.store, email, message_id.as_deref()).await?;
                 summary.processed += 1;
             }
-            Ok(Err(refused)) => {
+            Ok(Sent::Refused(refused)) => {
                 // Exchange refused this one message: it fails alone, the others go on.
                 outgoing::mark_failed(ctx.store, email.id, &refused).await?;
                 summary.failed += 1;
@@ -77,6 +95,18 @@ pub async fn run(
                             email.id, email.attempts
                         ));
                     }
+                    FailureKind::MailboxRefused => {
+                        // Quota, submission quota, Send As right: the mailbox cannot send now.
+                        // Every claimed email stays queued (its attempt given back); the
+                        // workload fails with an alert and retries with backoff.
+                        if let Err(e) =
+                            outgoing::note_error(ctx.store, email.id, &error.to_string()).await
+                        {
+                            tracing::warn!(error = %e, "could not note why an email waits");
+                        }
+                        release(ctx, std::slice::from_ref(email), rest).await;
+                        return Err(error);
+                    }
                     _ => {
                         // Throttled, credentials refused, mailbox unreachable: nothing was
                         // decided about these emails; give the attempts back and stop.
@@ -90,16 +120,71 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Send unless an earlier attempt already got through (checked in Sent Items).
-async fn send_once(
-    conn: &MailboxConnection,
-    email: &OutgoingEmail,
-) -> Result<Result<(), String>, crate::ews::EwsError> {
-    if email.may_have_been_sent() && conn.sent_items_contain(&email.internet_message_id).await? {
-        tracing::info!(outgoing.id = %email.id, "already in Sent Items; not sending again");
-        return Ok(Ok(()));
+/// What became of one email.
+enum Sent {
+    /// Exchange accepted it now.
+    Now,
+    /// An earlier attempt got through (found in Sent Items), with the Message-ID it got.
+    Before(Option<String>),
+    /// Exchange refused this one message.
+    Refused(String),
+}
+
+/// Send unless an earlier attempt already got through (checked in Sent Items by the key).
+async fn send_once(conn: &MailboxConnection, email: &OutgoingEmail) -> Result<Sent, EwsError> {
+    if email.may_have_been_sent() {
+        if let Some(copy) = conn.sent_copy(email.id).await? {
+            tracing::info!(outgoing.id = %email.id, "already in Sent Items; not sending again");
+            return Ok(Sent::Before(copy.internet_message_id));
+        }
     }
-    conn.send(email).await
+    Ok(match conn.send(email).await? {
+        Ok(()) => Sent::Now,
+        Err(refused) => Sent::Refused(refused),
+    })
+}
+
+/// Read back the Message-ID Exchange assigned to a sent email; a miss (Sent Items not filed
+/// yet) or a failure is left for a later pass.
+async fn read_back(ctx: &PassContext<'_>, conn: &MailboxConnection, email: &OutgoingEmail) {
+    let outcome = match conn.sent_copy(email.id).await {
+        Ok(Some(SentCopy {
+            internet_message_id: Some(id),
+        })) => outgoing::record_message_id(ctx.store, email.id, &id)
+            .await
+            .map_err(|e| e.to_string()),
+        Ok(_) => outgoing::note_message_id_missing(ctx.store, email.id)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(outgoing.id = %email.id, error = %e, "could not read back the Message-ID Exchange assigned; a later pass tries again");
+    }
+}
+
+/// Emails sent earlier whose Message-ID was not found yet: look again (bounded).
+async fn read_back_message_ids(
+    ctx: &PassContext<'_>,
+    conn: &MailboxConnection,
+) -> Result<(), SyncError> {
+    let waiting =
+        outgoing::awaiting_message_id(ctx.store, ctx.mailbox_id, MESSAGE_ID_BATCH).await?;
+    for id in waiting {
+        ctx.check()?;
+        match conn.sent_copy(id).await {
+            Ok(Some(SentCopy {
+                internet_message_id: Some(message_id),
+            })) => outgoing::record_message_id(ctx.store, id, &message_id).await?,
+            Ok(_) => outgoing::note_message_id_missing(ctx.store, id).await?,
+            Err(e) => {
+                // Sending decides how the mailbox is doing; a lookup never fails the workload.
+                tracing::warn!(outgoing.id = %id, error = %e, "could not look up a sent email's Message-ID");
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Put claimed emails back (the current one may have reached Exchange only if it was sent:

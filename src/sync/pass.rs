@@ -873,6 +873,10 @@ fn guidance(
         FailureKind::Permanent => format!(
             "{message}. The workload is paused; it resumes by itself when the mailbox or profile row changes (e.g. rights granted), and is retried every {retry}"
         ),
+        FailureKind::MailboxRefused => format!(
+            "{message}. Nothing is wrong with the items themselves: they stay queued and the mailbox is tried again with backoff ({} consecutive failures); fix the mailbox (quota, Send As right) and they go out",
+            reaction.failures
+        ),
         FailureKind::Transient if reaction.blocked_code.is_some() => format!(
             "{message}. {} consecutive failures: the workload is paused and retried every {retry}; no action is needed when Exchange recovers",
             reaction.failures

@@ -139,6 +139,21 @@ pub fn react(
             }),
             block_credentials: None,
         },
+        FailureKind::MailboxRefused => Reaction {
+            // Quota, submission quota, Send As right: nothing is wrong with the items, which
+            // stay queued; the mailbox is tried again with backoff (capped at backoff_max),
+            // never paused, and the operator is told at once.
+            status: WorkloadStatus::Failure,
+            failures,
+            retry_in: backoff(settings, failures.max(1) as u32, None, jitter),
+            blocked_code: None,
+            alert: Some(AlertPlan {
+                scope: Scope::Mailbox,
+                level: AlertLevel::Error,
+                code: code.to_owned(),
+            }),
+            block_credentials: None,
+        },
         FailureKind::Abandoned => Reaction {
             status: WorkloadStatus::NotRun,
             failures: failures_before,
@@ -246,6 +261,31 @@ mod tests {
             0.0,
         );
         assert_eq!(m.block_credentials, Some(Scope::Mailbox));
+    }
+
+    #[test]
+    fn a_mailbox_that_cannot_send_is_retried_with_backoff_and_an_alert_never_paused() {
+        let s = settings();
+        let limit = s.max_consecutive_failures as i32;
+        for before in [0, limit + 5] {
+            let r = react(
+                FailureKind::MailboxRefused,
+                "ews.send_as_denied",
+                before,
+                Some(CredentialSource::Profile),
+                None,
+                &s,
+                0.5,
+            );
+            assert_eq!(r.blocked_code, None);
+            assert_eq!(r.block_credentials, None);
+            assert!(r.retry_in <= s.backoff_max);
+            let alert = r.alert.expect("an alert at once");
+            assert_eq!(
+                (alert.scope, alert.level),
+                (Scope::Mailbox, AlertLevel::Error)
+            );
+        }
     }
 
     #[test]

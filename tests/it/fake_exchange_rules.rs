@@ -585,14 +585,18 @@ async fn fake_exchange_send_and_save_copy_delivers_to_the_recipient_and_keeps_a_
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0]["subject"], "Project Action");
     assert_eq!(delivered[0]["from"], "anna@contoso.test");
-    assert_eq!(
-        delivered[0]["internet_message_id"],
-        "<order-42@contoso.test>"
-    );
     assert_eq!(delivered[0]["is_read"], false);
+    // Exchange assigns the Message-ID of what it sends: the client's value is not kept, and
+    // the recipient's copy and the sender's Sent Items copy carry the same assigned one.
+    let assigned = delivered[0]["internet_message_id"].as_str().unwrap();
+    assert_ne!(assigned, "<order-42@contoso.test>");
+    assert!(
+        assigned.starts_with('<') && assigned.ends_with('>'),
+        "{assigned}"
+    );
     let sent = fx.items("anna@contoso.test", "sentitems").await;
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0]["internet_message_id"], "<order-42@contoso.test>");
+    assert_eq!(sent[0]["internet_message_id"], assigned);
 
     // SendOnly keeps no copy; recipients outside the fake are simply not delivered here.
     fx.ews_ok(

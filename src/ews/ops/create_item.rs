@@ -302,6 +302,42 @@ mod tests {
     }
 
     #[test]
+    fn a_send_with_from_and_a_custom_extended_property_validates_and_round_trips() {
+        use crate::ews::extended::{ExtendedFieldUri, ExtendedProperty};
+        let key = ExtendedFieldUri::named_string(
+            "d0925a5d-722f-42f0-882e-a816636fa020",
+            "ExsyncOutgoingId",
+        );
+        let req = CreateItemRequest {
+            message_disposition: Some(MessageDisposition::SendAndSaveCopy),
+            send_meeting_invitations: None,
+            saved_item_folder_id: Some(BaseFolderId::Distinguished {
+                name: DistinguishedFolderName::SentItems,
+                mailbox: Some("anna@contoso.test".into()),
+            }),
+            items: vec![Item::Message(Message {
+                base: ItemBase {
+                    subject: Some("Offer".into()),
+                    body: Some(Body {
+                        body_type: BodyType::Text,
+                        content: "Hello".into(),
+                    }),
+                    extended_properties: vec![ExtendedProperty::new(key, "7c0a1f0e-row")],
+                    ..Default::default()
+                },
+                to_recipients: vec![EmailAddress::new(None, "bob@fabrikam.test")],
+                from: Some(EmailAddress::new(None, "anna@contoso.test")),
+                ..Default::default()
+            })],
+        };
+        let xml = req.to_xml(&RequestHeader::new(ExchangeVersion::Exchange2013Sp1));
+        check_soap(&xml);
+        assert!(xml.contains("PropertyName=\"ExsyncOutgoingId\""), "{xml}");
+        let env = parse_envelope(xml.as_bytes(), &XmlLimits::default()).unwrap();
+        assert_eq!(CreateItemRequest::from_body(&env.body).unwrap(), req);
+    }
+
+    #[test]
     fn response_round_trips_and_validates() {
         let resp = CreateItemResponse {
             messages: vec![

@@ -350,6 +350,63 @@ mod tests {
     }
 
     #[test]
+    fn a_search_on_a_custom_extended_property_validates_and_round_trips() {
+        use crate::ews::extended::{ExtendedFieldUri, ExtendedProperty};
+        let key = FieldUri::extended(&ExtendedFieldUri::named_string(
+            "d0925a5d-722f-42f0-882e-a816636fa020",
+            "ExsyncOutgoingId",
+        ));
+        let req = FindItemRequest {
+            traversal: Traversal::Shallow,
+            item_shape: ItemShape {
+                base_shape: BaseShape::IdOnly,
+                body_type: None,
+                additional_properties: vec![FieldUri::INTERNET_MESSAGE_ID, key.clone()],
+            },
+            page: Some(IndexedPageView {
+                max_entries_returned: 1,
+                offset: 0,
+                base_point_beginning: true,
+            }),
+            restriction: Some(Restriction::IsEqualTo(key.clone(), "row-1".into())),
+            parent_folder_ids: vec![BaseFolderId::distinguished(
+                DistinguishedFolderName::SentItems,
+            )],
+        };
+        let xml = req.to_xml(&RequestHeader::new(ExchangeVersion::Exchange2013Sp1));
+        check_soap(&xml);
+        assert!(xml.contains("<t:ExtendedFieldURI"), "{xml}");
+        let env = parse_envelope(xml.as_bytes(), &XmlLimits::default()).unwrap();
+        assert_eq!(FindItemRequest::from_body(&env.body).unwrap(), req);
+        // The answer carries the property on the item.
+        let resp = FindItemResponse {
+            messages: vec![ResponseMessage::success(FindItemResult {
+                indexed_paging_offset: Some(1),
+                total_items_in_view: 1,
+                includes_last_item_in_range: true,
+                items: vec![Item::Message(Message {
+                    base: ItemBase {
+                        item_id: Some(ItemId::with_change_key("x", "y")),
+                        extended_properties: vec![ExtendedProperty::new(
+                            key.as_extended().unwrap(),
+                            "row-1",
+                        )],
+                        ..Default::default()
+                    },
+                    internet_message_id: Some("<assigned@exchange>".into()),
+                    ..Default::default()
+                })],
+            })],
+        };
+        let xml = resp.to_xml();
+        check_soap(&xml);
+        assert_eq!(
+            FindItemResponse::parse(xml.as_bytes(), &XmlLimits::default()).unwrap(),
+            resp
+        );
+    }
+
+    #[test]
     fn response_round_trips_and_validates() {
         let resp = FindItemResponse {
             messages: vec![

@@ -255,6 +255,10 @@ mod tests {
                     ResponseCode::ERROR_ITEM_NOT_FOUND,
                     "The specified object was not found in the store.",
                 ),
+                ResponseMessage::warning(
+                    ResponseCode::ERROR_BATCH_PROCESSING_STOPPED,
+                    "Processing of this item was stopped because of an earlier error.",
+                ),
             ],
         };
         let xml = resp.to_xml();
@@ -267,6 +271,9 @@ mod tests {
             back.messages[1].to_error(),
             Some(EwsError::Request { code, .. }) if code == "ErrorItemNotFound"
         ));
+        // Warning is not success: the item was not processed.
+        assert_eq!(back.messages[2].class, ResponseClass::Warning);
+        assert!(back.messages[2].result().is_err());
     }
 
     #[test]

@@ -205,7 +205,10 @@ pub(crate) fn parse_response<T>(
             None if class == ResponseClass::Error => ResponseCode::ERROR_INTERNAL_SERVER_ERROR,
             None => ResponseCode::NO_ERROR,
         };
-        let payload = if class == ResponseClass::Error {
+        // A Warning with an error code reports an item Exchange did not process: no content.
+        let payload = if class == ResponseClass::Error
+            || (class == ResponseClass::Warning && !code.is_no_error())
+        {
             None
         } else {
             Some(payload(message)?)
@@ -224,9 +227,16 @@ pub(crate) fn parse_response<T>(
 }
 
 impl<T> ResponseMessage<T> {
-    /// The error this message reports, if it is an Error-class message.
+    /// The error this message reports: an Error-class message, or a Warning with an error code
+    /// (Warning is not success: ErrorBatchProcessingStopped means "not processed", see
+    /// ResponseClassType in the EWS reference).
     pub fn to_error(&self) -> Option<EwsError> {
-        (self.class == ResponseClass::Error).then(|| {
+        let failed = match self.class {
+            ResponseClass::Error => true,
+            ResponseClass::Warning => !self.code.is_no_error(),
+            ResponseClass::Success => false,
+        };
+        failed.then(|| {
             EwsError::from_response_code(
                 &self.code,
                 self.message_text.as_deref(),
