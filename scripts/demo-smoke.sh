@@ -4,9 +4,13 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 base="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
-export EXSYNC__DATABASE__URL="${base%/*}/exsync_demo_smoke"
+# A database of its own, dropped afterwards: a stale one (from an older checkout with other
+# migrations) would make the demo refuse to migrate.
+db="exsync_demo_smoke_$$"
+export EXSYNC__DATABASE__URL="${base%/*}/$db"
+drop_db() { psql -q "$base" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; }
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+trap 'cd /; drop_db; rm -rf "$work"' EXIT
 cd "$work"
 out="$work/demo.out"
 # Twice: the second run replaces the first one's rows (mailboxes with synced activities).
