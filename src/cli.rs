@@ -4,9 +4,9 @@
 //! 2 bad input (command line, configuration file, apply file, credential key).
 //! This module and `main` are the only places that use `anyhow`.
 
-use crate::apply::{self, ApplyError};
 use crate::config::{ConfigError, Settings};
 use crate::crypto::{CredentialCipher, CredentialKey, CryptoError};
+use crate::operator::apply::{self, ApplyError};
 use crate::store::{self, Store};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -53,7 +53,7 @@ pub enum Command {
     Bench {
         /// The preset scenario (small: 20×500, wide: 10,000×5, deep: 10×50,000).
         #[arg(long, value_enum, default_value = "small")]
-        scenario: crate::bench::Scenario,
+        scenario: crate::operator::bench::Scenario,
         /// Print exactly one JSON object on standard output (progress goes to standard error).
         #[arg(long)]
         json: bool,
@@ -278,9 +278,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             mailboxes_per_profile,
             timeout_secs,
         } => {
-            crate::demo::run(
+            crate::operator::demo::run(
                 settings,
-                crate::demo::DemoOptions {
+                crate::operator::demo::DemoOptions {
                     once,
                     mailboxes_per_profile: usize::from(mailboxes_per_profile),
                     timeout: std::time::Duration::from_secs(timeout_secs),
@@ -299,7 +299,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             sends,
             timeout_secs,
         } => {
-            let mut options = crate::bench::BenchOptions::preset(scenario);
+            let mut options = crate::operator::bench::BenchOptions::preset(scenario);
             options.mailboxes = mailboxes.unwrap_or(options.mailboxes);
             options.items = items.unwrap_or(options.items);
             options.profiles = profiles.unwrap_or(options.profiles);
@@ -307,10 +307,10 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             options.latency_ms = latency_ms.unwrap_or(options.latency_ms);
             options.sends = sends.unwrap_or(options.sends);
             options.phase_timeout = std::time::Duration::from_secs(timeout_secs);
-            let report = crate::bench::run(settings, options)
+            let report = crate::operator::bench::run(settings, options)
                 .await
                 .map_err(|e| match e {
-                    crate::bench::BenchError::Options(_) => {
+                    crate::operator::bench::BenchError::Options(_) => {
                         anyhow::Error::new(BadInput(e.to_string()))
                     }
                     other => other.into(),
@@ -389,7 +389,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             let cipher = CredentialCipher::from_settings(&settings.security)?;
             let store = connect(&settings).await?;
             ensure_migrated(&store).await?;
-            let explanation = crate::explain::explain_with(
+            let explanation = crate::operator::explain::explain_with(
                 &store,
                 &cipher,
                 &settings.scheduler,
@@ -399,7 +399,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             )
             .await
             .map_err(|e| match e {
-                crate::explain::ExplainError::UnknownMailbox(_) => {
+                crate::operator::explain::ExplainError::UnknownMailbox(_) => {
                     anyhow::Error::new(BadInput(e.to_string()))
                 }
                 other => other.into(),
@@ -452,7 +452,7 @@ async fn test_mailbox(
     no_send: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    use crate::probe::{self, ProbeError, ProbeOptions};
+    use crate::operator::probe::{self, ProbeError, ProbeOptions};
     let app = crate::app::App::build(settings).await?;
     let engine = app.engine();
     let options = ProbeOptions { no_send };

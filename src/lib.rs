@@ -26,19 +26,16 @@
 //! - [`cli`]: the command line (the only place besides `main` that uses `anyhow`).
 
 pub mod app;
-pub mod apply;
-pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod crypto;
-pub mod demo;
 pub mod domain;
 pub mod ews;
-pub mod explain;
 pub mod fake_exchange;
 pub mod health;
 pub mod metrics;
-pub mod probe;
+pub mod operator;
+pub mod providers;
 pub mod scheduler;
 pub mod store;
 pub mod sync;

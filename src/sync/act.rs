@@ -11,7 +11,6 @@
 //! never removes a meeting from an attendee's calendar without a decline, and cancels an
 //! organizer's meeting (see `domain::scope::delete_action`).
 
-use super::exchange::{folder_of, ExchangeActivity, ItemRef, MailboxConnection, WriteOutcome};
 use super::incoming::short;
 use super::pass::{PassContext, WorkloadSummary};
 use super::progress::{PageCounts, Progress};
@@ -22,6 +21,9 @@ use crate::domain::scope::{
 };
 use crate::domain::Workload;
 use crate::ews::EwsError;
+use crate::providers::ews::adapter::{
+    folder_of, ExchangeActivity, ItemRef, MailboxConnection, WriteOutcome,
+};
 use crate::store::activities::{self, ActKind, ActRow, ExchangeChange};
 use crate::store::emails;
 use std::collections::HashMap;
@@ -84,13 +86,16 @@ async fn pull(
         let mut out: Vec<ExchangeChange> = Vec::new();
         for change in &page.changes {
             match change {
-                super::exchange::Change::Created(item) | super::exchange::Change::Updated(item) => {
+                crate::providers::ews::adapter::Change::Created(item)
+                | crate::providers::ews::adapter::Change::Updated(item) => {
                     changed.push(item.clone())
                 }
-                super::exchange::Change::Deleted(id) => out.push(ExchangeChange::Delete {
-                    item_id: id.clone(),
-                }),
-                super::exchange::Change::ReadFlag(..) => {}
+                crate::providers::ews::adapter::Change::Deleted(id) => {
+                    out.push(ExchangeChange::Delete {
+                        item_id: id.clone(),
+                    })
+                }
+                crate::providers::ews::adapter::Change::ReadFlag(..) => {}
             }
         }
         let ids: Vec<String> = changed.iter().map(|c| c.id.clone()).collect();
@@ -207,7 +212,7 @@ async fn push(
     for row in rows {
         ctx.check()?;
         // What the schema would refuse fails the row here, without a request; the others go on.
-        if let Some(problem) = super::exchange::activity_problem(&row.fields) {
+        if let Some(problem) = crate::providers::ews::adapter::activity_problem(&row.fields) {
             activities::mark_push_failed(ctx.store, kind, row.id, &problem).await?;
             summary.failed += 1;
             summary.item_errors.push(format!(

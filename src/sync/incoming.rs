@@ -4,7 +4,6 @@
 //! A crash between pages loses nothing and duplicates nothing: a page is committed with the
 //! state that covers it, and a replayed page finds its copies already stored.
 
-use super::exchange::{Change, MailboxConnection};
 use super::pass::{PassContext, WorkloadSummary};
 use super::progress::{PageCounts, Progress};
 use super::SyncError;
@@ -13,6 +12,7 @@ use crate::domain::scope::ScopeSettings;
 use crate::domain::Workload;
 use crate::ews::types::DistinguishedFolderName;
 use crate::ews::EwsError;
+use crate::providers::ews::adapter::{Change, MailboxConnection};
 use crate::store::emails::{self, EmailPage, FailedItem, SkipReason, SkippedItem};
 use std::collections::HashSet;
 

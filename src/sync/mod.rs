@@ -5,8 +5,6 @@
 //! decisions: it speaks to Exchange through a narrow adapter in domain words ([`exchange`]).
 
 pub mod act;
-pub mod clients;
-pub mod exchange;
 pub mod incoming;
 pub mod outgoing;
 pub mod pass;

@@ -2,7 +2,7 @@
 //!
 //! A claim counts the attempt before anything reaches Exchange. Every message carries its row's
 //! id as an idempotency key (the `ExsyncOutgoingId` extended property, see
-//! [`super::exchange::outgoing_id_property`]): when an earlier attempt may have reached Exchange
+//! [`crate::providers::ews::adapter::outgoing_id_property`]): when an earlier attempt may have reached Exchange
 //! (a crash or a lost reply after the claim), Sent Items is searched for that key first, and
 //! found means sent, so it is never sent twice. exsync does not set the Message-ID (Exchange
 //! assigns it; whether Exchange would keep a client's is undocumented): it reads the assigned
@@ -12,11 +12,11 @@
 //! mailbox (quota, submission quota, Send As right) keep every email queued and fail the
 //! workload, which retries with backoff and an alert.
 
-use super::exchange::{MailboxConnection, SentCopy};
 use super::pass::{PassContext, WorkloadSummary};
 use super::{FailureKind, SyncError};
 use crate::domain::scope::ScopeSettings;
 use crate::ews::EwsError;
+use crate::providers::ews::adapter::{MailboxConnection, SentCopy};
 use crate::store::outgoing::{self, OutgoingEmail};
 use chrono::Utc;
 

@@ -3,8 +3,6 @@
 //! the pass's outcome is recorded with the lease released. A heartbeat renews the lease; a
 //! pass whose lease is taken over stops writing at once (every write is fenced by the token).
 
-use super::clients::ClientCache;
-use super::exchange::MailboxConnection;
 use super::plan::{self, connection_for, CredentialSource};
 use super::reaction::{react, Scope};
 use super::{act, incoming, outgoing, FailureKind, SyncError};
@@ -14,6 +12,8 @@ use crate::domain::rules::effective_process_from;
 use crate::domain::WorkloadStatus;
 use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMethod, Workload};
 use crate::metrics::{labels, metrics};
+use crate::providers::ews::adapter::MailboxConnection;
+use crate::providers::ews::clients::ClientCache;
 use crate::store::scheduling::{
     self, ClaimedMailbox, ErrorCorrelation, ErrorRecord, PassRecord, WorkloadRecord,
 };

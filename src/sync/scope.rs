@@ -2,12 +2,12 @@
 //! filter leaves out (gathering the facts it needs from the database in one query per page),
 //! and the tracking token outgoing mail carries in its subject.
 
-use super::exchange::IncomingMail;
 use super::pass::PassContext;
 use crate::domain::scope::{
     mail_left_out_by, referenced_message_ids, subject_with_token, tracking_tokens, IncomingFilter,
     MailFacts, ScopeSettings,
 };
+use crate::providers::ews::adapter::IncomingMail;
 use crate::store::emails::SkipReason;
 use crate::store::outgoing::OutgoingEmail;
 use crate::store::{scope, Store, StoreError};

@@ -10,7 +10,7 @@ use exsync::ews::types::{
     BaseFolderId, CalendarItem, DistinguishedFolderName, EmailAddress, Item, ItemBase,
     SendMeetingInvitations,
 };
-use exsync::probe::{test_profile, ProbeOptions, Reason, Verdict};
+use exsync::operator::probe::{test_profile, ProbeOptions, Reason, Verdict};
 use exsync::sync::pass::Outcome;
 use exsync::sync::FailureKind;
 use serde_json::json;

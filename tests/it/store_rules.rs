@@ -2,8 +2,8 @@
 //! messages stored once, alerts deduplicated and resolved.
 
 use crate::support::{key_file, SMALL_ORG};
-use exsync::apply::apply_text;
 use exsync::domain::{AlertLevel, AlertTarget, MailboxId, Workload, WorkloadStatus};
+use exsync::operator::apply::apply_text;
 use exsync::store::emails::{self, EmailPage, NewEmail};
 use exsync::store::scheduling::{self, PassRecord, WorkloadRecord};
 use exsync::store::{alerts, Store};

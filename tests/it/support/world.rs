@@ -157,7 +157,7 @@ impl World {
         let text = text
             .replace("{ews}", &self.fake.ews_url())
             .replace("{token}", &self.fake.token_url());
-        exsync::apply::apply_text(
+        exsync::operator::apply::apply_text(
             &self.store,
             &self.cipher,
             &text,

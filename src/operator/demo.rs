@@ -133,7 +133,7 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> Result<(), Dem
     let mailboxes = seed(&http, &fake, options.mailboxes_per_profile).await?;
     wipe_demo_rows(&store).await?;
     let text = apply_text(&fake.ews_url(), options.mailboxes_per_profile);
-    crate::apply::apply_text(
+    crate::operator::apply::apply_text(
         &store,
         &cipher,
         &text,

@@ -760,7 +760,7 @@ fn validate_profile(
                 (Some(_), None, None) => {}
                 (None, Some(pem), Some(key)) => {
                     // Parse the pair now: a wrong file is named here, not at the first sync.
-                    let checked = crate::sync::clients::client_credential(
+                    let checked = crate::providers::ews::clients::client_credential(
                         &crate::domain::OAuthCredential::Certificate {
                             certificate_pem: pem.clone(),
                             private_key_pem: key.clone(),

@@ -1,7 +1,6 @@
 //! The narrow adapter between the sync engine and EWS: one mailbox, reached one way, spoken to
 //! in domain words (changes, emails, activities, sends). Every SOAP type stops here.
 
-use super::plan::Access;
 use crate::domain::scope::MeetingRole;
 use crate::ews::client::{EwsClient, EwsOperation, Target};
 use crate::ews::extended::{ExtendedFieldUri, ExtendedProperty};
@@ -23,6 +22,7 @@ use crate::ews::EwsError;
 use crate::store::activities::{ActFields, ActKind, AppointmentFields, ContactFields, TaskFields};
 use crate::store::emails::NewEmail;
 use crate::store::outgoing::OutgoingEmail;
+use crate::sync::plan::Access;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

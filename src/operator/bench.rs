@@ -471,7 +471,7 @@ async fn declare(
             options.limit
         ));
     }
-    crate::apply::apply_text(
+    crate::operator::apply::apply_text(
         store,
         cipher,
         &text,

@@ -4,7 +4,6 @@
 //! Clients are keyed by a salted fingerprint of the credential (never the secret itself): a
 //! changed password gives a new key, hence a fresh client that is allowed to try again.
 
-use super::plan::{ConnectionPlan, CredentialSource};
 use crate::domain::{
     AssertionSigning, Mailbox, OAuthCredential, OutgoingSettings, PasswordScheme, Profile,
 };
@@ -13,6 +12,7 @@ use crate::ews::ntlm::NtlmCredentials;
 use crate::ews::ntlm_http::NtlmSessionPool;
 use crate::ews::oauth::{self, ClientCertificate, ClientCredential, OAuthApp, TokenSource};
 use crate::ews::transport::Transport;
+use crate::sync::plan::{ConnectionPlan, CredentialSource};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

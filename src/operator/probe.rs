@@ -15,11 +15,11 @@ use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMe
 use crate::ews::client::EwsClient;
 use crate::ews::types::DistinguishedFolderName;
 use crate::ews::EwsError;
+use crate::providers::ews::adapter::MailboxConnection;
+use crate::providers::ews::clients::ClientCache;
 use crate::store::operate::{self, TestedWorkload};
 use crate::store::outgoing::OutgoingEmail;
 use crate::store::{alerts, scheduling, MailboxRow, Store, StoreError};
-use crate::sync::clients::ClientCache;
-use crate::sync::exchange::MailboxConnection;
 use crate::sync::plan::{connection_for, ConnectionPlan, CredentialSource};
 use crate::sync::{SyncEngine, SyncError};
 use serde::Serialize;
