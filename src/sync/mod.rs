@@ -9,6 +9,7 @@ pub mod incoming;
 pub mod outgoing;
 pub mod pass;
 pub mod plan;
+pub mod port;
 pub mod progress;
 pub mod reaction;
 pub mod scope;
