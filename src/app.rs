@@ -61,11 +61,12 @@ impl App {
     ) -> Result<App, AppError> {
         let transport = Transport::new(transport_settings(&settings.http))?;
         announce_trust(&transport);
-        let clients = ClientCache::new(
+        // The mail-server provider: EWS (one client per credential).
+        let clients = Arc::new(ClientCache::new(
             transport,
             ClientOptions::default(),
             settings.scheduler.outage_retry_interval,
-        );
+        ));
         let engine = Arc::new(SyncEngine::new(
             store.clone(),
             Arc::new(cipher),

@@ -369,9 +369,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             let (id, message_id) =
                 store::outgoing::enqueue(&store, &from, &to, &cc, &subject, &body)
                     .await
-                    .map_err(|e| match e {
-                        store::StoreError::Database(reason) => anyhow::Error::new(BadInput(reason)),
-                        other => other.into(),
+                    .map_err(|e| match e.refusal() {
+                        Some(reason) => anyhow::Error::new(BadInput(reason)),
+                        None => e.into(),
                     })?;
             println!("queued {id} ({message_id})");
         }

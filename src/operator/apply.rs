@@ -1083,13 +1083,13 @@ pub async fn apply_text(
         dry_run,
         warnings,
     };
-    let rejected = |entry: &str, error: StoreError| match error {
-        StoreError::Database(reason) => ApplyError::Rejected {
+    let rejected = |entry: &str, error: StoreError| match error.refusal() {
+        Some(reason) => ApplyError::Rejected {
             path: origin.to_path_buf(),
             entry: entry.to_owned(),
             reason,
         },
-        other => ApplyError::Store(other),
+        None => ApplyError::Store(error),
     };
     for profile in &profiles {
         let outcome = upsert_profile(&mut tx, cipher, profile)

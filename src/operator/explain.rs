@@ -289,7 +289,7 @@ pub async fn explain_with(
         .await?
         .into_iter()
         .find(|p| p.id == row.profile_id)
-        .ok_or_else(|| StoreError::Database(format!("the profile of {address:?} is gone")))?;
+        .ok_or_else(|| StoreError::NotFound(format!("the profile of {address:?} is gone")))?;
     let now = Utc::now();
     let mailbox_id = row.id;
     let profile_id = row.profile_id;

@@ -12,15 +12,13 @@
 //! daemon reacts to failures: that stays in [`crate::sync`].
 
 use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMethod, Workload};
-use crate::ews::client::EwsClient;
-use crate::ews::types::DistinguishedFolderName;
-use crate::ews::EwsError;
-use crate::providers::ews::adapter::MailboxConnection;
-use crate::providers::ews::clients::ClientCache;
 use crate::store::operate::{self, TestedWorkload};
 use crate::store::outgoing::OutgoingEmail;
 use crate::store::{alerts, scheduling, MailboxRow, Store, StoreError};
 use crate::sync::plan::{connection_for, ConnectionPlan, CredentialSource};
+use crate::sync::port::{
+    ChangeHint, Connector, Failure, Folder, MailServer, SendOutcome, ServerError, SessionSettings,
+};
 use crate::sync::{SyncEngine, SyncError};
 use serde::Serialize;
 use std::sync::Arc;
@@ -141,31 +139,22 @@ impl Reason {
         }
     }
 
-    fn of_error(error: &EwsError) -> Reason {
-        use crate::ews::oauth::TokenError;
-        match error {
-            EwsError::Token(TokenError::Unavailable { .. } | TokenError::Malformed(_)) => {
-                Reason::TokenEndpointUnavailable
+    fn of_error(error: &ServerError) -> Reason {
+        match error.failure {
+            Failure::TokenEndpointUnavailable { .. } => Reason::TokenEndpointUnavailable,
+            Failure::TokenRequestRefused => Reason::OAuthRequestRefused,
+            Failure::CredentialsRefused => Reason::Authentication,
+            Failure::ImpersonationDenied => Reason::ImpersonationDenied,
+            Failure::MailboxNotFound => Reason::MailboxMissing,
+            Failure::AccessDenied => Reason::AccessDenied,
+            Failure::Throttled { .. } => Reason::Throttled,
+            Failure::MailboxUnauthorized => Reason::MailboxUnauthorized,
+            Failure::SendAsDenied => Reason::SendAsDenied,
+            Failure::QuotaExceeded => Reason::QuotaExceeded,
+            Failure::RequestRefused => Reason::SendRefused,
+            Failure::SyncStateExpired | Failure::Unavailable | Failure::ServiceRefused => {
+                Reason::Unreachable
             }
-            EwsError::Token(TokenError::Refused { .. }) => Reason::OAuthRequestRefused,
-            EwsError::Unauthorized | EwsError::Token(_) | EwsError::Ntlm(_) => {
-                Reason::Authentication
-            }
-            EwsError::ImpersonationDenied { .. } => Reason::ImpersonationDenied,
-            EwsError::MailboxNotFound { .. } => Reason::MailboxMissing,
-            EwsError::AccessDenied { .. } => Reason::AccessDenied,
-            EwsError::ServerBusy { .. } => Reason::Throttled,
-            EwsError::MailboxUnauthorized { .. } => Reason::MailboxUnauthorized,
-            EwsError::MailboxRefused { code, .. } if code == "ErrorSendAsDenied" => {
-                Reason::SendAsDenied
-            }
-            EwsError::MailboxRefused { .. } => Reason::QuotaExceeded,
-            EwsError::Request { .. } => Reason::SendRefused,
-            EwsError::InvalidSyncState
-            | EwsError::ServerError { .. }
-            | EwsError::Http { .. }
-            | EwsError::Malformed { .. }
-            | EwsError::Transport(_) => Reason::Unreachable,
         }
     }
 }
@@ -257,8 +246,8 @@ pub async fn test_mailbox(
         .await?
         .ok_or_else(|| ProbeError::UnknownMailbox(address.to_owned()))?;
     let profile = load_profile(engine, row.profile_id).await?;
-    let clients = engine.clients().empty_like();
-    Ok(probe_row(engine, &clients, &profile, row, options).await)
+    let clients = engine.connector().fresh();
+    Ok(probe_row(engine, clients.as_ref(), &profile, row, options).await)
 }
 
 /// Test & Enable every mailbox of a profile, concurrently but never more at once than the
@@ -276,10 +265,10 @@ pub async fn test_profile(
     let permits = Arc::new(Semaphore::new(
         profile.max_concurrent_connections.max(1) as usize
     ));
-    let clients = engine.clients().empty_like();
+    let clients = engine.connector().fresh();
     let probes = rows.into_iter().map(|row| {
         let permits = permits.clone();
-        let (clients, profile) = (&clients, &profile);
+        let (clients, profile) = (clients.as_ref(), &profile);
         async move {
             // The semaphore is never closed, so acquiring cannot fail; if it ever did, the
             // test would still run (unbounded) rather than be lost.
@@ -295,13 +284,13 @@ async fn load_profile(engine: &SyncEngine, id: Uuid) -> Result<Profile, ProbeErr
         .await?
         .into_iter()
         .find(|p| p.id == id)
-        .ok_or_else(|| StoreError::Database(format!("profile {id} is gone")))?;
+        .ok_or_else(|| StoreError::NotFound(format!("profile {id} is gone")))?;
     Ok(row.into_profile(engine.cipher())?)
 }
 
 async fn probe_row(
     engine: &SyncEngine,
-    clients: &ClientCache,
+    clients: &dyn Connector,
     profile: &Profile,
     row: MailboxRow,
     options: ProbeOptions,
@@ -314,7 +303,7 @@ async fn probe_row(
 
 async fn probe_in_span(
     engine: &SyncEngine,
-    clients: &ClientCache,
+    clients: &dyn Connector,
     profile: &Profile,
     row: MailboxRow,
     options: ProbeOptions,
@@ -492,7 +481,7 @@ fn failed(workload: Workload, reason: Reason, code: &str, message: String) -> Wo
 }
 
 async fn probe_workload(
-    clients: &ClientCache,
+    clients: &dyn Connector,
     profile: &Profile,
     mailbox: &Mailbox,
     workload: Workload,
@@ -520,8 +509,14 @@ async fn probe_workload(
             );
         }
     };
-    let client = match clients.client_for(profile, mailbox, &plan) {
-        Ok(client) => client,
+    let settings = SessionSettings {
+        max_changes: 1,
+        batch: 1,
+        tracking_category: None,
+        log_payloads: mailbox.payload_logging,
+    };
+    let conn = match clients.open(profile, mailbox, &plan, &settings) {
+        Ok(conn) => conn,
         Err(e) => {
             return (
                 failed(
@@ -534,7 +529,7 @@ async fn probe_workload(
             )
         }
     };
-    let result = check(client, mailbox, &plan, workload, options).await;
+    let result = check(conn.as_ref(), mailbox, workload, options).await;
     let probe = match result {
         Ok(Ok(message)) => WorkloadProbe {
             workload,
@@ -555,22 +550,19 @@ async fn probe_workload(
 
 /// One real request per workload; `Ok(Err(text))`: Exchange refused the test message.
 async fn check(
-    client: Arc<EwsClient>,
+    conn: &dyn MailServer,
     mailbox: &Mailbox,
-    plan: &ConnectionPlan,
     workload: Workload,
     options: ProbeOptions,
-) -> Result<Result<String, String>, EwsError> {
-    let conn = MailboxConnection::new(client, &mailbox.address, plan.access, 1, 1)
-        .with_payload_logging(mailbox.payload_logging);
+) -> Result<Result<String, String>, ServerError> {
     match workload {
         Workload::Incoming => {
-            conn.folder_changes(DistinguishedFolderName::Inbox, None)
+            conn.changes(Folder::Inbox, None, ChangeHint::default())
                 .await?;
             Ok(Ok("read the Inbox (SyncFolderItems, 1 change)".into()))
         }
         Workload::Outgoing if options.no_send => {
-            conn.sent_copy(Uuid::nil()).await?;
+            conn.find_sent(Uuid::nil()).await?;
             Ok(Ok(
                 "read Sent Items; no test message sent (--no-send)".into()
             ))
@@ -594,20 +586,17 @@ async fn check(
                 internet_message_id: format!("<{id}.test-mailbox@{domain}>"),
                 attempts: 1,
             };
-            Ok(conn.send(&email).await?.map(|()| {
-                format!(
+            Ok(match conn.send(&email).await? {
+                SendOutcome::Accepted => Ok(format!(
                     "sent a test message to {} (ExsyncOutgoingId {id})",
                     mailbox.address
-                )
-            }))
+                )),
+                SendOutcome::Refused(refused) => Err(refused),
+            })
         }
         Workload::Act => {
-            for folder in [
-                DistinguishedFolderName::Calendar,
-                DistinguishedFolderName::Contacts,
-                DistinguishedFolderName::Tasks,
-            ] {
-                conn.folder_changes(folder, None).await?;
+            for folder in [Folder::Calendar, Folder::Contacts, Folder::Tasks] {
+                conn.changes(folder, None, ChangeHint::default()).await?;
             }
             Ok(Ok("read the calendar, contacts and tasks".into()))
         }

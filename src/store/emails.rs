@@ -124,9 +124,6 @@ pub struct PageOutcome {
     pub gave_up: usize,
 }
 
-/// The lease token no longer matches: another process owns the mailbox now.
-pub const LEASE_LOST: &str = "lease lost: another process owns this mailbox now";
-
 /// Lock the mailbox row's lease for this transaction, failing if it is no longer ours.
 pub(crate) async fn fence(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
@@ -141,7 +138,7 @@ pub(crate) async fn fence(
             .await?;
     match ours {
         Some(_) => Ok(()),
-        None => Err(StoreError::Database(LEASE_LOST.to_owned())),
+        None => Err(StoreError::LeaseLost),
     }
 }
 

@@ -4,6 +4,7 @@
 //! pass whose lease is taken over stops writing at once (every write is fenced by the token).
 
 use super::plan::{self, connection_for, CredentialSource};
+use super::port::{Connector, SessionSettings};
 use super::reaction::{react, Scope};
 use super::{act, incoming, outgoing, FailureKind, SyncError};
 use crate::config::{SchedulerSettings, SyncSettings};
@@ -12,11 +13,7 @@ use crate::domain::rules::effective_process_from;
 use crate::domain::WorkloadStatus;
 use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMethod, Workload};
 use crate::metrics::{labels, metrics};
-use crate::providers::ews::adapter::MailboxConnection;
-use crate::providers::ews::clients::ClientCache;
-use crate::store::scheduling::{
-    self, ClaimedMailbox, ErrorCorrelation, ErrorRecord, PassRecord, WorkloadRecord,
-};
+use crate::store::scheduling::{self, ClaimedMailbox, ErrorRecord, PassRecord, WorkloadRecord};
 use crate::store::{alerts, Store};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -152,30 +149,30 @@ impl PassContext<'_> {
     }
 }
 
-/// Runs passes: owns the settings, the credential cipher and the EWS clients.
+/// Runs passes: owns the settings, the credential cipher and the mail-server connector.
 pub struct SyncEngine {
     store: Store,
     cipher: Arc<CredentialCipher>,
     scheduler: SchedulerSettings,
     sync: SyncSettings,
-    clients: ClientCache,
+    connector: Arc<dyn Connector>,
 }
 
 impl SyncEngine {
-    /// An engine over `store` with these settings and clients.
+    /// An engine over `store` with these settings, reaching mail servers through `connector`.
     pub fn new(
         store: Store,
         cipher: Arc<CredentialCipher>,
         scheduler: SchedulerSettings,
         sync: SyncSettings,
-        clients: ClientCache,
+        connector: Arc<dyn Connector>,
     ) -> Self {
         Self {
             store,
             cipher,
             scheduler,
             sync,
-            clients,
+            connector,
         }
     }
 
@@ -189,9 +186,9 @@ impl SyncEngine {
         &self.cipher
     }
 
-    /// The EWS clients of the daemon (operator tools derive fresh caches from it).
-    pub fn clients(&self) -> &ClientCache {
-        &self.clients
+    /// The daemon's mail-server connector (operator tools derive fresh ones from it).
+    pub fn connector(&self) -> &dyn Connector {
+        self.connector.as_ref()
     }
 
     /// The scheduler settings in force.
@@ -500,18 +497,16 @@ impl SyncEngine {
             }
         };
         let mut failed_request = None;
-        let result = match self.clients.client_for(profile, mailbox, &plan) {
+        let settings = SessionSettings {
+            max_changes: self.sync.max_changes_per_request,
+            batch: self.sync.get_item_batch_size as usize,
+            tracking_category: Some(self.sync.tracking_category.clone()),
+            log_payloads: mailbox.payload_logging,
+        };
+        let result = match self.connector.open(profile, mailbox, &plan, &settings) {
             Err(e) => Err(e.to_string()),
-            Ok(client) => {
-                let conn = MailboxConnection::new(
-                    client,
-                    &mailbox.address,
-                    plan.access,
-                    self.sync.max_changes_per_request,
-                    self.sync.get_item_batch_size as usize,
-                )
-                .with_payload_logging(mailbox.payload_logging)
-                .with_tracking_category(&self.sync.tracking_category);
+            Ok(conn) => {
+                let conn = conn.as_ref();
                 let scope = crate::store::scope::settings(
                     &self.store,
                     mailbox.id.0,
@@ -526,10 +521,10 @@ impl SyncEngine {
                                 profile.process_emails_from,
                                 mailbox.process_email_received_after,
                             );
-                            incoming::run(ctx, &conn, from, &scope).await
+                            incoming::run(ctx, conn, from, &scope).await
                         }
-                        Workload::Outgoing => outgoing::run(ctx, &conn, &scope).await,
-                        Workload::Act => act::run(ctx, &conn, &scope).await,
+                        Workload::Outgoing => outgoing::run(ctx, conn, &scope).await,
+                        Workload::Act => act::run(ctx, conn, &scope).await,
                     },
                 };
                 failed_request = conn.failed_request();
@@ -661,13 +656,10 @@ impl SyncEngine {
                 });
                 record.succeeded = false;
                 record.clear_error = false;
-                // Only an EWS (or token) failure has a request to correlate with Exchange.
+                // Only a mail-server (or token) failure has a request to correlate with the
+                // server's logs.
                 let correlation = match &error {
-                    SyncError::Ews(_) => failed_request.map(|trace| ErrorCorrelation {
-                        client_request_id: Some(trace.client_request_id),
-                        request_id: trace.ids.request_id,
-                        be_server: trace.ids.be_server,
-                    }),
+                    SyncError::Server(_) => failed_request,
                     _ => None,
                 };
                 record.error = Some(ErrorRecord {

@@ -3,11 +3,11 @@
 //! and the tracking token outgoing mail carries in its subject.
 
 use super::pass::PassContext;
+use super::port::IncomingMail;
 use crate::domain::scope::{
     mail_left_out_by, referenced_message_ids, subject_with_token, tracking_tokens, IncomingFilter,
     MailFacts, ScopeSettings,
 };
-use crate::providers::ews::adapter::IncomingMail;
 use crate::store::emails::SkipReason;
 use crate::store::outgoing::OutgoingEmail;
 use crate::store::{scope, Store, StoreError};

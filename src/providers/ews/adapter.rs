@@ -1,5 +1,6 @@
-//! The narrow adapter between the sync engine and EWS: one mailbox, reached one way, spoken to
-//! in domain words (changes, emails, activities, sends). Every SOAP type stops here.
+//! The EWS side of `sync::port`: one mailbox, reached one way, spoken to in domain words
+//! (changes, emails, activities, sends). Every SOAP type stops here, and every [`EwsError`]
+//! becomes a [`ServerError`] with its stable `ews.*` code.
 
 use crate::domain::scope::MeetingRole;
 use crate::ews::client::{EwsClient, EwsOperation, Target};
@@ -22,117 +23,20 @@ use crate::ews::EwsError;
 use crate::store::activities::{ActFields, ActKind, AppointmentFields, ContactFields, TaskFields};
 use crate::store::emails::NewEmail;
 use crate::store::outgoing::OutgoingEmail;
+use crate::store::scheduling::ErrorCorrelation;
 use crate::sync::plan::Access;
-use chrono::{DateTime, Utc};
+use crate::sync::port::{
+    Change, ChangeHint, ChangePage, FetchedMail, Folder, ItemFacts, ItemFailure, ItemRef,
+    MailServer, PortFuture, RemoteActivity, Removal, SendOutcome, SentCopy, ServerError,
+    WriteOutcome,
+};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
-/// One change SyncFolderItems reported, in domain words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// A new item (fetch it).
-    Created(ItemRef),
-    /// A changed item (fetch it).
-    Updated(ItemRef),
-    /// The item is gone.
-    Deleted(String),
-    /// Only the read flag changed.
-    ReadFlag(String, bool),
-}
-
-/// An item's id and change key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemRef {
-    /// EWS item id.
-    pub id: String,
-    /// EWS change key.
-    pub change_key: Option<String>,
-    /// DateTimeReceived, when the change carried it (SyncFolderItems is asked for it, so mail
-    /// older than the Process-From date is left out before any GetItem).
-    pub received_at: Option<DateTime<Utc>>,
-}
-
-/// One page of a folder's changes and the state that follows it.
-#[derive(Debug, Clone)]
-pub struct ChangePage {
-    /// The SyncState to store with what this page changed.
-    pub sync_state: String,
-    /// `IncludesLastItemInRange`: no more pages now.
-    pub last: bool,
-    /// The changes, in server order.
-    pub changes: Vec<Change>,
-}
-
-/// Why one item of a batch could not be had (the rest of the batch is fine).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemError {
-    /// The item.
-    pub id: String,
-    /// Exchange's code and text.
-    pub error: String,
-    /// Exchange's response code, when it gave one.
-    pub code: Option<String>,
-}
-
-impl ItemError {
-    /// The item no longer exists (ErrorItemNotFound): deleted since the sync reported it, so
-    /// it is skipped, neither retried nor alerted about (the next sync reports the delete).
-    pub fn is_gone(&self) -> bool {
-        self.code.as_deref() == Some(ResponseCode::ERROR_ITEM_NOT_FOUND.as_str())
-    }
-}
-
 /// Rounds of GetItem that Exchange may stop (ErrorBatchProcessingStopped) without processing
 /// a single item before the fetch is given up as a transient failure.
 const STOPPED_ROUNDS: u32 = 3;
-
-/// An activity as Exchange holds it.
-#[derive(Debug, Clone)]
-pub struct ExchangeActivity {
-    /// Id and change key.
-    pub item: ItemRef,
-    /// LastModifiedTime in Exchange.
-    pub modified_at: Option<DateTime<Utc>>,
-    /// The fields exsync keeps.
-    pub fields: ActFields,
-    /// Its categories (the tracking category marks it tracked).
-    pub categories: Vec<String>,
-}
-
-/// An incoming message with what the incoming filter looks at besides the stored email.
-#[derive(Debug, Clone)]
-pub struct IncomingMail {
-    /// The email to store.
-    pub email: NewEmail,
-    /// The References header (Message-IDs of the thread).
-    pub references: Option<String>,
-    /// Its categories (the tracking category marks it tracked).
-    pub categories: Vec<String>,
-}
-
-/// What a delete needs to know about an item in Exchange: is it tracked, and what is the
-/// mailbox's part in it if it is a meeting.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemFacts {
-    /// Its categories.
-    pub categories: Vec<String>,
-    /// The mailbox's role (meetings), else `NotAMeeting`.
-    pub role: MeetingRole,
-}
-
-/// The result of writing to Exchange with a change key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// Written; the item's new id and change key.
-    Written(ItemRef),
-    /// Exchange holds a newer version (the change key was stale): not written.
-    Conflict,
-    /// The item no longer exists in Exchange.
-    Missing,
-    /// Exchange refused this one item (the error is kept on the row).
-    Refused(String),
-}
 
 /// One mailbox as the sync engine sees it: a client, and how it reaches the mailbox.
 #[derive(Debug, Clone)]
@@ -186,7 +90,7 @@ impl MailboxConnection {
     }
 
     /// The last request of this connection that failed, if any.
-    pub fn failed_request(&self) -> Option<RequestTrace> {
+    fn failed_trace(&self) -> Option<RequestTrace> {
         self.failed_request
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -205,11 +109,6 @@ impl MailboxConnection {
         outcome
     }
 
-    /// The mailbox's address.
-    pub fn address(&self) -> &str {
-        &self.target.mailbox
-    }
-
     fn folder(&self, name: DistinguishedFolderName) -> BaseFolderId {
         BaseFolderId::Distinguished {
             name,
@@ -218,7 +117,7 @@ impl MailboxConnection {
     }
 
     /// The next page of changes of a folder after `sync_state` (`None`: from the beginning).
-    pub async fn folder_changes(
+    async fn folder_changes(
         &self,
         folder: DistinguishedFolderName,
         sync_state: Option<String>,
@@ -270,8 +169,8 @@ impl MailboxConnection {
         &self,
         ids: &[String],
         properties: &[FieldUri],
-    ) -> Result<Vec<Result<Item, ItemError>>, EwsError> {
-        let mut out: Vec<Option<Result<Item, ItemError>>> = vec![None; ids.len()];
+    ) -> Result<Vec<Result<Item, ItemFailure>>, EwsError> {
+        let mut out: Vec<Option<Result<Item, ItemFailure>>> = vec![None; ids.len()];
         let mut pending: Vec<usize> = (0..ids.len()).collect();
         let mut fruitless = 0;
         while !pending.is_empty() {
@@ -288,10 +187,10 @@ impl MailboxConnection {
             for (position, &index) in chunk.iter().enumerate() {
                 let id = &ids[index];
                 let failed = |error: String, code: Option<&str>| {
-                    Some(Err(ItemError {
+                    Some(Err(ItemFailure {
                         id: id.clone(),
                         error,
-                        code: code.map(str::to_owned),
+                        gone: code == Some(ResponseCode::ERROR_ITEM_NOT_FOUND.as_str()),
                     }))
                 };
                 let Some(message) = response.messages.get(position) else {
@@ -337,36 +236,19 @@ impl MailboxConnection {
             .zip(ids)
             .map(|(result, id)| {
                 result.unwrap_or_else(|| {
-                    Err(ItemError {
+                    Err(ItemFailure {
                         id: id.clone(),
                         error: "not fetched".into(),
-                        code: None,
+                        gone: false,
                     })
                 })
             })
             .collect())
     }
 
-    /// Fetch messages and turn them into emails to store; items that are not email messages
-    /// come back as `Ok(None)`.
-    pub async fn fetch_emails(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<(String, Result<Option<NewEmail>, ItemError>)>, EwsError> {
-        Ok(self
-            .fetch_incoming(ids)
-            .await?
-            .into_iter()
-            .map(|(id, mail)| (id, mail.map(|m| m.map(|m| m.email))))
-            .collect())
-    }
-
     /// Fetch messages with what the incoming filter reads (References, Categories); items
     /// that are not email messages come back as `Ok(None)`.
-    pub async fn fetch_incoming(
-        &self,
-        ids: &[String],
-    ) -> Result<Vec<(String, Result<Option<IncomingMail>, ItemError>)>, EwsError> {
+    async fn fetch_incoming(&self, ids: &[String]) -> Result<Vec<FetchedMail>, EwsError> {
         let items = self.get_items(ids, &EMAIL_PROPERTIES).await?;
         Ok(ids
             .iter()
@@ -377,7 +259,7 @@ impl MailboxConnection {
                     Item::Message(m) if is_email(&m) => {
                         let references = m.references.clone();
                         let categories = m.base.categories.clone();
-                        Some(IncomingMail {
+                        Some(crate::sync::port::IncomingMail {
                             email: to_new_email(&id, m),
                             references,
                             categories,
@@ -391,21 +273,21 @@ impl MailboxConnection {
     }
 
     /// Fetch activities of `kind`.
-    pub async fn fetch_activities(
+    async fn fetch_activities(
         &self,
         kind: ActKind,
         ids: &[String],
-    ) -> Result<Vec<Result<ExchangeActivity, ItemError>>, EwsError> {
+    ) -> Result<Vec<Result<RemoteActivity, ItemFailure>>, EwsError> {
         let items = self.get_items(ids, activity_properties(kind)).await?;
         Ok(items
             .into_iter()
             .zip(ids)
             .map(|(item, id)| {
                 let item = item?;
-                to_activity(kind, item).ok_or_else(|| ItemError {
+                to_activity(kind, item).ok_or_else(|| ItemFailure {
                     id: id.clone(),
                     error: format!("not a {} item", kind.as_str()),
-                    code: None,
+                    gone: false,
                 })
             })
             .collect())
@@ -414,7 +296,7 @@ impl MailboxConnection {
     /// The copy of a queued email in this mailbox's Sent Items, found by the email's
     /// idempotency key (the `ExsyncOutgoingId` extended property): a send Exchange accepted,
     /// before a crash or a lost reply too. `None`: not there (not sent, or not filed yet).
-    pub async fn sent_copy(&self, outgoing_id: Uuid) -> Result<Option<SentCopy>, EwsError> {
+    async fn sent_copy(&self, outgoing_id: Uuid) -> Result<Option<SentCopy>, EwsError> {
         let key = FieldUri::extended(&outgoing_id_property());
         let mut shape = ItemShape::new(BaseShape::IdOnly);
         shape.additional_properties = vec![FieldUri::INTERNET_MESSAGE_ID, key.clone()];
@@ -443,11 +325,11 @@ impl MailboxConnection {
 
     /// Send a queued email as this mailbox (`From` = the mailbox, which a delegate needs the
     /// Send As right for), keeping a copy in its Sent Items, tagged with the email's
-    /// idempotency key. Exchange assigns the Message-ID (read it back with [`Self::sent_copy`]).
-    /// `Ok(Err(text))`: Exchange refused this one message (bad recipient, too large, …);
+    /// idempotency key. Exchange assigns the Message-ID (read it back with `sent_copy`).
+    /// `Refused`: Exchange refused this one message (bad recipient, too large, …);
     /// `Err`: the mailbox or the connection failed (quota, Send As right, …): nothing about
     /// the message was decided.
-    pub async fn send(&self, email: &OutgoingEmail) -> Result<Result<(), String>, EwsError> {
+    async fn send_message(&self, email: &OutgoingEmail) -> Result<SendOutcome, EwsError> {
         let addresses = |list: &[String]| -> Vec<EmailAddress> {
             list.iter().map(|a| EmailAddress::new(None, a)).collect()
         };
@@ -482,16 +364,16 @@ impl MailboxConnection {
         };
         let response = self.call(&request).await?;
         match response.messages.first().and_then(|m| m.to_error()) {
-            None => Ok(Ok(())),
-            Some(e) if item_level(&e) => Ok(Err(e.to_string())),
+            None => Ok(SendOutcome::Accepted),
+            Some(e) if item_level(&e) => Ok(SendOutcome::Refused(e.to_string())),
             Some(e) => Err(e),
         }
     }
 
     /// Create an activity in its folder. A request Exchange refuses as a whole (a SOAP fault
     /// such as ErrorSchemaValidation) concerns this one item: `Refused`, the others go on.
-    pub async fn create_activity(&self, fields: &ActFields) -> Result<WriteOutcome, EwsError> {
-        let folder = folder_of(fields.kind());
+    async fn create_activity(&self, fields: &ActFields) -> Result<WriteOutcome, EwsError> {
+        let folder = distinguished(Folder::of(fields.kind()));
         let mut item = match to_item(fields) {
             Ok(item) => item,
             Err(refused) => return Ok(WriteOutcome::Refused(refused)),
@@ -520,7 +402,7 @@ impl MailboxConnection {
     }
 
     /// Update an activity, refusing to overwrite a newer version in Exchange.
-    pub async fn update_activity(
+    async fn update_activity(
         &self,
         item: &ItemRef,
         fields: &ActFields,
@@ -537,7 +419,7 @@ impl MailboxConnection {
             item_changes: vec![ItemChange {
                 item_id: ItemId {
                     id: item.id.clone(),
-                    change_key: item.change_key.clone(),
+                    change_key: item.version.clone(),
                 },
                 updates,
             }],
@@ -570,7 +452,7 @@ impl MailboxConnection {
     }
 
     /// Delete an item (to Deleted Items, as a user would). `Ok(false)`: it was already gone.
-    pub async fn delete_item(&self, id: &str) -> Result<bool, EwsError> {
+    async fn delete_item(&self, id: &str) -> Result<bool, EwsError> {
         self.delete_with(id, SendMeetingInvitations::SendToNone)
             .await
     }
@@ -604,7 +486,7 @@ impl MailboxConnection {
 
     /// What a delete must know about an item: its categories and, for a calendar item, the
     /// mailbox's part in it. `Ok(None)`: the item is gone.
-    pub async fn item_facts(&self, kind: ActKind, id: &str) -> Result<Option<ItemFacts>, EwsError> {
+    async fn facts(&self, kind: ActKind, id: &str) -> Result<Option<ItemFacts>, EwsError> {
         let mut shape = ItemShape::new(BaseShape::IdOnly);
         shape.additional_properties = vec![FieldUri::CATEGORIES];
         if kind == ActKind::Appointment {
@@ -636,7 +518,7 @@ impl MailboxConnection {
             return Ok(None);
         };
         let role = match item {
-            Item::CalendarItem(c) => meeting_role(c, self.address()),
+            Item::CalendarItem(c) => meeting_role(c, &self.target.mailbox),
             _ => MeetingRole::NotAMeeting,
         };
         Ok(Some(ItemFacts {
@@ -647,14 +529,14 @@ impl MailboxConnection {
 
     /// The organizer deletes a meeting: it goes to Deleted Items and every attendee gets a
     /// cancellation (a copy kept in Sent Items). `Ok(false)`: it was already gone.
-    pub async fn cancel_meeting(&self, id: &str) -> Result<bool, EwsError> {
+    async fn cancel_meeting(&self, id: &str) -> Result<bool, EwsError> {
         self.delete_with(id, SendMeetingInvitations::SendToAllAndSaveCopy)
             .await
     }
 
     /// An attendee declines a meeting: the organizer gets the decline (a copy kept in Sent
     /// Items) and Exchange moves the meeting to Deleted Items. `Ok(false)`: it was gone.
-    pub async fn decline_meeting(&self, id: &str, note: &str) -> Result<bool, EwsError> {
+    async fn decline_meeting(&self, id: &str, note: &str) -> Result<bool, EwsError> {
         let request = MeetingResponseRequest::decline(ItemId::new(id), Some(note));
         let response = self.call(&request).await?;
         match response.messages.first() {
@@ -668,6 +550,168 @@ impl MailboxConnection {
             }),
         }
     }
+}
+
+impl MailServer for MailboxConnection {
+    fn address(&self) -> &str {
+        &self.target.mailbox
+    }
+
+    fn changes(
+        &self,
+        folder: Folder,
+        state: Option<String>,
+        // SyncFolderItems cannot filter by date; it reports DateTimeReceived instead, so
+        // `sync` leaves older mail out before any GetItem.
+        _hint: ChangeHint,
+    ) -> PortFuture<'_, ChangePage> {
+        Box::pin(async move {
+            self.folder_changes(distinguished(folder), state)
+                .await
+                .map_err(server_error)
+        })
+    }
+
+    fn emails<'a>(&'a self, ids: &'a [String]) -> PortFuture<'a, Vec<FetchedMail>> {
+        Box::pin(async move { self.fetch_incoming(ids).await.map_err(server_error) })
+    }
+
+    fn activities<'a>(
+        &'a self,
+        kind: ActKind,
+        ids: &'a [String],
+    ) -> PortFuture<'a, Vec<Result<RemoteActivity, ItemFailure>>> {
+        Box::pin(async move { self.fetch_activities(kind, ids).await.map_err(server_error) })
+    }
+
+    fn item_facts<'a>(&'a self, kind: ActKind, id: &'a str) -> PortFuture<'a, Option<ItemFacts>> {
+        Box::pin(async move { self.facts(kind, id).await.map_err(server_error) })
+    }
+
+    fn find_sent(&self, outgoing_id: Uuid) -> PortFuture<'_, Option<SentCopy>> {
+        Box::pin(async move { self.sent_copy(outgoing_id).await.map_err(server_error) })
+    }
+
+    fn send<'a>(&'a self, email: &'a OutgoingEmail) -> PortFuture<'a, SendOutcome> {
+        Box::pin(async move { self.send_message(email).await.map_err(server_error) })
+    }
+
+    fn write_problem(&self, fields: &ActFields) -> Option<String> {
+        activity_problem(fields)
+    }
+
+    fn create<'a>(&'a self, fields: &'a ActFields) -> PortFuture<'a, WriteOutcome> {
+        Box::pin(async move { self.create_activity(fields).await.map_err(server_error) })
+    }
+
+    fn update<'a>(
+        &'a self,
+        item: &'a ItemRef,
+        fields: &'a ActFields,
+    ) -> PortFuture<'a, WriteOutcome> {
+        Box::pin(async move {
+            self.update_activity(item, fields)
+                .await
+                .map_err(server_error)
+        })
+    }
+
+    fn remove<'a>(&'a self, _kind: ActKind, id: &'a str, removal: Removal) -> PortFuture<'a, bool> {
+        Box::pin(async move {
+            match removal {
+                Removal::Delete => self.delete_item(id).await,
+                Removal::CancelMeeting => self.cancel_meeting(id).await,
+                Removal::DeclineMeeting(note) => self.decline_meeting(id, note).await,
+            }
+            .map_err(server_error)
+        })
+    }
+
+    fn failed_request(&self) -> Option<ErrorCorrelation> {
+        self.failed_trace().map(|trace| ErrorCorrelation {
+            client_request_id: Some(trace.client_request_id),
+            request_id: trace.ids.request_id,
+            be_server: trace.ids.be_server,
+        })
+    }
+}
+
+/// An EWS failure in the port's terms: what failed (the reaction `sync` picks), the stable
+/// `ews.*` code, and the error's text unchanged.
+pub fn server_error(error: EwsError) -> ServerError {
+    use crate::ews::oauth::TokenError;
+    use crate::sync::port::Failure;
+    let failure = match &error {
+        EwsError::ServerBusy { back_off } => Failure::Throttled {
+            back_off: *back_off,
+        },
+        EwsError::Unauthorized
+        | EwsError::Ntlm(_)
+        | EwsError::Token(TokenError::Rejected { .. } | TokenError::Credential(_)) => {
+            Failure::CredentialsRefused
+        }
+        EwsError::Token(TokenError::Refused { .. }) => Failure::TokenRequestRefused,
+        EwsError::Token(e @ (TokenError::Unavailable { .. } | TokenError::Malformed(_))) => {
+            Failure::TokenEndpointUnavailable {
+                retry_after: e.retry_after(),
+            }
+        }
+        EwsError::InvalidSyncState => Failure::SyncStateExpired,
+        EwsError::MailboxRefused { code, .. } if code == "ErrorSendAsDenied" => {
+            Failure::SendAsDenied
+        }
+        EwsError::MailboxRefused { .. } => Failure::QuotaExceeded,
+        EwsError::ImpersonationDenied { .. } => Failure::ImpersonationDenied,
+        EwsError::MailboxUnauthorized { .. } => Failure::MailboxUnauthorized,
+        EwsError::MailboxNotFound { .. } => Failure::MailboxNotFound,
+        EwsError::AccessDenied { .. } => Failure::AccessDenied,
+        EwsError::Request { .. } => Failure::RequestRefused,
+        EwsError::Http { status }
+            if (400..500).contains(status) && !matches!(status, 408 | 429) =>
+        {
+            Failure::ServiceRefused
+        }
+        EwsError::Http { .. }
+        | EwsError::Malformed { .. }
+        | EwsError::ServerError { .. }
+        | EwsError::Transport(_) => Failure::Unavailable,
+    };
+    let code = match &error {
+        EwsError::ServerBusy { .. } => "ews.server_busy".into(),
+        EwsError::Unauthorized => "ews.unauthorized".into(),
+        EwsError::ImpersonationDenied { .. } => "ews.impersonation_denied".into(),
+        EwsError::MailboxNotFound { .. } => "ews.mailbox_not_found".into(),
+        EwsError::InvalidSyncState => "ews.invalid_sync_state".into(),
+        EwsError::AccessDenied { .. } => "ews.access_denied".into(),
+        EwsError::MailboxUnauthorized { .. } => "ews.mailbox_unauthorized".into(),
+        EwsError::MailboxRefused { code, .. } => mailbox_refusal_code(code),
+        EwsError::ServerError { .. } => "ews.server_error".into(),
+        EwsError::Http { status } => format!("ews.http_{status}"),
+        EwsError::Malformed { .. } => "ews.malformed_response".into(),
+        EwsError::Transport(_) => "ews.unreachable".into(),
+        EwsError::Token(TokenError::Unavailable { .. } | TokenError::Malformed(_)) => {
+            "oauth.token_endpoint_unavailable".into()
+        }
+        EwsError::Token(TokenError::Refused { .. }) => "oauth.token_request_refused".into(),
+        EwsError::Token(_) => "ews.oauth_token".into(),
+        EwsError::Ntlm(_) => "ews.ntlm".into(),
+        EwsError::Request { .. } => "ews.request_refused".into(),
+    };
+    ServerError::new(failure, code, error.to_string())
+}
+
+/// `ErrorSendAsDenied` → `ews.send_as_denied`, `ErrorQuotaExceeded` → `ews.quota_exceeded`, …
+fn mailbox_refusal_code(code: &str) -> String {
+    let name = code.strip_prefix("Error").unwrap_or(code);
+    let mut out = String::from("ews.");
+    for (i, c) in name.chars().filter(char::is_ascii_alphanumeric).enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out.truncate(100);
+    out
 }
 
 /// The mailbox's part in a calendar item: Exchange's MyResponseType, else the organizer's
@@ -765,13 +809,6 @@ fn activity_properties(kind: ActKind) -> &'static [FieldUri] {
     }
 }
 
-/// What Sent Items holds of a sent email.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentCopy {
-    /// The Message-ID Exchange assigned, when it was returned.
-    pub internet_message_id: Option<String>,
-}
-
 /// Property set of exsync's own extended properties on items it creates.
 pub const EXSYNC_PROPERTY_SET: &str = "d0925a5d-722f-42f0-882e-a816636fa020";
 
@@ -812,7 +849,7 @@ fn written(
 fn item_ref(id: &ItemId) -> ItemRef {
     ItemRef {
         id: id.id.clone(),
-        change_key: id.change_key.clone(),
+        version: id.change_key.clone(),
         received_at: None,
     }
 }
@@ -846,12 +883,16 @@ pub fn activity_problem(fields: &ActFields) -> Option<String> {
     }
 }
 
-/// The distinguished folder that holds activities of `kind`.
-pub fn folder_of(kind: ActKind) -> DistinguishedFolderName {
-    match kind {
-        ActKind::Appointment => DistinguishedFolderName::Calendar,
-        ActKind::Contact => DistinguishedFolderName::Contacts,
-        ActKind::Task => DistinguishedFolderName::Tasks,
+/// The distinguished folder of a port folder.
+fn distinguished(folder: Folder) -> DistinguishedFolderName {
+    match folder {
+        Folder::Inbox => DistinguishedFolderName::Inbox,
+        Folder::SentItems => DistinguishedFolderName::SentItems,
+        Folder::JunkEmail => DistinguishedFolderName::JunkEmail,
+        Folder::Drafts => DistinguishedFolderName::Drafts,
+        Folder::Calendar => DistinguishedFolderName::Calendar,
+        Folder::Contacts => DistinguishedFolderName::Contacts,
+        Folder::Tasks => DistinguishedFolderName::Tasks,
     }
 }
 
@@ -902,7 +943,7 @@ fn body_text(base: &ItemBase) -> String {
         .unwrap_or_default()
 }
 
-fn to_activity(kind: ActKind, item: Item) -> Option<ExchangeActivity> {
+fn to_activity(kind: ActKind, item: Item) -> Option<RemoteActivity> {
     let base = item.base().clone();
     let reference = item_ref(base.item_id.as_ref()?);
     let fields = match (kind, item) {
@@ -947,7 +988,7 @@ fn to_activity(kind: ActKind, item: Item) -> Option<ExchangeActivity> {
         }),
         _ => return None,
     };
-    Some(ExchangeActivity {
+    Some(RemoteActivity {
         item: reference,
         modified_at: base.last_modified_time,
         fields,
@@ -1198,7 +1239,7 @@ fn only_field(item: &Item, field: &FieldUri) -> Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn meeting_requests_and_reports_are_not_tracked_as_email() {

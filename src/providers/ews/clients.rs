@@ -12,26 +12,14 @@ use crate::ews::ntlm::NtlmCredentials;
 use crate::ews::ntlm_http::NtlmSessionPool;
 use crate::ews::oauth::{self, ClientCertificate, ClientCredential, OAuthApp, TokenSource};
 use crate::ews::transport::Transport;
+use crate::providers::ews::adapter::MailboxConnection;
 use crate::sync::plan::{ConnectionPlan, CredentialSource};
+use crate::sync::port::{Connector, MailServer, OpenError, SessionSettings};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Why no client could be made for a plan.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
-    /// The row lacks the user name or password the plan needs.
-    #[error("{0} has no user name or password configured")]
-    MissingCredentials(&'static str),
-    /// The profile uses OAuth but has no OAuth settings.
-    #[error("the profile has no OAuth application configured")]
-    MissingOAuth,
-    /// The OAuth certificate or its key cannot be used.
-    #[error("the profile's OAuth certificate cannot be used: {0}")]
-    Certificate(String),
-}
 
 struct Cached {
     client: Arc<EwsClient>,
@@ -87,7 +75,7 @@ impl ClientCache {
         profile: &Profile,
         mailbox: &Mailbox,
         plan: &ConnectionPlan,
-    ) -> Result<Arc<EwsClient>, ClientError> {
+    ) -> Result<Arc<EwsClient>, OpenError> {
         let (username, password) = match plan.credentials {
             CredentialSource::Profile => (profile.username.as_deref(), profile.password.as_ref()),
             CredentialSource::ProfileOutgoing => match &profile.outgoing {
@@ -106,7 +94,7 @@ impl ClientCache {
         };
         let key = match plan.credentials {
             CredentialSource::OAuthApp => {
-                let oauth = profile.oauth.as_ref().ok_or(ClientError::MissingOAuth)?;
+                let oauth = profile.oauth.as_ref().ok_or(OpenError::MissingOAuth)?;
                 let (kind, secret, public) = match &oauth.credential {
                     OAuthCredential::Secret(secret) => ("secret", secret.expose_secret(), ""),
                     OAuthCredential::Certificate {
@@ -136,7 +124,7 @@ impl ClientCache {
                     _ => "the profile",
                 };
                 let (Some(user), Some(pass)) = (username, password) else {
-                    return Err(ClientError::MissingCredentials(who));
+                    return Err(OpenError::MissingCredentials(who));
                 };
                 self.fingerprint(&[
                     profile.password_scheme.as_str(),
@@ -163,7 +151,7 @@ impl ClientCache {
         }
         let auth = match plan.credentials {
             CredentialSource::OAuthApp => {
-                let oauth = profile.oauth.as_ref().ok_or(ClientError::MissingOAuth)?;
+                let oauth = profile.oauth.as_ref().ok_or(OpenError::MissingOAuth)?;
                 let source = {
                     let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
                     match tokens.get(&key) {
@@ -184,7 +172,7 @@ impl ClientCache {
             }
             _ => {
                 let (Some(user), Some(pass)) = (username, password) else {
-                    return Err(ClientError::MissingCredentials("the profile"));
+                    return Err(OpenError::MissingCredentials("the profile"));
                 };
                 match profile.password_scheme {
                     PasswordScheme::Basic => EwsAuth::Basic {
@@ -221,9 +209,37 @@ impl ClientCache {
     }
 }
 
+impl Connector for ClientCache {
+    fn open(
+        &self,
+        profile: &Profile,
+        mailbox: &Mailbox,
+        plan: &ConnectionPlan,
+        settings: &SessionSettings,
+    ) -> Result<Arc<dyn MailServer>, OpenError> {
+        let client = self.client_for(profile, mailbox, plan)?;
+        let mut connection = MailboxConnection::new(
+            client,
+            &mailbox.address,
+            plan.access,
+            settings.max_changes,
+            settings.batch,
+        )
+        .with_payload_logging(settings.log_payloads);
+        if let Some(category) = &settings.tracking_category {
+            connection = connection.with_tracking_category(category);
+        }
+        Ok(Arc::new(connection))
+    }
+
+    fn fresh(&self) -> Arc<dyn Connector> {
+        Arc::new(self.empty_like())
+    }
+}
+
 /// The token endpoint credential for a profile's OAuth settings (a certificate is checked
 /// against its key here, once per credential).
-pub fn client_credential(credential: &OAuthCredential) -> Result<ClientCredential, ClientError> {
+pub fn client_credential(credential: &OAuthCredential) -> Result<ClientCredential, OpenError> {
     Ok(match credential {
         OAuthCredential::Secret(secret) => ClientCredential::Secret(secret.clone()),
         OAuthCredential::Certificate {
@@ -239,7 +255,7 @@ pub fn client_credential(credential: &OAuthCredential) -> Result<ClientCredentia
                     AssertionSigning::Rs256 => oauth::AssertionSigning::Rs256,
                 },
             )
-            .map_err(|e| ClientError::Certificate(e.to_string()))?,
+            .map_err(|e| OpenError::Certificate(e.to_string()))?,
         ),
     })
 }
