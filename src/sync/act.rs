@@ -11,8 +11,8 @@
 //! never removes a meeting from an attendee's calendar without a decline, and cancels an
 //! organizer's meeting (see `domain::scope::delete_action`).
 
+use super::context::{PassContext, WorkloadSummary};
 use super::incoming::short;
-use super::pass::{PassContext, WorkloadSummary};
 use super::port::{
     Change, ChangeHint, Folder, ItemRef, MailServer, RemoteActivity, Removal, WriteOutcome,
 };

@@ -4,7 +4,7 @@
 //! A crash between pages loses nothing and duplicates nothing: a page is committed with the
 //! state that covers it, and a replayed page finds its copies already stored.
 
-use super::pass::{PassContext, WorkloadSummary};
+use super::context::{PassContext, WorkloadSummary};
 use super::port::{Change, ChangeHint, Folder, MailServer};
 use super::progress::{PageCounts, Progress};
 use super::SyncError;

@@ -5,6 +5,7 @@
 //! own narrow port in domain words ([`port`]); the protocol adapters live in `providers`.
 
 pub mod act;
+pub mod context;
 pub mod incoming;
 pub mod outgoing;
 pub mod pass;
@@ -18,7 +19,8 @@ use crate::store::StoreError;
 use port::{Failure, ServerError};
 use std::time::Duration;
 
-pub use pass::{PassSummary, SyncEngine, WorkloadSummary};
+pub use context::{PassContext, WorkloadSummary};
+pub use pass::{PassSummary, SyncEngine};
 
 /// Why a workload of a pass stopped.
 #[derive(Debug, thiserror::Error)]
