@@ -61,21 +61,7 @@ impl SyncError {
     /// The reaction class of this error.
     pub fn kind(&self) -> FailureKind {
         match self {
-            SyncError::Server(e) => match e.failure {
-                Failure::Unavailable
-                | Failure::TokenEndpointUnavailable { .. }
-                | Failure::SyncStateExpired => FailureKind::Transient,
-                Failure::Throttled { .. } => FailureKind::Throttled,
-                Failure::CredentialsRefused => FailureKind::Authentication,
-                Failure::TokenRequestRefused
-                | Failure::ImpersonationDenied
-                | Failure::MailboxNotFound
-                | Failure::AccessDenied
-                | Failure::MailboxUnauthorized
-                | Failure::RequestRefused
-                | Failure::ServiceRefused => FailureKind::Permanent,
-                Failure::QuotaExceeded | Failure::SendAsDenied => FailureKind::MailboxRefused,
-            },
+            SyncError::Server(e) => reaction::classify(e.failure),
             SyncError::Store(StoreError::LeaseLost) => FailureKind::Abandoned,
             SyncError::Store(_) => FailureKind::Transient,
             SyncError::LeaseLost | SyncError::Cancelled => FailureKind::Abandoned,
