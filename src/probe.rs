@@ -12,9 +12,6 @@
 //! daemon reacts to failures: that stays in [`crate::sync`].
 
 use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMethod, Workload};
-use crate::ews::client::EwsClient;
-use crate::ews::types::DistinguishedFolderName;
-use crate::ews::EwsError;
 use crate::store::operate::{self, TestedWorkload};
 use crate::store::outgoing::OutgoingEmail;
 use crate::store::{alerts, scheduling, MailboxRow, Store, StoreError};
@@ -22,6 +19,9 @@ use crate::sync::clients::ClientCache;
 use crate::sync::exchange::MailboxConnection;
 use crate::sync::plan::{connection_for, ConnectionPlan, CredentialSource};
 use crate::sync::{SyncEngine, SyncError};
+use exsync_ews::client::EwsClient;
+use exsync_ews::types::DistinguishedFolderName;
+use exsync_ews::EwsError;
 use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -142,7 +142,7 @@ impl Reason {
     }
 
     fn of_error(error: &EwsError) -> Reason {
-        use crate::ews::oauth::TokenError;
+        use exsync_ews::oauth::TokenError;
         match error {
             EwsError::Token(TokenError::Unavailable { .. } | TokenError::Malformed(_)) => {
                 Reason::TokenEndpointUnavailable

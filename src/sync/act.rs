@@ -21,9 +21,9 @@ use crate::domain::scope::{
     delete_action, pull_decision, DeleteAction, ExchangeLink, PullDecision, ScopeSettings,
 };
 use crate::domain::Workload;
-use crate::ews::EwsError;
 use crate::store::activities::{self, ActKind, ActRow, ExchangeChange};
 use crate::store::emails;
+use exsync_ews::EwsError;
 use std::collections::HashMap;
 
 /// Rows pushed per kind in one pass.

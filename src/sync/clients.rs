@@ -8,11 +8,11 @@ use super::plan::{ConnectionPlan, CredentialSource};
 use crate::domain::{
     AssertionSigning, Mailbox, OAuthCredential, OutgoingSettings, PasswordScheme, Profile,
 };
-use crate::ews::client::{ClientOptions, EwsAuth, EwsClient};
-use crate::ews::ntlm::NtlmCredentials;
-use crate::ews::ntlm_http::NtlmSessionPool;
-use crate::ews::oauth::{self, ClientCertificate, ClientCredential, OAuthApp, TokenSource};
-use crate::ews::transport::Transport;
+use exsync_ews::client::{ClientOptions, EwsAuth, EwsClient};
+use exsync_ews::ntlm::NtlmCredentials;
+use exsync_ews::ntlm_http::NtlmSessionPool;
+use exsync_ews::oauth::{self, ClientCertificate, ClientCredential, OAuthApp, TokenSource};
+use exsync_ews::transport::Transport;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;

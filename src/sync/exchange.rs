@@ -3,27 +3,27 @@
 
 use super::plan::Access;
 use crate::domain::scope::MeetingRole;
-use crate::ews::client::{EwsClient, EwsOperation, Target};
-use crate::ews::extended::{ExtendedFieldUri, ExtendedProperty};
-use crate::ews::ops::{
+use crate::store::activities::{ActFields, ActKind, AppointmentFields, ContactFields, TaskFields};
+use crate::store::emails::NewEmail;
+use crate::store::outgoing::OutgoingEmail;
+use chrono::{DateTime, Utc};
+use exsync_ews::client::{EwsClient, EwsOperation, Target};
+use exsync_ews::extended::{ExtendedFieldUri, ExtendedProperty};
+use exsync_ews::ops::{
     CreateItemRequest, DeleteItemRequest, FindItemRequest, GetItemRequest, ItemChange, ItemUpdate,
     MaxChangesReturned, MeetingResponseRequest, SyncFolderItemsRequest, SyncItemChange,
     UpdateItemRequest,
 };
-use crate::ews::recurrence::Recurrence;
-use crate::ews::transport::RequestTrace;
-use crate::ews::types::{
+use exsync_ews::recurrence::Recurrence;
+use exsync_ews::transport::RequestTrace;
+use exsync_ews::types::{
     BaseFolderId, BaseShape, Body, BodyType, CalendarItem, ConflictResolution, Contact, DeleteType,
     DistinguishedFolderName, EmailAddress, FieldUri, IndexedPageView, Item, ItemBase, ItemId,
     ItemShape, Message, MessageDisposition, ResponseCode, ResponseType, Restriction,
     SendMeetingInvitations, SendMeetingInvitationsOrCancellations, Task, TaskStatus, Traversal,
     PHONE_NUMBER_KEYS,
 };
-use crate::ews::EwsError;
-use crate::store::activities::{ActFields, ActKind, AppointmentFields, ContactFields, TaskFields};
-use crate::store::emails::NewEmail;
-use crate::store::outgoing::OutgoingEmail;
-use chrono::{DateTime, Utc};
+use exsync_ews::EwsError;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -307,7 +307,7 @@ impl MailboxConnection {
                         Some(item) => Some(Ok(item.clone())),
                         None => failed("Exchange returned an empty item".into(), None),
                     },
-                    Err(e) if e.kind() == crate::ews::ErrorKind::Throttled => return Err(e),
+                    Err(e) if e.kind() == exsync_ews::ErrorKind::Throttled => return Err(e),
                     Err(e) => failed(
                         format!("{}: {e}", message.code),
                         Some(message.code.as_str()),
@@ -585,7 +585,7 @@ impl MailboxConnection {
             delete_type: DeleteType::MoveToDeletedItems,
             send_meeting_cancellations: Some(cancellations),
             affected_task_occurrences: Some(
-                crate::ews::types::AffectedTaskOccurrences::AllOccurrences,
+                exsync_ews::types::AffectedTaskOccurrences::AllOccurrences,
             ),
             item_ids: vec![ItemId::new(id)],
         };

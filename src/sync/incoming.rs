@@ -11,9 +11,9 @@ use super::SyncError;
 use crate::domain::rules::EffectiveProcessFrom;
 use crate::domain::scope::ScopeSettings;
 use crate::domain::Workload;
-use crate::ews::types::DistinguishedFolderName;
-use crate::ews::EwsError;
 use crate::store::emails::{self, EmailPage, FailedItem, SkipReason, SkippedItem};
+use exsync_ews::types::DistinguishedFolderName;
+use exsync_ews::EwsError;
 use std::collections::HashSet;
 
 /// Most items skipped as too old that one pass fetches again per folder after the

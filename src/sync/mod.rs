@@ -15,8 +15,8 @@ pub mod progress;
 pub mod reaction;
 pub mod scope;
 
-use crate::ews::{ErrorKind, EwsError};
 use crate::store::StoreError;
+use exsync_ews::{ErrorKind, EwsError};
 use std::time::Duration;
 
 pub use pass::{PassSummary, SyncEngine, WorkloadSummary};
@@ -89,11 +89,11 @@ impl SyncError {
                 EwsError::Http { status } => format!("ews.http_{status}"),
                 EwsError::Malformed { .. } => "ews.malformed_response".into(),
                 EwsError::Transport(_) => "ews.unreachable".into(),
-                EwsError::Token(crate::ews::oauth::TokenError::Unavailable { .. })
-                | EwsError::Token(crate::ews::oauth::TokenError::Malformed(_)) => {
+                EwsError::Token(exsync_ews::oauth::TokenError::Unavailable { .. })
+                | EwsError::Token(exsync_ews::oauth::TokenError::Malformed(_)) => {
                     "oauth.token_endpoint_unavailable".into()
                 }
-                EwsError::Token(crate::ews::oauth::TokenError::Refused { .. }) => {
+                EwsError::Token(exsync_ews::oauth::TokenError::Refused { .. }) => {
                     "oauth.token_request_refused".into()
                 }
                 EwsError::Token(_) => "ews.oauth_token".into(),

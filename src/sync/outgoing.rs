@@ -16,9 +16,9 @@ use super::exchange::{MailboxConnection, SentCopy};
 use super::pass::{PassContext, WorkloadSummary};
 use super::{FailureKind, SyncError};
 use crate::domain::scope::ScopeSettings;
-use crate::ews::EwsError;
 use crate::store::outgoing::{self, OutgoingEmail};
 use chrono::Utc;
+use exsync_ews::EwsError;
 
 /// Most emails sent in one pass (the rest wait for the next pass, due at once).
 pub const BATCH: i64 = 50;

@@ -9,6 +9,7 @@
 use super::error::EwsError;
 use super::ntlm_http::{NtlmHttpError, NtlmSessionPool};
 use super::oauth::TokenSource;
+use super::observe::{RequestOutcome, SharedObserver};
 use super::ops::{
     CreateItemRequest, CreateItemResponse, DeleteItemRequest, DeleteItemResponse, FindItemRequest,
     FindItemResponse, GetFolderRequest, GetFolderResponse, GetItemRequest, GetItemResponse,
@@ -19,13 +20,16 @@ use super::soap::{ExchangeVersion, RequestHeader};
 use super::transport::{RawResponse, RequestTrace, SoapPost, Transport};
 use super::types::ResponseMessage;
 use super::xml::XmlLimits;
-use crate::metrics::{labels, metrics};
 use base64::Engine;
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use url::Url;
+
+/// The target of this module's log lines: the name it had inside the exsync crate, so
+/// operators' filters (`exsync::ews=debug`) and log queries keep working.
+const LOG_TARGET: &str = "exsync::ews::client";
 
 /// How requests of one client are authenticated.
 pub enum EwsAuth {
@@ -70,6 +74,8 @@ pub struct ClientOptions {
     pub log_payloads: bool,
     /// Limits on parsed responses.
     pub limits: XmlLimits,
+    /// Told of every finished request (the daemon records its metrics here; default: nothing).
+    pub observer: SharedObserver,
 }
 
 impl Default for ClientOptions {
@@ -79,6 +85,7 @@ impl Default for ClientOptions {
             max_inline_back_off: Duration::from_secs(2),
             log_payloads: false,
             limits: XmlLimits::default(),
+            observer: SharedObserver::default(),
         }
     }
 }
@@ -292,7 +299,12 @@ impl EwsClient {
         let envelope = request.envelope(&header);
         let log_payloads = self.options.log_payloads || target.is_some_and(|t| t.log_payloads);
         if log_payloads {
-            tracing::debug!(operation = O::NAME, request = %envelope, "EWS request payload");
+            tracing::debug!(
+                target: LOG_TARGET,
+                operation = O::NAME,
+                request = %envelope,
+                "EWS request payload"
+            );
         }
         let anchor = target.map(|t| t.mailbox.as_str());
         let started = Instant::now();
@@ -312,13 +324,11 @@ impl EwsClient {
             Ok(_) => "NoError".to_owned(),
             Err(e) => error_label(e),
         };
-        let m = metrics();
-        m.ews_requests
-            .get_or_create(&labels([("operation", O::NAME), ("code", &code)]))
-            .inc();
-        m.ews_latency
-            .get_or_create(&labels([("operation", O::NAME)]))
-            .observe(started.elapsed().as_secs_f64());
+        self.options.observer.request_finished(&RequestOutcome {
+            operation: O::NAME,
+            code: &code,
+            elapsed: started.elapsed(),
+        });
         if let Err(EwsError::ServerBusy { back_off }) = &outcome {
             let mut state = self.lock();
             let until = Instant::now() + *back_off;
@@ -329,6 +339,7 @@ impl EwsClient {
         let be_server = trace.ids.be_server.as_deref().unwrap_or("");
         match &outcome {
             Ok(_) => tracing::debug!(
+                target: LOG_TARGET,
                 operation = O::NAME,
                 client_request_id = %trace.client_request_id,
                 request_id,
@@ -338,6 +349,7 @@ impl EwsClient {
                 "EWS request"
             ),
             Err(error) => tracing::warn!(
+                target: LOG_TARGET,
                 operation = O::NAME,
                 client_request_id = %trace.client_request_id,
                 request_id,
@@ -436,6 +448,7 @@ impl EwsClient {
         }
         if log_payloads {
             tracing::debug!(
+                target: LOG_TARGET,
                 operation = O::NAME,
                 status = raw.status.as_u16(),
                 response = %String::from_utf8_lossy(&raw.body[..raw.body.len().min(64 * 1024)]),
@@ -531,8 +544,8 @@ fn error_label(error: &EwsError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::ops::GetFolderRequest;
-    use crate::ews::types::{BaseShape, ResponseClass, ResponseCode};
+    use crate::ops::GetFolderRequest;
+    use crate::types::{BaseShape, ResponseClass, ResponseCode};
 
     #[test]
     fn a_busy_message_inside_a_200_reply_is_found() {

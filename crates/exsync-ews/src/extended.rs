@@ -9,7 +9,7 @@
 
 use super::types::{invalid, FieldUri, WireError};
 use super::xml::{Element, XmlWriter};
-use crate::ews::soap::TYPES_NS;
+use crate::soap::TYPES_NS;
 
 /// The property types of MapiPropertyTypeType (types.xsd).
 pub const MAPI_PROPERTY_TYPES: &[&str] = &[

@@ -1,19 +1,19 @@
 //! EWS: the wire model (types, SOAP envelopes, one module per operation), its codec and errors,
 //! plus the HTTP transport and authentication (Basic, NTLM, OAuth).
 //!
-//! Shared by the client and the fake Exchange server; it imports nothing from `store`, `config`
-//! or `sync`.
+//! Shared by exsync's sync engine and the fake Exchange server (`fake-exchange`). It knows
+//! nothing of exsync's database or config (Cargo keeps it so: it depends on neither); metrics
+//! reach the daemon through the [`observe`] hook.
 
 pub mod client;
 pub mod error;
 pub mod extended;
-pub mod fuzz;
 pub mod ntlm;
 pub mod ntlm_http;
 pub mod oauth;
+pub mod observe;
 pub mod ops;
 pub mod recurrence;
-pub mod samples;
 pub mod soap;
 pub mod tls;
 pub mod transport;
@@ -28,12 +28,12 @@ pub(crate) mod test_support {
     use std::io::Write;
     use std::process::Command;
 
-    /// `check-soap` in `$EXSYNC_EWS_SCHEMA`, else in `../shared/ews-schema` beside the package.
+    /// `check-soap` in `$EXSYNC_EWS_SCHEMA`, else in `shared/ews-schema` beside the repository.
     fn checker() -> std::path::PathBuf {
         let dir = std::env::var_os("EXSYNC_EWS_SCHEMA")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {
-                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/ews-schema")
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ews-schema")
             });
         dir.join("check-soap")
     }

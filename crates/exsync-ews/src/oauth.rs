@@ -19,6 +19,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use url::Url;
 
+/// The target of this module's log lines: the name it had inside the exsync crate, so
+/// operators' filters (`exsync::ews=debug`) and log queries keep working.
+const LOG_TARGET: &str = "exsync::ews::oauth";
+
 /// Refresh a token when less than this much of its life is left.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
@@ -392,6 +396,7 @@ impl TokenSource {
                     state.cached = Some(fresh);
                     state.not_before = None;
                     tracing::debug!(
+                        target: LOG_TARGET,
                         client_id = %self.app.client_id,
                         client_request_id = %trace.client_request_id,
                         request_id = trace.ids.request_id.as_deref().unwrap_or(""),
@@ -401,6 +406,7 @@ impl TokenSource {
                 }
                 Err(error) => {
                     tracing::warn!(
+                        target: LOG_TARGET,
                         client_id = %self.app.client_id,
                         client_request_id = %trace.client_request_id,
                         request_id = trace.ids.request_id.as_deref().unwrap_or(""),
@@ -589,10 +595,11 @@ mod tests {
         assert!(matches!(e, TokenError::Refused { status: 404, .. }));
     }
 
+    /// A file of the workspace's shared test fixtures (`tests/fixtures` at the root).
     fn fixture(name: &str) -> String {
         std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures")
+                .join("../../tests/fixtures")
                 .join(name),
         )
         .unwrap()

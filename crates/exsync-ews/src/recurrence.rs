@@ -523,7 +523,7 @@ fn read_range(el: &Element) -> Result<RecurrenceRange, WireError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::xml::{parse, XmlLimits};
+    use crate::xml::{parse, XmlLimits};
 
     fn day(text: &str) -> NaiveDate {
         text.parse().unwrap()

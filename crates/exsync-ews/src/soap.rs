@@ -474,8 +474,8 @@ impl SoapFault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::error::ErrorKind;
-    use crate::ews::test_support::check_soap;
+    use crate::error::ErrorKind;
+    use crate::test_support::check_soap;
 
     /// Exchange's throttling fault, transcribed from the EWS throttling documentation.
     const BUSY_FAULT: &str = r#"<?xml version="1.0" encoding="utf-8"?>
@@ -576,7 +576,7 @@ mod tests {
             assert_eq!(fault.back_off, None, "{garbage}");
             assert!(matches!(
                 fault.into_error(),
-                EwsError::ServerBusy { back_off } if back_off == crate::ews::error::DEFAULT_BACK_OFF
+                EwsError::ServerBusy { back_off } if back_off == crate::error::DEFAULT_BACK_OFF
             ));
         }
         let xml = busy.replace(">1234<", ">18446744073709551615<");
@@ -584,7 +584,7 @@ mod tests {
             .unwrap()
             .fault()
             .unwrap();
-        assert_eq!(fault.back_off, Some(crate::ews::error::MAX_BACK_OFF));
+        assert_eq!(fault.back_off, Some(crate::error::MAX_BACK_OFF));
         let xml = busy.replace(">1234<", ">  42  <");
         let fault = parse_envelope(xml.as_bytes(), &XmlLimits::default())
             .unwrap()

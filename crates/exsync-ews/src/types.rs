@@ -2059,8 +2059,8 @@ schema_enum! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::soap::TYPES_NS;
-    use crate::ews::xml::{parse, XmlLimits};
+    use crate::soap::TYPES_NS;
+    use crate::xml::{parse, XmlLimits};
     use chrono::TimeZone;
 
     fn roundtrip(item: &Item) -> Item {
@@ -2095,8 +2095,8 @@ mod tests {
             last_modified_time: Some(t),
             conversation_id: Some("conv".into()),
             other_elements: Vec::new(),
-            extended_properties: vec![crate::ews::extended::ExtendedProperty::new(
-                crate::ews::extended::ExtendedFieldUri::tagged("0x1035", "String"),
+            extended_properties: vec![crate::extended::ExtendedProperty::new(
+                crate::extended::ExtendedFieldUri::tagged("0x1035", "String"),
                 "<a@b>",
             )],
         };
@@ -2127,13 +2127,13 @@ mod tests {
                 meeting_request_was_sent: Some(true),
                 calendar_item_type: Some(CalendarItemKind::RecurringMaster),
                 my_response_type: Some(ResponseType::Organizer),
-                recurrence: Some(crate::ews::recurrence::Recurrence {
-                    pattern: crate::ews::recurrence::RecurrencePattern::Weekly {
+                recurrence: Some(crate::recurrence::Recurrence {
+                    pattern: crate::recurrence::RecurrencePattern::Weekly {
                         interval: 1,
-                        days_of_week: vec![crate::ews::recurrence::DayOfWeek::Friday],
+                        days_of_week: vec![crate::recurrence::DayOfWeek::Friday],
                         first_day_of_week: None,
                     },
-                    range: crate::ews::recurrence::RecurrenceRange::Numbered {
+                    range: crate::recurrence::RecurrenceRange::Numbered {
                         start_date: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).unwrap(),
                         occurrences: 4,
                     },

@@ -1,42 +1,40 @@
-//! An in-tree, dependency-free mutation fuzzer for every EWS parser (issue 5: stable Rust has
-//! no cargo-fuzz/libFuzzer, so this stands in for it).
+//! Fuzz targets for every EWS parser, run by bolero: under stable `cargo test` each target runs
+//! its seeds, then a bounded number of generated inputs; under `cargo bolero test` (libFuzzer,
+//! AFL or honggfuzz, coverage-guided) the same targets run for as long as asked.
 //!
-//! Owns the fuzz targets (one per parser: the XML DOM, the SOAP envelope and fault reader,
+//! One target per parser: the XML DOM, the SOAP envelope and fault reader,
 //! `EwsError::from_http_status`, each operation's response parser and the server-side
-//! `parse_request`), their seed corpora (valid documents from the codec's own writers plus
-//! hostile ones), the mutations (byte-level and tag-aware) and a deterministic runner that
-//! catches panics. A target must never panic, never return an error that echoes unbounded remote
-//! data or an unbounded back-off, and always answer `Ok` or `Err`.
+//! `parse_request`. Seeds are valid documents from the codec's own writers (`support/samples.rs`)
+//! plus hostile ones; a generated input is a seed with one edit (bytes cut out, a dictionary
+//! token, a hostile value or raw bytes put in), or raw bytes alone, so the engine explores near
+//! real documents. A target must never panic, never return an error that echoes unbounded
+//! remote data or an unbounded back-off, and always answer `Ok` or `Err`.
 //!
-//! Driven by `cargo run --release --example fuzz_ews` and, briefly, by the unit tests. Nothing in
-//! the sync path calls it.
+//! `cargo test -p exsync-ews --test fuzz` runs every seed and 2,000 generated inputs per target;
+//! `BOLERO_RANDOM_ITERATIONS=1000000 cargo test --release -p exsync-ews --test fuzz` runs longer.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
-use std::ops::Range;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+#[allow(dead_code)] // each test binary uses part of the samples
+#[path = "support/samples.rs"]
+mod samples;
 
-use super::error::{EwsError, MAX_BACK_OFF};
-use super::ops::{
+use std::time::Duration;
+
+use exsync_ews::error::{EwsError, MAX_BACK_OFF};
+use exsync_ews::ops::{
     parse_request, CreateItemResponse, DeleteItemResponse, FindItemResponse, GetFolderResponse,
     GetItemResponse, RequestError, SyncFolderHierarchyResponse, SyncFolderItemsResponse,
     UpdateItemResponse,
 };
-use super::samples;
-use super::soap::{parse_envelope, RequestHeader, SoapFault, SOAP_NS};
-use super::types::{ResponseCode, ResponseMessage};
-use super::xml::{parse, Element, XmlLimits};
+use exsync_ews::soap::{parse_envelope, RequestHeader, SoapFault, SOAP_NS};
+use exsync_ews::types::{ResponseCode, ResponseMessage};
+use exsync_ews::xml::{parse, Element, XmlLimits};
 
 /// Longest error text (Display) a parser may produce from remote input: excerpts are bounded to
 /// 200 characters, so anything much longer echoes unbounded remote data.
-pub const MAX_ERROR_CHARS: usize = 512;
-
-/// Longest input the mutator produces; bigger seeds are run once but never mutated.
-pub const MAX_MUTATED_INPUT: usize = 256 * 1024;
+const MAX_ERROR_CHARS: usize = 512;
 
 /// The limits the targets parse with: the defaults, but small enough that hostile seeds hit them.
-pub fn fuzz_limits() -> XmlLimits {
+fn fuzz_limits() -> XmlLimits {
     XmlLimits {
         max_bytes: 1024 * 1024,
         max_depth: 64,
@@ -46,7 +44,7 @@ pub fn fuzz_limits() -> XmlLimits {
 
 /// Whether a target accepted or refused one input (both are fine; only failures matter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+enum Outcome {
     /// The parser returned `Ok`.
     Accepted,
     /// The parser returned a well-formed `Err`.
@@ -55,93 +53,10 @@ pub enum Outcome {
 
 /// What the fuzzer reports as a bug in a parser.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FuzzFailure {
-    /// The parser panicked (message of the panic).
-    #[error("panic: {0}")]
-    Panic(String),
+enum FuzzFailure {
     /// The parser returned, but broke a rule (an unbounded error text, an absurd back-off, …).
     #[error("invariant broken: {0}")]
     Invariant(String),
-}
-
-/// A parser under fuzz: its name, the function that feeds it bytes, and its seed corpus.
-#[derive(Debug, Clone, Copy)]
-pub struct Target {
-    /// Name used on the command line and in crash file names.
-    pub name: &'static str,
-    /// Feed one input; `Err` is a bug.
-    pub run: fn(&[u8]) -> Result<Outcome, FuzzFailure>,
-    /// Seed corpus builder.
-    pub seeds: fn() -> Vec<Vec<u8>>,
-}
-
-/// Every fuzz target, one per EWS parser.
-pub const TARGETS: &[Target] = &[
-    Target {
-        name: "xml_dom",
-        run: run_xml_dom,
-        seeds: seeds_all_documents,
-    },
-    Target {
-        name: "soap_envelope",
-        run: run_soap_envelope,
-        seeds: seeds_all_documents,
-    },
-    Target {
-        name: "http_status",
-        run: run_http_status,
-        seeds: seeds_http_status,
-    },
-    Target {
-        name: "get_folder_response",
-        run: run_get_folder,
-        seeds: || seeds_response("GetFolder"),
-    },
-    Target {
-        name: "sync_folder_hierarchy_response",
-        run: run_sync_folder_hierarchy,
-        seeds: || seeds_response("SyncFolderHierarchy"),
-    },
-    Target {
-        name: "sync_folder_items_response",
-        run: run_sync_folder_items,
-        seeds: || seeds_response("SyncFolderItems"),
-    },
-    Target {
-        name: "get_item_response",
-        run: run_get_item,
-        seeds: || seeds_response("GetItem"),
-    },
-    Target {
-        name: "find_item_response",
-        run: run_find_item,
-        seeds: || seeds_response("FindItem"),
-    },
-    Target {
-        name: "create_item_response",
-        run: run_create_item,
-        seeds: || seeds_response("CreateItem"),
-    },
-    Target {
-        name: "update_item_response",
-        run: run_update_item,
-        seeds: || seeds_response("UpdateItem"),
-    },
-    Target {
-        name: "delete_item_response",
-        run: run_delete_item,
-        seeds: || seeds_response("DeleteItem"),
-    },
-    Target {
-        name: "parse_request",
-        run: run_parse_request,
-        seeds: seeds_requests,
-    },
-];
-
-/// The target with this name.
-pub fn target(name: &str) -> Option<&'static Target> {
-    TARGETS.iter().find(|t| t.name == name)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -268,7 +183,9 @@ fn run_http_status(input: &[u8]) -> Result<Outcome, FuzzFailure> {
     // "Accepted": the body was read as a SOAP fault rather than judged by the status alone.
     let by_status = match (status, &e) {
         (401, EwsError::Unauthorized) => true,
-        (503, EwsError::ServerBusy { back_off }) => *back_off == super::error::DEFAULT_BACK_OFF,
+        (503, EwsError::ServerBusy { back_off }) => {
+            *back_off == exsync_ews::error::DEFAULT_BACK_OFF
+        }
         (s, EwsError::Http { status }) => s == *status,
         _ => false,
     };
@@ -338,7 +255,7 @@ fn check_request_error(e: &RequestError) -> Result<(), FuzzFailure> {
 
 /// Documents that attack the parser rather than the schema: entity expansion, deep nesting,
 /// huge attributes, bad encodings, wrong namespaces, garbage back-offs, non-XML bodies.
-pub fn hostile_seeds() -> Vec<Vec<u8>> {
+fn hostile_seeds() -> Vec<Vec<u8>> {
     let env = |body: &str| {
         format!(
             r#"<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{SOAP_NS}" xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages" xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"><s:Body>{body}</s:Body></s:Envelope>"#
@@ -522,36 +439,8 @@ fn seeds_requests() -> Vec<Vec<u8>> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Mutations
+// Generated inputs
 // ---------------------------------------------------------------------------------------------
-
-/// SplitMix64: a tiny deterministic generator, so a run is reproduced by its seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (0 when `n` is 0).
-    pub fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            return 0;
-        }
-        usize::try_from(self.next_u64() % u64::try_from(n).unwrap_or(u64::MAX)).unwrap_or(0)
-    }
-}
 
 /// Values a text node or attribute is replaced with: out-of-range, negative, non-ASCII, empty.
 const HOSTILE_VALUES: &[&str] = &[
@@ -606,464 +495,107 @@ const TOKENS: &[&[u8]] = &[
     b"\r\n",
 ];
 
-/// Positions of `<` that open a start tag.
-fn start_tags(input: &[u8]) -> Vec<usize> {
+/// Seeds larger than this run once but are never edited (debug builds stay quick).
+const MAX_EDITED_SEED: usize = 32 * 1024;
+
+/// Generated inputs per target under `cargo test` (`BOLERO_RANDOM_ITERATIONS` overrides).
+const ITERATIONS: usize = 2_000;
+
+/// One generated input: which seed, where to cut, what to put in. The engine drives these
+/// numbers (coverage-guided under `cargo bolero test`), so it can reach any seed and any edit.
+type Edit = (u16, u32, u8, u8, Vec<u8>);
+
+/// The input an [`Edit`] stands for: `seeds[seed]` with `cut` bytes at `at` replaced by a
+/// dictionary token or hostile value (`pick`), or by `bytes`; a seed number past the end
+/// means `bytes` alone.
+fn edited(seeds: &[Vec<u8>], (seed, at, cut, pick, bytes): &Edit) -> Vec<u8> {
+    let Some(base) = seeds.get(usize::from(*seed) % (seeds.len() + 1)) else {
+        return bytes.clone();
+    };
+    let at = usize::try_from(*at).unwrap_or(0) % (base.len() + 1);
+    let end = (at + usize::from(*cut % 64)).min(base.len());
+    let pick = usize::from(*pick);
+    let insert: &[u8] = if let Some(token) = TOKENS.get(pick) {
+        token
+    } else if let Some(value) = HOSTILE_VALUES.get(pick - TOKENS.len()) {
+        value.as_bytes()
+    } else {
+        bytes
+    };
+    let mut input = base[..at].to_vec();
+    input.extend_from_slice(insert);
+    input.extend_from_slice(&base[end..]);
     input
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'_'))
-        .map(|(i, _)| i)
-        .collect()
 }
 
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if needle.is_empty() || from >= haystack.len() {
-        return None;
-    }
-    haystack[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-/// The byte range of the element whose start tag opens at `pos` (naively matched).
-fn element_span(input: &[u8], pos: usize) -> Option<Range<usize>> {
-    let name_end = input[pos + 1..]
-        .iter()
-        .position(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>'))
-        .map(|p| p + pos + 1)?;
-    let name = &input[pos + 1..name_end];
-    let gt = find(input, b">", name_end)?;
-    if gt > 0 && input[gt - 1] == b'/' {
-        return Some(pos..gt + 1);
-    }
-    let mut close = b"</".to_vec();
-    close.extend_from_slice(name);
-    close.push(b'>');
-    let end = find(input, &close, gt)?;
-    Some(pos..end + close.len())
-}
-
-fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> Option<&'a T> {
-    items.get(rng.below(items.len()))
-}
-
-/// Apply one random mutation to `data` (keeping it at most `max_input` bytes); `corpus` feeds
-/// splicing.
-pub fn mutate_once(rng: &mut Rng, data: &mut Vec<u8>, corpus: &[Vec<u8>], max_input: usize) {
-    let len = data.len();
-    match rng.below(14) {
-        // Bit flip.
-        0 if len > 0 => {
-            let i = rng.below(len);
-            data[i] ^= 1 << rng.below(8);
-        }
-        // Random byte.
-        1 if len > 0 => {
-            let i = rng.below(len);
-            data[i] = (rng.next_u64() & 0xff) as u8;
-        }
-        // Insert random bytes.
-        2 => {
-            let at = rng.below(len + 1);
-            let n = 1 + rng.below(8);
-            let bytes: Vec<u8> = (0..n).map(|_| (rng.next_u64() & 0xff) as u8).collect();
-            data.splice(at..at, bytes);
-        }
-        // Delete a range.
-        3 if len > 0 => {
-            let at = rng.below(len);
-            let n = 1 + rng.below(64.min(len - at));
-            data.drain(at..at + n);
-        }
-        // Duplicate a chunk somewhere else.
-        4 if len > 0 => {
-            let at = rng.below(len);
-            let n = 1 + rng.below(256.min(len - at));
-            let chunk = data[at..at + n].to_vec();
-            let to = rng.below(len + 1);
-            data.splice(to..to, chunk);
-        }
-        // Splice: our head with another entry's tail.
-        5 => {
-            if let Some(other) = pick(rng, corpus) {
-                let cut = rng.below(len + 1);
-                let from = rng.below(other.len() + 1);
-                data.truncate(cut);
-                data.extend_from_slice(&other[from..]);
-            }
-        }
-        // Insert a dictionary token.
-        6 => {
-            if let Some(token) = pick(rng, TOKENS) {
-                let at = rng.below(len + 1);
-                data.splice(at..at, token.iter().copied());
-            }
-        }
-        // Duplicate an element.
-        7 => {
-            let tags = start_tags(data);
-            if let Some(span) = pick(rng, &tags).and_then(|&p| element_span(data, p)) {
-                let copy = data[span.clone()].to_vec();
-                data.splice(span.end..span.end, copy);
-            }
-        }
-        // Drop a closing tag.
-        8 => {
-            let closes: Vec<usize> = data
-                .windows(2)
-                .enumerate()
-                .filter(|(_, w)| w == b"</")
-                .map(|(i, _)| i)
-                .collect();
-            if let Some(&at) = pick(rng, &closes) {
-                if let Some(gt) = find(data, b">", at) {
-                    data.drain(at..=gt);
-                }
-            }
-        }
-        // Swap an element with its next sibling.
-        9 => {
-            let tags = start_tags(data);
-            if let Some(a) = pick(rng, &tags).and_then(|&p| element_span(data, p)) {
-                let next = data[a.end..]
-                    .iter()
-                    .position(|b| !b.is_ascii_whitespace())
-                    .map(|p| p + a.end);
-                if let Some(b) = next
-                    .filter(|&p| data.get(p) == Some(&b'<') && p + 1 < data.len())
-                    .filter(|&p| data[p + 1].is_ascii_alphabetic())
-                    .and_then(|p| element_span(data, p))
-                {
-                    let mut out = data[..a.start].to_vec();
-                    out.extend_from_slice(&data[b.clone()]);
-                    out.extend_from_slice(&data[a.end..b.start]);
-                    out.extend_from_slice(&data[a.clone()]);
-                    out.extend_from_slice(&data[b.end..]);
-                    *data = out;
-                }
-            }
-        }
-        // Replace a text node.
-        10 => {
-            let texts: Vec<usize> = data
-                .windows(2)
-                .enumerate()
-                .filter(|(_, w)| w[0] == b'>' && w[1] != b'<')
-                .map(|(i, _)| i + 1)
-                .collect();
-            if let (Some(&start), Some(value)) = (pick(rng, &texts), pick(rng, HOSTILE_VALUES)) {
-                let end = find(data, b"<", start).unwrap_or(data.len());
-                data.splice(start..end, value.bytes());
-            }
-        }
-        // Replace an attribute value.
-        11 => {
-            let values: Vec<usize> = data
-                .windows(2)
-                .enumerate()
-                .filter(|(_, w)| w == b"=\"")
-                .map(|(i, _)| i + 2)
-                .collect();
-            if let (Some(&start), Some(value)) = (pick(rng, &values), pick(rng, HOSTILE_VALUES)) {
-                let end = find(data, b"\"", start).unwrap_or(data.len());
-                data.splice(start..end, value.bytes());
-            }
-        }
-        // Truncate.
-        12 => {
-            let at = rng.below(len + 1);
-            data.truncate(at);
-        }
-        // Repeat an element many times (pressure on the element count).
-        _ => {
-            let tags = start_tags(data);
-            if let Some(span) = pick(rng, &tags).and_then(|&p| element_span(data, p)) {
-                let copy = data[span.clone()].to_vec();
-                let times = 1 + rng.below(64);
-                let repeated: Vec<u8> = copy
-                    .iter()
-                    .copied()
-                    .cycle()
-                    .take(copy.len() * times)
-                    .collect();
-                data.splice(span.end..span.end, repeated);
-            }
-        }
-    }
-    data.truncate(max_input.min(MAX_MUTATED_INPUT));
-}
-
-/// A mutated copy of a random corpus entry (1–4 stacked mutations), at most `max_input` bytes.
-pub fn mutate(rng: &mut Rng, corpus: &[Vec<u8>], max_input: usize) -> Vec<u8> {
-    let mut data = pick(rng, corpus).cloned().unwrap_or_default();
-    for _ in 0..1 + rng.below(4) {
-        mutate_once(rng, &mut data, corpus, max_input);
-    }
-    data
-}
-
-// ---------------------------------------------------------------------------------------------
-// Runner
-// ---------------------------------------------------------------------------------------------
-
-/// How long and how reproducibly to fuzz one target.
-#[derive(Debug, Clone)]
-pub struct FuzzConfig {
-    /// Mutated inputs to try (after every seed once).
-    pub iterations: u64,
-    /// Seed of the generator (mixed with the target's name).
-    pub seed: u64,
-    /// Stop early after this long, whatever `iterations` says.
-    pub time_limit: Option<Duration>,
-    /// Largest input mutated or produced (at most [`MAX_MUTATED_INPUT`]); bigger seeds run once.
-    pub max_input: usize,
-}
-
-impl Default for FuzzConfig {
-    fn default() -> Self {
-        FuzzConfig {
-            iterations: 10_000,
-            seed: 1,
-            time_limit: None,
-            max_input: MAX_MUTATED_INPUT,
-        }
-    }
-}
-
-/// One input that broke a target.
-#[derive(Debug, Clone)]
-pub struct Crash {
-    /// The input, byte for byte.
-    pub input: Vec<u8>,
-    /// What went wrong.
-    pub failure: FuzzFailure,
-    /// The mutation round that produced it (`None`: a seed).
-    pub iteration: Option<u64>,
-}
-
-/// What fuzzing one target did.
-#[derive(Debug, Clone)]
-pub struct FuzzReport {
-    /// Target name.
-    pub target: &'static str,
-    /// Seeds run.
-    pub seeds: usize,
-    /// Mutated inputs run.
-    pub iterations: u64,
-    /// Inputs the parser accepted.
-    pub accepted: u64,
-    /// Inputs the parser refused cleanly.
-    pub refused: u64,
-    /// Wall time spent.
-    pub elapsed: Duration,
-    /// Inputs that broke it (at most [`MAX_CRASHES`] kept).
-    pub crashes: Vec<Crash>,
-}
-
-impl FuzzReport {
-    /// Inputs per second.
-    pub fn rate(&self) -> f64 {
-        let total = self.iterations as f64 + self.seeds as f64;
-        total / self.elapsed.as_secs_f64().max(1e-9)
-    }
-}
-
-/// Most crashes one run keeps (the first ones; the rest are counted out).
-pub const MAX_CRASHES: usize = 50;
-
-/// Most entries the evolving corpus grows to (accepted mutants join it).
-const MAX_CORPUS: usize = 512;
-
-/// Feed one input to a target, turning a panic into [`FuzzFailure::Panic`].
-pub fn run_one(target: &Target, input: &[u8]) -> Result<Outcome, FuzzFailure> {
-    match catch_unwind(AssertUnwindSafe(|| (target.run)(input))) {
-        Ok(result) => result,
-        Err(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".to_owned());
-            Err(FuzzFailure::Panic(message))
-        }
-    }
-}
-
-fn target_seed(name: &str, seed: u64) -> u64 {
-    let mut h = DefaultHasher::new();
-    name.hash(&mut h);
-    h.finish() ^ seed
-}
-
-/// Run every seed of `target` once, then `config.iterations` mutants; deterministic per seed.
-pub fn fuzz_target(target: &Target, config: &FuzzConfig) -> FuzzReport {
-    let started = Instant::now();
-    let mut report = FuzzReport {
-        target: target.name,
-        seeds: 0,
-        iterations: 0,
-        accepted: 0,
-        refused: 0,
-        elapsed: Duration::ZERO,
-        crashes: Vec::new(),
-    };
-    let seeds = (target.seeds)();
-    let record = |report: &mut FuzzReport, input: &[u8], iteration: Option<u64>| {
-        let result = run_one(target, input);
-        match &result {
-            Ok(Outcome::Accepted) => report.accepted += 1,
-            Ok(Outcome::Refused) => report.refused += 1,
-            Err(failure) => {
-                if report.crashes.len() < MAX_CRASHES {
-                    report.crashes.push(Crash {
-                        input: input.to_vec(),
-                        failure: failure.clone(),
-                        iteration,
-                    });
-                }
-            }
-        }
-        result
-    };
-    // Two pools: inputs the parser accepts (mutated most of the time, so mutants stay close to
-    // valid documents and reach deep code) and every seed (hostile ones, truncations).
-    let mut valid: Vec<Vec<u8>> = Vec::new();
-    let max_input = config.max_input.min(MAX_MUTATED_INPUT);
+/// Run every seed of a target, then the generated inputs; any broken rule fails the test with
+/// the input that broke it.
+fn fuzz(run: fn(&[u8]) -> Result<Outcome, FuzzFailure>, seeds: Vec<Vec<u8>>) {
+    let mut accepted = 0;
     for seed in &seeds {
-        if record(&mut report, seed, None) == Ok(Outcome::Accepted) && seed.len() <= max_input {
-            valid.push(seed.clone());
-        }
-        report.seeds += 1;
-    }
-    let all: Vec<Vec<u8>> = seeds.into_iter().filter(|s| s.len() <= max_input).collect();
-    let mut rng = Rng::new(target_seed(target.name, config.seed));
-    for i in 0..config.iterations {
-        if config.time_limit.is_some_and(|t| started.elapsed() >= t) {
-            break;
-        }
-        let pool = if valid.is_empty() || rng.below(5) == 0 {
-            &all
-        } else {
-            &valid
-        };
-        let input = mutate(&mut rng, pool, max_input);
-        let result = record(&mut report, &input, Some(i));
-        report.iterations += 1;
-        // Accepted mutants are structurally interesting: mutate them further.
-        if result == Ok(Outcome::Accepted) && valid.len() < MAX_CORPUS {
-            valid.push(input);
+        match run(seed) {
+            Ok(Outcome::Accepted) => accepted += 1,
+            Ok(Outcome::Refused) => {}
+            Err(failure) => panic!(
+                "a seed broke the target: {failure} on input {:?}",
+                String::from_utf8_lossy(&seed[..seed.len().min(600)])
+            ),
         }
     }
-    report.elapsed = started.elapsed();
-    report
+    assert!(accepted > 0, "the target accepted none of its seeds");
+    let editable: Vec<Vec<u8>> = seeds
+        .into_iter()
+        .filter(|s| s.len() <= MAX_EDITED_SEED)
+        .collect();
+    bolero::check!()
+        .with_type::<Edit>()
+        .with_iterations(ITERATIONS)
+        .for_each(|edit| {
+            let input = edited(&editable, edit);
+            if let Err(failure) = run(&input) {
+                panic!(
+                    "{failure} on input {:?}",
+                    String::from_utf8_lossy(&input[..input.len().min(600)])
+                );
+            }
+        });
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every seed once, then 2,000 mutants (inputs up to 32 KB, so debug builds stay quick).
-    fn survives(name: &str) {
-        let target = target(name).expect("known target");
-        let config = FuzzConfig {
-            iterations: 2_000,
-            seed: 0x5EED,
-            time_limit: None,
-            max_input: 32 * 1024,
-        };
-        let report = fuzz_target(target, &config);
-        if let Some(crash) = report.crashes.first() {
-            panic!(
-                "{name}: {} failures, first: {} on input {:?}",
-                report.crashes.len(),
-                crash.failure,
-                String::from_utf8_lossy(&crash.input[..crash.input.len().min(600)])
-            );
-        }
-        assert_eq!(report.iterations, 2_000);
-        assert!(report.accepted > 0, "{name} accepted nothing");
-    }
-
-    macro_rules! survives {
-        ($($name:ident),* $(,)?) => {
+macro_rules! fuzz_targets {
+    ($($name:ident => $run:expr, $seeds:expr;)*) => {
+        /// The targets, one `#[test]` each (`cargo test -p exsync-ews --test fuzz targets::NAME`).
+        mod targets {
+            use super::*;
             $(
                 #[test]
                 fn $name() {
-                    survives(stringify!($name));
+                    fuzz($run, $seeds);
                 }
             )*
+        }
+    };
+}
 
-            #[test]
-            fn every_target_has_a_test() {
-                let tested = [$(stringify!($name)),*];
-                for t in TARGETS {
-                    assert!(tested.contains(&t.name), "{} is not fuzzed in the tests", t.name);
-                }
-            }
-        };
-    }
+// One test per parser, each surviving its seeds and the generated inputs.
+fuzz_targets! {
+    xml_dom => run_xml_dom, seeds_all_documents();
+    soap_envelope => run_soap_envelope, seeds_all_documents();
+    http_status => run_http_status, seeds_http_status();
+    get_folder_response => run_get_folder, seeds_response("GetFolder");
+    sync_folder_hierarchy_response => run_sync_folder_hierarchy, seeds_response("SyncFolderHierarchy");
+    sync_folder_items_response => run_sync_folder_items, seeds_response("SyncFolderItems");
+    get_item_response => run_get_item, seeds_response("GetItem");
+    find_item_response => run_find_item, seeds_response("FindItem");
+    create_item_response => run_create_item, seeds_response("CreateItem");
+    update_item_response => run_update_item, seeds_response("UpdateItem");
+    delete_item_response => run_delete_item, seeds_response("DeleteItem");
+    parse_request => run_parse_request, seeds_requests();
+}
 
-    // One test per target, each surviving its seeds and 2,000 mutants.
-    survives!(
-        xml_dom,
-        soap_envelope,
-        http_status,
-        get_folder_response,
-        sync_folder_hierarchy_response,
-        sync_folder_items_response,
-        get_item_response,
-        find_item_response,
-        create_item_response,
-        update_item_response,
-        delete_item_response,
-        parse_request,
-    );
-
-    #[test]
-    fn runs_are_reproducible_from_the_seed() {
-        let corpus = seeds_response("GetItem");
-        let a: Vec<Vec<u8>> = {
-            let mut rng = Rng::new(7);
-            (0..50).map(|_| mutate(&mut rng, &corpus, 4096)).collect()
-        };
-        let mut rng = Rng::new(7);
-        let b: Vec<Vec<u8>> = (0..50).map(|_| mutate(&mut rng, &corpus, 4096)).collect();
-        assert_eq!(a, b);
-    }
-
-    #[test]
-    fn a_panicking_target_is_reported_not_propagated() {
-        let boom = Target {
-            name: "boom",
-            run: |input| {
-                if input.first() == Some(&b'!') {
-                    panic!("boom on {}", input.len());
-                }
-                Ok(Outcome::Refused)
-            },
-            seeds: || vec![b"!x".to_vec(), b"ok".to_vec()],
-        };
-        let report = fuzz_target(
-            &boom,
-            &FuzzConfig {
-                iterations: 0,
-                ..FuzzConfig::default()
-            },
-        );
-        assert_eq!(report.crashes.len(), 1);
-        assert_eq!(
-            report.crashes[0].failure,
-            FuzzFailure::Panic("boom on 2".into())
-        );
-    }
-
-    #[test]
-    fn tag_aware_mutations_find_elements() {
-        let doc = b"<a><b x=\"1\">t</b><c/></a>";
-        assert_eq!(start_tags(doc), vec![0, 3, 17]);
-        assert_eq!(element_span(doc, 3), Some(3..17));
-        assert_eq!(element_span(doc, 17), Some(17..21));
-        assert_eq!(element_span(doc, 0), Some(0..doc.len()));
-    }
+#[test]
+fn an_edit_lands_inside_its_seed() {
+    let seeds = vec![b"<a>text</a>".to_vec()];
+    assert_eq!(edited(&seeds, &(0, 3, 4, 255, b"X".to_vec())), b"<a>X</a>");
+    assert_eq!(edited(&seeds, &(0, 3, 0, 0, Vec::new())), b"<a><text</a>");
+    assert_eq!(edited(&seeds, &(1, 0, 0, 0, b"raw".to_vec())), b"raw");
 }

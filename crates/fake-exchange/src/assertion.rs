@@ -13,7 +13,7 @@ use base64::Engine;
 use chrono::Utc;
 
 use super::state::{AccountKind, Inner};
-use crate::ews::oauth::{verify_with_certificate, AssertionSigning};
+use exsync_ews::oauth::{verify_with_certificate, AssertionSigning};
 
 /// Clock skew tolerated on `nbf` and `exp`.
 const SKEW_SECS: i64 = 300;

@@ -12,7 +12,7 @@ use http::HeaderMap;
 use secrecy::ExposeSecret;
 
 use super::state::{AccountKind, Inner};
-use crate::ews::ntlm;
+use exsync_ews::ntlm;
 
 /// Why a request was not signed in (all answered with HTTP 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,9 +203,9 @@ fn channel_binding_ok(inner: &Inner, authenticate: &ntlm::Authenticate) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::xml::XmlLimits;
-    use crate::fake_exchange::state::{FakeState, NewAccount};
-    use crate::fake_exchange::Faults;
+    use crate::state::{FakeState, NewAccount};
+    use crate::Faults;
+    use exsync_ews::xml::XmlLimits;
     use http::HeaderValue;
 
     fn basic(user: &str, pw: &str) -> HeaderMap {
@@ -262,7 +262,7 @@ mod tests {
 
     #[test]
     fn extended_protection_refuses_a_wrong_binding_and_require_refuses_none() {
-        use crate::fake_exchange::ExtendedProtection;
+        use crate::ExtendedProtection;
         let s = FakeState::new(Faults::default(), 1, XmlLimits::default());
         let right = ntlm::ChannelBindings::tls_server_end_point(&[0x38; 48]);
         // What a client hashing a SHA-384-signed certificate with SHA-256 would send.

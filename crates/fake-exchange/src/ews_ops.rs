@@ -17,7 +17,7 @@ use super::state::{
     default_folder, folder_id_string, item_id_string, parse_folder_id, parse_item_id, AccountKind,
     FakeState, Inner, NetChange, MAILBOX_FOLDERS,
 };
-use crate::ews::ops::{
+use exsync_ews::ops::{
     CreateItemRequest, CreateItemResponse, DeleteItemRequest, DeleteItemResponse, EwsRequest,
     FindItemRequest, FindItemResponse, FindItemResult, FolderChange, GetFolderRequest,
     GetFolderResponse, GetItemRequest, GetItemResponse, ItemUpdate, MeetingAnswer, MeetingResponse,
@@ -25,8 +25,8 @@ use crate::ews::ops::{
     SyncFolderHierarchyResult, SyncFolderItemsRequest, SyncFolderItemsResponse,
     SyncFolderItemsResult, SyncItemChange, UpdateItemRequest, UpdateItemResponse, UpdateItemResult,
 };
-use crate::ews::soap::{RequestHeader, SoapFault};
-use crate::ews::types::{
+use exsync_ews::soap::{RequestHeader, SoapFault};
+use exsync_ews::types::{
     format_time, BaseFolderId, BaseShape, ConflictResolution, DeleteType, DistinguishedFolderName,
     EmailAddress, FieldUri, Folder, FolderId, Item, ItemId, Message, MessageDisposition,
     ResponseCode, ResponseMessage, ResponseType, Restriction, SendMeetingInvitations,
@@ -570,7 +570,7 @@ fn find_item(ctx: &Ctx, inner: &mut Inner, r: &FindItemRequest) -> Answer {
         .iter()
         .map(|folder_id| {
             message(ctx.folder(inner, folder_id).map(|(address, folder)| {
-                let mut found: Vec<&Item> = if r.traversal == crate::ews::types::Traversal::Shallow
+                let mut found: Vec<&Item> = if r.traversal == exsync_ews::types::Traversal::Shallow
                 {
                     inner
                         .mailbox(&address)
@@ -768,7 +768,7 @@ fn create_one(
     folder: Option<DistinguishedFolderName>,
     item: &Item,
 ) -> Result<Vec<Item>, OpError> {
-    let now = crate::ews::types::whole_seconds(Utc::now());
+    let now = exsync_ews::types::whole_seconds(Utc::now());
     let me = EmailAddress::new(None, address);
     let mut item = item.clone();
     item.base_mut().item_id = None;
@@ -934,7 +934,7 @@ fn create_one(
 }
 
 /// Exchange's checks on a calendar item's times and series.
-fn check_calendar(c: &crate::ews::types::CalendarItem) -> Result<(), OpError> {
+fn check_calendar(c: &exsync_ews::types::CalendarItem) -> Result<(), OpError> {
     if let (Some(start), Some(end)) = (c.start, c.end) {
         if end < start {
             return Err(err(
@@ -1281,7 +1281,7 @@ fn delete_item(ctx: &Ctx, inner: &mut Inner, r: &DeleteItemRequest) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::types::{Contact, ItemBase};
+    use exsync_ews::types::{Contact, ItemBase};
 
     fn message(subject: &str, received: &str, imid: &str) -> Item {
         Item::Message(Message {

@@ -1,10 +1,10 @@
-//! The fake Exchange: an EWS server built on the crate's own codec (`crate::ews`), for tests,
-//! `exsync demo` and `exsync fake-exchange`.
+//! The fake Exchange: an EWS server built on exsync's own codec (`exsync_ews`), for tests,
+//! `exsync demo`, `exsync bench` and `exsync fake-exchange`.
 //!
 //! Owns accounts, mailboxes, items, rights, sync states, throttling and fault injection, and the
 //! `/_fake/` JSON control API (see `docs/fake-exchange.md`). Every EWS request is read with
 //! `parse_request` and every answer is written by the codec: no hand-written SOAP here.
-//! It imports nothing but `ews` (it must not know `store`, `sync` or `config`).
+//! It depends on `exsync-ews` only (Cargo refuses it `store`, `sync` or `config`).
 
 mod assertion;
 mod auth;
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use crate::ews::xml::XmlLimits;
+use exsync_ews::xml::XmlLimits;
 
 pub use seed::Seed;
 pub use state::FakeState;

@@ -6,8 +6,8 @@
 //! Exchange" page (tables 2–4) restricted to the properties the fake models, and copying one
 //! property between items. It knows nothing of requests, mailboxes or XML.
 
-use crate::ews::extended::{ExtendedFieldUri, ExtendedProperty};
-use crate::ews::types::{BaseShape, FieldUri, Folder, Item, ItemShape};
+use exsync_ews::extended::{ExtendedFieldUri, ExtendedProperty};
+use exsync_ews::types::{BaseShape, FieldUri, Folder, Item, ItemShape};
 
 /// What each base shape returns for an item kind (Table 3 "Default item properties" and
 /// Table 4 "First-class properties", restricted to the properties the fake models).
@@ -269,7 +269,7 @@ pub(crate) fn copy_property(target: &mut Item, source: Option<&Item>, field: &Fi
             let Item::Contact(t) = target else {
                 return false;
             };
-            let entries = |c: &crate::ews::types::Contact| {
+            let entries = |c: &exsync_ews::types::Contact| {
                 if emails {
                     c.email_addresses.clone()
                 } else {
@@ -442,7 +442,7 @@ pub(crate) fn shaped_folder(folder: &Folder, base: BaseShape, additional: &[Fiel
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::types::{CalendarItem, ItemBase, ItemId, Message};
+    use exsync_ews::types::{CalendarItem, ItemBase, ItemId, Message};
 
     fn message() -> Item {
         Item::Message(Message {

@@ -246,7 +246,7 @@ async fn token_answer(s: &Arc<FakeState>, bytes: &Bytes) -> Response {
         },
         (None, Some(assertion)) => {
             if form.get("client_assertion_type").map(String::as_str)
-                != Some(crate::ews::oauth::JWT_BEARER)
+                != Some(exsync_ews::oauth::JWT_BEARER)
             {
                 Err((
                     StatusCode::BAD_REQUEST,

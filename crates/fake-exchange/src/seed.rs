@@ -97,8 +97,8 @@ impl Seed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::xml::XmlLimits;
-    use crate::fake_exchange::Faults;
+    use crate::Faults;
+    use exsync_ews::xml::XmlLimits;
 
     #[test]
     fn a_toml_seed_creates_accounts_rights_items_and_faults() {

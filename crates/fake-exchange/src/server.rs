@@ -25,9 +25,9 @@ use super::ews_ops::{self, Answer};
 use super::state::{FakeState, RequestLogEntry};
 use super::traffic::Direction;
 use super::{BusyShape, FakeError, OneShotFault};
-use crate::ews::ops::{error_response_xml, parse_request, EwsRequest};
-use crate::ews::soap::SoapFault;
-use crate::ews::types::ResponseCode;
+use exsync_ews::ops::{error_response_xml, parse_request, EwsRequest};
+use exsync_ews::soap::SoapFault;
+use exsync_ews::types::ResponseCode;
 
 /// A started server.
 pub(crate) struct Running {
@@ -269,7 +269,7 @@ fn unauthorized(e: &AuthError) -> Response {
     let mut response = html(StatusCode::UNAUTHORIZED, "401 Unauthorized");
     let h = response.headers_mut();
     if let AuthError::NtlmChallenge(challenge) = e {
-        if let Ok(v) = HeaderValue::from_str(&crate::ews::ntlm::to_header(challenge)) {
+        if let Ok(v) = HeaderValue::from_str(&exsync_ews::ntlm::to_header(challenge)) {
             h.append(http::header::WWW_AUTHENTICATE, v);
         }
         return response;
@@ -613,7 +613,7 @@ fn garble(body: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::xml::{parse, XmlLimits};
+    use exsync_ews::xml::{parse, XmlLimits};
 
     #[test]
     fn garbled_answers_are_not_well_formed() {

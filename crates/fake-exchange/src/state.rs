@@ -19,13 +19,13 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::{FakeError, Faults, FaultsPatch};
-use crate::ews::recurrence::Recurrence;
-use crate::ews::types::{
+use exsync_ews::recurrence::Recurrence;
+use exsync_ews::types::{
     whole_seconds, Body, BodyType, CalendarItem, CalendarItemKind, Contact,
     DistinguishedFolderName, EmailAddress, FolderId, Item, ItemBase, ItemId, Message, ResponseType,
     Task, TaskStatus,
 };
-use crate::ews::xml::XmlLimits;
+use exsync_ews::xml::XmlLimits;
 
 type HmacSha256 = Hmac<Sha256>;
 

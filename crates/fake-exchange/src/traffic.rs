@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::ews::xml::{parse, Element, XmlLimits};
+use exsync_ews::xml::{parse, Element, XmlLimits};
 
 /// The environment variable naming the directory traffic is recorded into.
 pub const TRAFFIC_DIR_ENV: &str = "EXSYNC_FAKE_TRAFFIC_DIR";

@@ -4,12 +4,12 @@
 //! Owns this operation's request and response in both directions. With `SendAndSaveCopy` Exchange
 //! answers with an empty `m:Items` (the copy's id is not returned); otherwise with the new ids.
 
-use crate::ews::error::EwsError;
-use crate::ews::soap::{request_envelope, RequestHeader, MESSAGES_NS};
-use crate::ews::types::{
+use crate::error::EwsError;
+use crate::soap::{request_envelope, RequestHeader, MESSAGES_NS};
+use crate::types::{
     BaseFolderId, Item, MessageDisposition, ResponseMessage, SendMeetingInvitations, WireError,
 };
-use crate::ews::xml::{Element, XmlLimits};
+use crate::xml::{Element, XmlLimits};
 
 use super::{
     first_payload, m_child, op_element, opt_attr, parse_response, read_items, write_items,
@@ -108,9 +108,9 @@ impl CreateItemResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::soap::{parse_envelope, ExchangeVersion};
-    use crate::ews::test_support::check_soap;
-    use crate::ews::types::{
+    use crate::soap::{parse_envelope, ExchangeVersion};
+    use crate::test_support::check_soap;
+    use crate::types::{
         Body, BodyType, CalendarItem, Contact, DistinguishedFolderName, EmailAddress, ItemBase,
         ItemId, Message, ResponseCode, Task, TaskStatus,
     };
@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn a_send_with_from_and_a_custom_extended_property_validates_and_round_trips() {
-        use crate::ews::extended::{ExtendedFieldUri, ExtendedProperty};
+        use crate::extended::{ExtendedFieldUri, ExtendedProperty};
         let key = ExtendedFieldUri::named_string(
             "d0925a5d-722f-42f0-882e-a816636fa020",
             "ExsyncOutgoingId",

@@ -3,12 +3,12 @@
 //!
 //! Owns this operation's request and response in both directions; one message per id.
 
-use crate::ews::error::EwsError;
-use crate::ews::soap::{request_envelope, RequestHeader, TYPES_NS};
-use crate::ews::types::{
+use crate::error::EwsError;
+use crate::soap::{request_envelope, RequestHeader, TYPES_NS};
+use crate::types::{
     AffectedTaskOccurrences, DeleteType, ItemId, ResponseMessage, SendMeetingInvitations, WireError,
 };
-use crate::ews::xml::{Element, XmlLimits};
+use crate::xml::{Element, XmlLimits};
 
 use super::{
     first_payload, m_child, op_element, opt_attr, parse_response, write_response, RequestError,
@@ -101,9 +101,9 @@ impl DeleteItemResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::soap::{parse_envelope, ExchangeVersion};
-    use crate::ews::test_support::check_soap;
-    use crate::ews::types::ResponseCode;
+    use crate::soap::{parse_envelope, ExchangeVersion};
+    use crate::test_support::check_soap;
+    use crate::types::ResponseCode;
 
     /// Request sample from the "DeleteItem operation" reference page.
     const DOC_REQUEST: &str = r#"<?xml version="1.0" encoding="utf-8"?>

@@ -4,13 +4,13 @@
 //! Owns this operation's request and response in both directions, for indexed paging and the
 //! restriction subset in [`Restriction`]; grouping, sorting and other views are not modelled.
 
-use crate::ews::error::EwsError;
-use crate::ews::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
-use crate::ews::types::{
+use crate::error::EwsError;
+use crate::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
+use crate::types::{
     parse_bool, parse_u32, BaseFolderId, IndexedPageView, Item, ItemShape, ResponseMessage,
     Restriction, Traversal, WireError,
 };
-use crate::ews::xml::{Element, XmlLimits, XmlWriter};
+use crate::xml::{Element, XmlLimits, XmlWriter};
 
 use super::{first_payload, m_child, op_element, parse_response, write_response, RequestError};
 
@@ -185,9 +185,9 @@ impl FindItemResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::soap::{parse_envelope, ExchangeVersion};
-    use crate::ews::test_support::check_soap;
-    use crate::ews::types::{
+    use crate::soap::{parse_envelope, ExchangeVersion};
+    use crate::test_support::check_soap;
+    use crate::types::{
         BaseShape, DistinguishedFolderName, FieldUri, FolderId, ItemBase, ItemId, Message,
         ResponseCode,
     };
@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_search_on_a_custom_extended_property_validates_and_round_trips() {
-        use crate::ews::extended::{ExtendedFieldUri, ExtendedProperty};
+        use crate::extended::{ExtendedFieldUri, ExtendedProperty};
         let key = FieldUri::extended(&ExtendedFieldUri::named_string(
             "d0925a5d-722f-42f0-882e-a816636fa020",
             "ExsyncOutgoingId",

@@ -3,13 +3,13 @@
 //!
 //! Owns this operation's request and response in both directions; one message per folder id.
 
-use crate::ews::error::EwsError;
-use crate::ews::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
-use crate::ews::types::{
+use crate::error::EwsError;
+use crate::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
+use crate::types::{
     read_properties, write_properties, BaseFolderId, BaseShape, FieldUri, Folder, ResponseMessage,
     WireError,
 };
-use crate::ews::xml::{Element, XmlLimits};
+use crate::xml::{Element, XmlLimits};
 
 use super::{first_payload, m_child, op_element, parse_response, write_response, RequestError};
 
@@ -106,9 +106,9 @@ impl GetFolderResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::soap::{parse_envelope, ExchangeVersion};
-    use crate::ews::test_support::check_soap;
-    use crate::ews::types::{DistinguishedFolderName, FieldUri, FolderId, ResponseCode};
+    use crate::soap::{parse_envelope, ExchangeVersion};
+    use crate::test_support::check_soap;
+    use crate::types::{DistinguishedFolderName, FieldUri, FolderId, ResponseCode};
 
     /// Request sample from the "GetFolder operation" reference page.
     const DOC_REQUEST: &str = r#"<?xml version="1.0" encoding="utf-8"?>

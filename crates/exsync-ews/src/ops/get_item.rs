@@ -4,10 +4,10 @@
 //! Owns this operation's request and response in both directions. One response message per
 //! requested id; per-item errors (ErrorItemNotFound …) stay data in `messages`.
 
-use crate::ews::error::EwsError;
-use crate::ews::soap::{request_envelope, RequestHeader, TYPES_NS};
-use crate::ews::types::{Item, ItemId, ItemShape, ResponseMessage, WireError};
-use crate::ews::xml::{Element, XmlLimits};
+use crate::error::EwsError;
+use crate::soap::{request_envelope, RequestHeader, TYPES_NS};
+use crate::types::{Item, ItemId, ItemShape, ResponseMessage, WireError};
+use crate::xml::{Element, XmlLimits};
 
 use super::{
     first_payload, m_child, op_element, parse_response, read_items, write_items, write_response,
@@ -86,9 +86,9 @@ impl GetItemResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::soap::{parse_envelope, ExchangeVersion};
-    use crate::ews::test_support::check_soap;
-    use crate::ews::types::{
+    use crate::soap::{parse_envelope, ExchangeVersion};
+    use crate::test_support::check_soap;
+    use crate::types::{
         BaseShape, Body, BodyType, CalendarItem, EmailAddress, FieldUri, ItemBase, ResponseClass,
         ResponseCode,
     };

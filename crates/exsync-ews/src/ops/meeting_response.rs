@@ -9,9 +9,9 @@
 //! Deleted Items and sends the organizer a decline: the one way an attendee's meeting leaves the
 //! calendar without the organizer being left in the dark.
 
-use crate::ews::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
-use crate::ews::types::{BaseFolderId, Body, BodyType, ItemId, MessageDisposition, WireError};
-use crate::ews::xml::{Element, XmlWriter};
+use crate::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
+use crate::types::{BaseFolderId, Body, BodyType, ItemId, MessageDisposition, WireError};
+use crate::xml::{Element, XmlWriter};
 
 use super::{m_child, op_element, opt_attr, RequestError};
 
@@ -138,7 +138,7 @@ impl MeetingResponseRequest {
                 continue;
             }
             let Some(answer) = MeetingAnswer::from_element(&child.name) else {
-                return Err(crate::ews::types::invalid("Items", &child.name).into());
+                return Err(crate::types::invalid("Items", &child.name).into());
             };
             responses.push(MeetingResponse {
                 answer,
@@ -191,10 +191,10 @@ impl From<MeetingResponseRequest> for super::EwsRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::ops::{parse_request, EwsRequest};
-    use crate::ews::soap::ExchangeVersion;
-    use crate::ews::test_support::check_soap;
-    use crate::ews::xml::XmlLimits;
+    use crate::ops::{parse_request, EwsRequest};
+    use crate::soap::ExchangeVersion;
+    use crate::test_support::check_soap;
+    use crate::xml::XmlLimits;
 
     /// The decline form of the "CreateItem operation (meeting request)" sample, with the
     /// schema's real (http) namespaces.

@@ -425,9 +425,9 @@ impl From<WireError> for EwsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::soap::{ExchangeVersion, SOAP_NS};
-    use crate::ews::test_support::check_soap;
-    use crate::ews::types::{
+    use crate::soap::{ExchangeVersion, SOAP_NS};
+    use crate::test_support::check_soap;
+    use crate::types::{
         BaseFolderId, BaseShape, ConflictResolution, DeleteType, DistinguishedFolderName, FieldUri,
         Item, ItemId, ItemShape, Message, Traversal,
     };
@@ -623,7 +623,7 @@ mod tests {
 </s:Envelope>"#;
         let err = GetItemResponse::parse(fault.as_bytes(), &XmlLimits::default()).unwrap_err();
         assert!(matches!(&err, EwsError::Request { code, .. } if code == "ErrorSchemaValidation"));
-        assert_eq!(err.kind(), crate::ews::error::ErrorKind::Permanent);
+        assert_eq!(err.kind(), crate::error::ErrorKind::Permanent);
         let back = RequestError::EmptyBody.to_fault();
         assert_eq!(
             back.response_code,
@@ -648,7 +648,7 @@ mod tests {
 
         let bad_version = format!(
             r#"<s:Envelope xmlns:s="{SOAP_NS}" xmlns:t="{}"><s:Header><t:RequestServerVersion Version="Exchange2099"/></s:Header><s:Body/></s:Envelope>"#,
-            crate::ews::soap::TYPES_NS
+            crate::soap::TYPES_NS
         );
         let err = parse_request(bad_version.as_bytes(), &XmlLimits::default()).unwrap_err();
         assert_eq!(
@@ -681,7 +681,7 @@ mod hostile_input {
             messages: vec![ResponseMessage::success(SyncFolderItemsResult {
                 sync_state: "s".into(),
                 includes_last_item_in_range: true,
-                changes: vec![SyncItemChange::Delete(crate::ews::types::ItemId::new("x"))],
+                changes: vec![SyncItemChange::Delete(crate::types::ItemId::new("x"))],
             })],
         }
         .to_xml()
@@ -721,7 +721,7 @@ mod hostile_input {
         assert!(matches!(
             parse_request(deep.as_bytes(), &XmlLimits::default()),
             Err(RequestError::Envelope(SoapError::Xml(
-                crate::ews::xml::XmlError::TooDeep { .. }
+                crate::xml::XmlError::TooDeep { .. }
             )))
         ));
         let small = XmlLimits {

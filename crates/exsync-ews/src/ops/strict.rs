@@ -11,9 +11,9 @@
 //! tolerant.
 
 use super::schema_names as names;
-use crate::ews::error::excerpt;
-use crate::ews::soap::{MESSAGES_NS, TYPES_NS};
-use crate::ews::xml::Element;
+use crate::error::excerpt;
+use crate::soap::{MESSAGES_NS, TYPES_NS};
+use crate::xml::Element;
 
 /// The namespace of an element in a rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -756,7 +756,7 @@ fn check_properties(el: &Element, lists: &[Values]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::xml::{parse, XmlLimits};
+    use crate::xml::{parse, XmlLimits};
 
     fn op(xml: &str) -> Result<(), String> {
         let wrapped = format!(r#"<m:Op xmlns:m="{MESSAGES_NS}" xmlns:t="{TYPES_NS}">{xml}</m:Op>"#);

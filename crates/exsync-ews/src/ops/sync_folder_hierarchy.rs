@@ -3,13 +3,13 @@
 //!
 //! Owns this operation's request and response in both directions.
 
-use crate::ews::error::EwsError;
-use crate::ews::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
-use crate::ews::types::{
+use crate::error::EwsError;
+use crate::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
+use crate::types::{
     parse_bool, read_properties, write_properties, BaseFolderId, BaseShape, FieldUri, Folder,
     FolderId, ResponseMessage, WireError,
 };
-use crate::ews::xml::{Element, XmlLimits, XmlWriter};
+use crate::xml::{Element, XmlLimits, XmlWriter};
 
 use super::{first_payload, m_child, op_element, parse_response, write_response, RequestError};
 
@@ -196,9 +196,9 @@ impl SyncFolderHierarchyResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::soap::{parse_envelope, ExchangeVersion};
-    use crate::ews::test_support::check_soap;
-    use crate::ews::types::DistinguishedFolderName;
+    use crate::soap::{parse_envelope, ExchangeVersion};
+    use crate::test_support::check_soap;
+    use crate::types::DistinguishedFolderName;
 
     /// Request sample from the "SyncFolderHierarchy operation" reference page.
     const DOC_REQUEST: &str = r#"<?xml version="1.0" encoding="utf-8"?>

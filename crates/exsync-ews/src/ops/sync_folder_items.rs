@@ -4,12 +4,12 @@
 //! Owns the request and response of this operation in both directions; it does not loop over
 //! pages (the client does, while `includes_last_item_in_range` is false).
 
-use crate::ews::error::EwsError;
-use crate::ews::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
-use crate::ews::types::{
+use crate::error::EwsError;
+use crate::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
+use crate::types::{
     invalid, parse_bool, BaseFolderId, Item, ItemId, ItemShape, ResponseMessage, WireError,
 };
-use crate::ews::xml::{Element, XmlLimits, XmlWriter};
+use crate::xml::{Element, XmlLimits, XmlWriter};
 
 use super::{first_payload, m_child, op_element, parse_response, write_response, RequestError};
 
@@ -292,9 +292,9 @@ impl SyncFolderItemsResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::soap::{parse_envelope, ExchangeVersion};
-    use crate::ews::test_support::check_soap;
-    use crate::ews::types::{
+    use crate::soap::{parse_envelope, ExchangeVersion};
+    use crate::test_support::check_soap;
+    use crate::types::{
         BaseShape, DistinguishedFolderName, FieldUri, FolderId, Message, ResponseCode,
     };
     use std::time::Duration;
@@ -461,7 +461,7 @@ mod tests {
     #[test]
     fn response_round_trips_and_validates() {
         let message = Item::Message(Message {
-            base: crate::ews::types::ItemBase {
+            base: crate::types::ItemBase {
                 item_id: Some(ItemId::with_change_key("m1", "ck1")),
                 subject: Some("hello & <bye>".into()),
                 ..Default::default()

@@ -4,13 +4,13 @@
 //! Owns this operation's request and response in both directions. `SetItemField` carries an
 //! item of the right kind holding just the one field being set, as EWS requires.
 
-use crate::ews::error::EwsError;
-use crate::ews::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
-use crate::ews::types::{
+use crate::error::EwsError;
+use crate::soap::{request_envelope, RequestHeader, MESSAGES_NS, TYPES_NS};
+use crate::types::{
     invalid, parse_u32, ConflictResolution, FieldUri, Item, ItemId, MessageDisposition,
     ResponseMessage, SendMeetingInvitationsOrCancellations, WireError,
 };
-use crate::ews::xml::{Element, XmlLimits, XmlWriter};
+use crate::xml::{Element, XmlLimits, XmlWriter};
 
 use super::{
     first_payload, m_child, op_element, opt_attr, parse_response, read_items, write_items,
@@ -213,11 +213,9 @@ impl UpdateItemResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ews::soap::{parse_envelope, ExchangeVersion};
-    use crate::ews::test_support::check_soap;
-    use crate::ews::types::{
-        CalendarItem, Contact, ItemBase, Message, ResponseCode, Task, TaskStatus,
-    };
+    use crate::soap::{parse_envelope, ExchangeVersion};
+    use crate::test_support::check_soap;
+    use crate::types::{CalendarItem, Contact, ItemBase, Message, ResponseCode, Task, TaskStatus};
 
     /// Request sample of the "Update email by using EWS" reference page.
     const DOC_REQUEST: &str = r#"<?xml version="1.0" encoding="utf-8"?>
@@ -280,7 +278,7 @@ mod tests {
     #[test]
     fn documented_request_and_response_are_read() {
         let env = parse_envelope(DOC_REQUEST.as_bytes(), &XmlLimits::default()).unwrap();
-        let header = crate::ews::soap::RequestHeader::from_header(env.header.as_ref()).unwrap();
+        let header = crate::soap::RequestHeader::from_header(env.header.as_ref()).unwrap();
         assert_eq!(header.version, ExchangeVersion::Exchange2007Sp1);
         let req = UpdateItemRequest::from_body(&env.body).unwrap();
         assert_eq!(req.conflict_resolution, ConflictResolution::AlwaysOverwrite);

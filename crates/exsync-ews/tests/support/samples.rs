@@ -2,15 +2,15 @@
 //! HTML bodies and 5–20 recipients, calendar items, and whole responses and requests of every
 //! operation.
 //!
-//! Owns sample data only: the fuzz corpus ([`super::fuzz`]) and the criterion benchmarks
-//! (`benches/codec.rs`) start from it, so both exercise what a real Exchange sends. It does no
-//! I/O and nothing in the sync path calls it.
+//! Test data, no part of the library (included with `#[path]`): the fuzz seeds
+//! (`tests/fuzz.rs`) and the criterion benchmarks (`benches/codec.rs`, the root's
+//! `benches/store_import.rs`) start from it, so they exercise what a real Exchange sends.
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::ops::{
+use exsync_ews::ops::{
     CreateItemRequest, CreateItemResponse, DeleteItemRequest, DeleteItemResponse, EwsRequest,
     FindItemRequest, FindItemResponse, FindItemResult, FolderChange, GetFolderRequest,
     GetFolderResponse, GetItemRequest, GetItemResponse, ItemChange, ItemUpdate, MaxChangesReturned,
@@ -19,9 +19,9 @@ use super::ops::{
     SyncFolderItemsResult, SyncItemChange, UpdateItemRequest, UpdateItemResponse, UpdateItemResult,
     OPERATIONS,
 };
-use super::recurrence::{DayOfWeek, Recurrence, RecurrencePattern, RecurrenceRange};
-use super::soap::{ExchangeVersion, RequestHeader};
-use super::types::{
+use exsync_ews::recurrence::{DayOfWeek, Recurrence, RecurrencePattern, RecurrenceRange};
+use exsync_ews::soap::{ExchangeVersion, RequestHeader};
+use exsync_ews::types::{
     BaseFolderId, BaseShape, Body, BodyType, CalendarItem, CalendarItemKind, ConflictResolution,
     DeleteType, DistinguishedFolderName, EmailAddress, FieldUri, Folder, FolderId, IndexedPageView,
     Item, ItemBase, ItemId, ItemShape, Message, MessageDisposition, ResponseCode, ResponseMessage,
@@ -266,8 +266,8 @@ pub fn create_item_request() -> CreateItemRequest {
         m.base.last_modified_time = None;
         m.base.conversation_id = None;
         // As exsync sends it: its idempotency key in a custom property, no Message-ID.
-        m.base.extended_properties = vec![super::extended::ExtendedProperty::new(
-            super::extended::ExtendedFieldUri::named_string(
+        m.base.extended_properties = vec![exsync_ews::extended::ExtendedProperty::new(
+            exsync_ews::extended::ExtendedFieldUri::named_string(
                 "d0925a5d-722f-42f0-882e-a816636fa020",
                 "ExsyncOutgoingId",
             ),
@@ -318,7 +318,7 @@ pub fn every_request() -> Vec<EwsRequest> {
                 Restriction::Or(vec![
                     Restriction::IsEqualTo(FieldUri::SUBJECT, "hello".into()),
                     Restriction::IsEqualTo(
-                        FieldUri::extended(&super::extended::ExtendedFieldUri::named_string(
+                        FieldUri::extended(&exsync_ews::extended::ExtendedFieldUri::named_string(
                             "d0925a5d-722f-42f0-882e-a816636fa020",
                             "ExsyncOutgoingId",
                         )),
@@ -386,7 +386,7 @@ pub fn every_response() -> Vec<(&'static str, String)> {
     let busy = |op: &'static str| -> (&'static str, String) {
         (
             op,
-            super::ops::error_response_xml(
+            exsync_ews::ops::error_response_xml(
                 op,
                 &ResponseCode::ERROR_SERVER_BUSY,
                 "The server cannot service this request right now. Try again later.",
@@ -483,56 +483,4 @@ pub fn every_response() -> Vec<(&'static str, String)> {
 pub fn every_request_xml() -> Vec<String> {
     let header = RequestHeader::impersonating(ExchangeVersion::Exchange2016, "alice@contoso.test");
     every_request().iter().map(|r| r.to_xml(&header)).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::ews::ops::parse_request;
-    use crate::ews::xml::XmlLimits;
-
-    #[test]
-    fn samples_are_what_they_claim() {
-        let Item::Message(m) = message(3, 4096) else {
-            panic!("not a message")
-        };
-        let body = m.base.body.unwrap().content;
-        assert!((4096..4096 + 400).contains(&body.len()), "{}", body.len());
-        let recipients = m.to_recipients.len() + m.cc_recipients.len();
-        assert!((5..=20).contains(&recipients));
-        assert_eq!(
-            sync_folder_items_response(512).messages[0]
-                .payload
-                .as_ref()
-                .unwrap()
-                .changes
-                .len(),
-            512
-        );
-    }
-
-    #[test]
-    fn every_sample_request_parses_back() {
-        let limits = XmlLimits::default();
-        for (xml, request) in every_request_xml().iter().zip(every_request()) {
-            let (_, back) = parse_request(xml.as_bytes(), &limits).unwrap();
-            assert_eq!(back, request);
-        }
-    }
-
-    #[test]
-    fn every_sample_response_parses_back() {
-        let limits = XmlLimits::default();
-        let xml = get_item_messages_response(3, 4096).to_xml();
-        assert_eq!(
-            GetItemResponse::parse(xml.as_bytes(), &limits).unwrap(),
-            get_item_messages_response(3, 4096)
-        );
-        let xml = sync_folder_items_response(100).to_xml();
-        assert_eq!(
-            SyncFolderItemsResponse::parse(xml.as_bytes(), &limits).unwrap(),
-            sync_folder_items_response(100)
-        );
-        assert_eq!(every_response().len(), 2 * OPERATIONS.len());
-    }
 }

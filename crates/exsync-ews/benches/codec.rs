@@ -1,16 +1,19 @@
 //! Criterion micro benchmarks of the EWS codec: parsing SyncFolderItems and GetItem responses
 //! (items/s and MB/s) and serialising the requests the sync sends.
 //!
-//! `cargo bench --bench codec`; inputs come from `exsync::ews::samples` (4 KB HTML bodies,
+//! `cargo bench -p exsync-ews --bench codec`; inputs come from `tests/support/samples.rs` (4 KB HTML bodies,
 //! 5–20 recipients), so figures are comparable between runs.
 
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use exsync::ews::ops::{GetItemResponse, SyncFolderItemsResponse};
-use exsync::ews::samples;
-use exsync::ews::soap::{ExchangeVersion, RequestHeader};
-use exsync::ews::xml::XmlLimits;
+use exsync_ews::ops::{GetItemResponse, SyncFolderItemsResponse};
+use exsync_ews::soap::{ExchangeVersion, RequestHeader};
+use exsync_ews::xml::XmlLimits;
+
+#[allow(dead_code)] // the benchmarks use some of the samples only
+#[path = "../tests/support/samples.rs"]
+mod samples;
 
 fn config() -> Criterion {
     Criterion::default()
