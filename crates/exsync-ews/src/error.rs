@@ -8,6 +8,8 @@ use std::time::Duration;
 use super::oauth::TokenError;
 use super::transport::TransportError;
 use super::types::ResponseCode;
+/// Excerpts are made in the codec's leaf module; named here too, beside the errors that carry them.
+pub use super::wire::excerpt;
 
 /// Back-off assumed when Exchange says "busy" without saying for how long.
 pub const DEFAULT_BACK_OFF: Duration = Duration::from_secs(30);
@@ -15,9 +17,6 @@ pub const DEFAULT_BACK_OFF: Duration = Duration::from_secs(30);
 /// Longest back-off believed from a reply: a garbage `BackOffMilliseconds` (e.g. 2^64-1) must
 /// not park a mailbox for centuries or overflow `Instant + back_off` in the caller.
 pub const MAX_BACK_OFF: Duration = Duration::from_secs(60 * 60);
-
-/// Longest excerpt of remote data an error carries.
-const EXCERPT_CHARS: usize = 200;
 
 /// What went wrong talking EWS, in terms the sync layer reacts to.
 #[derive(Debug, thiserror::Error)]
@@ -126,14 +125,6 @@ pub enum ErrorKind {
     Mailbox,
 }
 
-/// A bounded excerpt of remote text: at most 200 characters, control characters removed.
-pub fn excerpt(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(EXCERPT_CHARS)
-        .collect()
-}
-
 impl EwsError {
     /// How the caller should react.
     pub fn kind(&self) -> ErrorKind {
@@ -172,27 +163,6 @@ impl EwsError {
     pub fn malformed(received: &[u8]) -> Self {
         EwsError::Malformed {
             excerpt: excerpt(&String::from_utf8_lossy(received)),
-        }
-    }
-
-    /// The error for a failed HTTP reply: a SOAP fault in the body wins (Exchange sends
-    /// ErrorServerBusy as HTTP 500 or 503 with a fault); otherwise 401 → Unauthorized,
-    /// 503 → ServerBusy with [`DEFAULT_BACK_OFF`], others → Http. The body is never echoed.
-    pub fn from_http_status(status: u16, body: &[u8]) -> EwsError {
-        if status != 401 && body.len() <= 1024 * 1024 {
-            let limits = super::xml::XmlLimits::default();
-            if let Ok(envelope) = super::soap::parse_envelope(body, &limits) {
-                if let Some(fault) = envelope.fault() {
-                    return fault.into_error();
-                }
-            }
-        }
-        match status {
-            401 => EwsError::Unauthorized,
-            503 => EwsError::ServerBusy {
-                back_off: DEFAULT_BACK_OFF,
-            },
-            _ => EwsError::Http { status },
         }
     }
 

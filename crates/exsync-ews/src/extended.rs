@@ -7,9 +7,10 @@
 //! codec's "path to a property"), so shapes, restrictions and updates take extended properties
 //! without new fields; [`FieldUri::extended`] and [`FieldUri::as_extended`] convert.
 
-use super::types::{invalid, FieldUri, WireError};
+use super::types::FieldUri;
+use super::wire::{invalid, WireError};
 use super::xml::{Element, XmlWriter};
-use crate::soap::TYPES_NS;
+use crate::wire::TYPES_NS;
 
 /// The property types of MapiPropertyTypeType (types.xsd).
 pub const MAPI_PROPERTY_TYPES: &[&str] = &[

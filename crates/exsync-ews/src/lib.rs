@@ -18,6 +18,7 @@ pub mod soap;
 pub mod tls;
 pub mod transport;
 pub mod types;
+pub mod wire;
 pub mod xml;
 
 pub use error::{ErrorKind, EwsError};

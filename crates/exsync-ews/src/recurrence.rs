@@ -10,8 +10,8 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::soap::TYPES_NS;
-use super::types::{invalid, WireError};
+use super::wire::TYPES_NS;
+use super::wire::{invalid, WireError};
 use super::xml::{Element, XmlWriter};
 
 /// `t:DayOfWeekType`: a weekday, or one of the groups `Day`, `Weekday`, `WeekendDay`.

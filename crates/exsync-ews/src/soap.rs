@@ -7,18 +7,13 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use super::error::{excerpt, EwsError};
-use super::types::{invalid, ResponseCode, WireError};
+use super::error::EwsError;
+use super::types::ResponseCode;
+use super::wire::{excerpt, invalid, WireError};
 use super::xml::{parse, Element, XmlError, XmlLimits, XmlWriter};
 
-/// SOAP 1.1 envelope namespace (prefix `soap`).
-pub const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-/// EWS types namespace (prefix `t`).
-pub const TYPES_NS: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
-/// EWS messages namespace (prefix `m`).
-pub const MESSAGES_NS: &str = "http://schemas.microsoft.com/exchange/services/2006/messages";
-/// EWS errors namespace, used in SOAP fault details (prefix `e`).
-pub const ERRORS_NS: &str = "http://schemas.microsoft.com/exchange/services/2006/errors";
+/// The namespaces live in the codec's leaf module; named here too, where envelopes are built.
+pub use super::wire::{ERRORS_NS, MESSAGES_NS, SOAP_NS, TYPES_NS};
 
 /// `t:RequestServerVersion/@Version` (ExchangeVersionType): the schema version a request speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -467,6 +462,31 @@ impl SoapFault {
                 code: excerpt(&self.fault_code),
                 message: excerpt(&self.fault_string),
             },
+        }
+    }
+}
+
+/// Reading a failed HTTP reply needs the envelope parser: it lives here, beside it, so that
+/// `error` does not import `soap` back.
+impl EwsError {
+    /// The error for a failed HTTP reply: a SOAP fault in the body wins (Exchange sends
+    /// ErrorServerBusy as HTTP 500 or 503 with a fault); otherwise 401 → Unauthorized,
+    /// 503 → ServerBusy with [`DEFAULT_BACK_OFF`](super::error::DEFAULT_BACK_OFF), others → Http. The body is never echoed.
+    pub fn from_http_status(status: u16, body: &[u8]) -> EwsError {
+        if status != 401 && body.len() <= 1024 * 1024 {
+            let limits = XmlLimits::default();
+            if let Ok(envelope) = parse_envelope(body, &limits) {
+                if let Some(fault) = envelope.fault() {
+                    return fault.into_error();
+                }
+            }
+        }
+        match status {
+            401 => EwsError::Unauthorized,
+            503 => EwsError::ServerBusy {
+                back_off: super::error::DEFAULT_BACK_OFF,
+            },
+            _ => EwsError::Http { status },
         }
     }
 }
