@@ -3,19 +3,23 @@
 //! Module map (dependency direction is one-way, see `docs/conventions.md`):
 //! `main → cli → app → {scheduler, health, telemetry, config}`; `cli → {probe, explain}`;
 //! `probe → {sync, store, domain}`; `explain → {sync::plan, store, domain}`; `scheduler → {sync, store, domain}`;
-//! `sync → {ews, store, domain}`; `store → domain`; `fake_exchange → ews`;
-//! `ews` and `domain` import nothing above them.
+//! `sync → {exsync_ews, store, domain}`; `store → domain`; `domain` imports nothing above it.
+//!
+//! Workspace crates (Cargo enforces their direction: none of them can import this crate):
+//! `exsync_ews` (crates/exsync-ews: the EWS wire model, codec, client, transport, Basic / NTLM /
+//! OAuth; metrics reach the daemon through its `observe` hook), `fake_exchange`
+//! (crates/fake-exchange: the EWS server for tests, `demo`, `bench` and `exsync fake-exchange`;
+//! depends on `exsync_ews` only) and `exsync_graph` (crates/exsync-graph).
 //!
 //! - [`config`]: typed settings from TOML + `EXSYNC__*` environment overrides.
 //! - [`crypto`]: credentials at rest (AES-256-GCM), the credential key.
-//! - [`ews`]: the EWS wire model, codec, client (Basic, NTLM, OAuth) and their errors.
 //! - [`explain`]: `exsync explain`: why a mailbox or an item is (not) syncing, from the database.
-//! - [`fake_exchange`]: an EWS server on the same codec, for tests, demos and `exsync fake-exchange`.
 //! - [`bench`]: `exsync bench`, the end-to-end benchmark (fake Exchange + the real daemon).
 //! - [`demo`]: `exsync demo`, the fake Exchange + the real daemon, seeded and narrated.
 //! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`metrics`]: Prometheus metrics (a leaf: anything records into it).
+//! - [`metrics`]: Prometheus metrics (a leaf: anything records into it; the EWS clients through
+//!   [`metrics::EwsRequestMetrics`], the observer `app` installs).
 //! - [`probe`]: `exsync test-mailbox` (Test & Enable): one real request per workload, statuses, enable.
 //! - [`scheduler`]: claiming due mailboxes, connection limits per profile.
 //! - [`store`]: every SQL statement; rows become domain types with named errors.
