@@ -16,12 +16,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use exsync::ews::samples::html_body;
 use exsync::store::emails::{write_page, EmailPage, NewEmail};
 use exsync::store::Store;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
+
+// The EWS samples are test data of exsync-ews; this benchmark borrows their HTML body.
+#[allow(dead_code)]
+#[path = "../crates/exsync-ews/tests/support/samples.rs"]
+mod samples;
+use samples::html_body;
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 

@@ -432,10 +432,10 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         Command::Healthcheck { url } => return healthcheck(&settings, url).await,
         Command::GenKey { out, force } => gen_key(&out, force)?,
         Command::FakeExchange { listen, seed, tls } => {
-            crate::fake_exchange::run_standalone(listen, seed, tls)
+            fake_exchange::run_standalone(listen, seed, tls)
                 .await
                 .map_err(|e| match e {
-                    crate::fake_exchange::FakeError::Seed { .. } => {
+                    fake_exchange::FakeError::Seed { .. } => {
                         anyhow::Error::new(BadInput(e.to_string()))
                     }
                     other => other.into(),
@@ -559,7 +559,7 @@ async fn ensure_migrated(store: &Store) -> anyhow::Result<()> {
 fn check_config(settings: &Settings) -> anyhow::Result<()> {
     print!("{}", settings.to_redacted_toml()?);
     let transport =
-        crate::ews::transport::Transport::new(crate::app::transport_settings(&settings.http))?;
+        exsync_ews::transport::Transport::new(crate::app::transport_settings(&settings.http))?;
     let trust = transport.trust().summary();
     eprintln!(
         "TLS trust: {} system root(s){}",

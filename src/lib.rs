@@ -3,17 +3,22 @@
 //! Module map (dependency direction is one-way, see `docs/conventions.md`):
 //! `main → cli → {app, operator}`; `app → {scheduler, health, telemetry, config, providers}`;
 //! `operator → {sync, store, domain}` (`apply` also `providers::ews::clients`);
-//! `scheduler → {sync, store, domain}`; `providers → {sync::port, ews, store, domain}`;
+//! `scheduler → {sync, store, domain}`; `providers → {sync::port, exsync_ews, store, domain}`;
 //! `sync → {store, domain}` (mail servers only through `sync::port`); `store → domain`;
-//! `fake_exchange → ews`; `ews` and `domain` import nothing above them.
+//! `domain` imports nothing above it.
+//!
+//! Workspace crates (Cargo enforces their direction: none of them can import this crate):
+//! `exsync_ews` (crates/exsync-ews: the EWS wire model, codec, client, transport, Basic / NTLM /
+//! OAuth; metrics reach the daemon through its `observe` hook), `fake_exchange`
+//! (crates/fake-exchange: the EWS server for tests, `demo`, `bench` and `exsync fake-exchange`;
+//! depends on `exsync_ews` only) and `exsync_graph` (crates/exsync-graph).
 //!
 //! - [`config`]: typed settings from TOML + `EXSYNC__*` environment overrides.
 //! - [`crypto`]: credentials at rest (AES-256-GCM), the credential key.
-//! - [`ews`]: the EWS wire model, codec, client (Basic, NTLM, OAuth) and their errors.
-//! - [`fake_exchange`]: an EWS server on the same codec, for tests, demos and `exsync fake-exchange`.
 //! - [`domain`]: pure types and product rules (profiles, mailboxes, workloads, alerts).
 //! - [`health`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`metrics`]: Prometheus metrics (a leaf: anything records into it).
+//! - [`metrics`]: Prometheus metrics (a leaf: anything records into it; the EWS clients through
+//!   [`metrics::EwsRequestMetrics`], the observer `app` installs).
 //! - [`operator`]: the operator commands: `apply`, `test-mailbox` (`probe`), `explain`,
 //!   `demo`, `bench`.
 //! - [`providers`]: the mail-server adapters implementing `sync::port` (`providers::ews`).
@@ -29,8 +34,6 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
-pub mod ews;
-pub mod fake_exchange;
 pub mod health;
 pub mod metrics;
 pub mod operator;

@@ -1,9 +1,11 @@
 //! Process-wide metrics in Prometheus form, served at `/metrics`.
 //!
 //! A leaf module (like `domain`): anything may record into it, it imports nothing of the
-//! crate. Names are prefixed `exsync_`; label values are ids, codes and operation names,
+//! crate. The EWS client reports its requests through [`EwsRequestMetrics`], the observer the
+//! daemon installs in every client. Names are prefixed `exsync_`; label values are ids, codes and operation names,
 //! never secrets or free text.
 
+use exsync_ews::observe::{RequestObserver, RequestOutcome};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -143,6 +145,27 @@ impl Metrics {
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
+}
+
+/// Records every EWS request of the clients it is installed in (`ClientOptions::observer`) as
+/// `exsync_ews_requests_total{operation, code}` and
+/// `exsync_ews_request_duration_seconds{operation}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EwsRequestMetrics;
+
+impl RequestObserver for EwsRequestMetrics {
+    fn request_finished(&self, outcome: &RequestOutcome<'_>) {
+        let m = metrics();
+        m.ews_requests
+            .get_or_create(&labels([
+                ("operation", outcome.operation),
+                ("code", outcome.code),
+            ]))
+            .inc();
+        m.ews_latency
+            .get_or_create(&labels([("operation", outcome.operation)]))
+            .observe(outcome.elapsed.as_secs_f64());
+    }
 }
 
 /// Shorthand for a label set.

@@ -13,12 +13,12 @@ use crate::app::{App, AppError};
 use crate::config::Settings;
 use crate::crypto::{CredentialCipher, CredentialKey};
 use crate::domain::Workload;
-use crate::fake_exchange::state::{NewAccount, NewItems, Rights};
-use crate::fake_exchange::{FakeConfig, FakeExchange, FakeState, Faults};
 use crate::store::{self, Store, StoreError};
 use crate::sync::pass::Outcome;
 use crate::sync::PassSummary;
 use chrono::{Duration as Days, Utc};
+use fake_exchange::state::{NewAccount, NewItems, Rights};
+use fake_exchange::{FakeConfig, FakeExchange, FakeState, Faults};
 use rand::Rng;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -399,7 +399,7 @@ const SERVICE_PASSWORD: &str = "Bench-Service-Pw1!";
 /// Seed the fake: one service account per profile (impersonating its mailboxes), and M
 /// mailboxes with N inbox messages each.
 fn seed_fake(state: &FakeState, options: &BenchOptions) -> Result<(), BenchError> {
-    let fake = |e: crate::fake_exchange::FakeError| BenchError::Fake(e.to_string());
+    let fake = |e: fake_exchange::FakeError| BenchError::Fake(e.to_string());
     let received = Utc::now() - Days::hours(1);
     let mut per_profile: Vec<Vec<String>> = vec![Vec::new(); options.profiles as usize];
     for i in 0..options.mailboxes {

@@ -3,23 +3,6 @@
 //! becomes a [`ServerError`] with its stable `ews.*` code.
 
 use crate::domain::scope::MeetingRole;
-use crate::ews::client::{EwsClient, EwsOperation, Target};
-use crate::ews::extended::{ExtendedFieldUri, ExtendedProperty};
-use crate::ews::ops::{
-    CreateItemRequest, DeleteItemRequest, FindItemRequest, GetItemRequest, ItemChange, ItemUpdate,
-    MaxChangesReturned, MeetingResponseRequest, SyncFolderItemsRequest, SyncItemChange,
-    UpdateItemRequest,
-};
-use crate::ews::recurrence::Recurrence;
-use crate::ews::transport::RequestTrace;
-use crate::ews::types::{
-    BaseFolderId, BaseShape, Body, BodyType, CalendarItem, ConflictResolution, Contact, DeleteType,
-    DistinguishedFolderName, EmailAddress, FieldUri, IndexedPageView, Item, ItemBase, ItemId,
-    ItemShape, Message, MessageDisposition, ResponseCode, ResponseType, Restriction,
-    SendMeetingInvitations, SendMeetingInvitationsOrCancellations, Task, TaskStatus, Traversal,
-    PHONE_NUMBER_KEYS,
-};
-use crate::ews::EwsError;
 use crate::store::activities::{ActFields, ActKind, AppointmentFields, ContactFields, TaskFields};
 use crate::store::emails::NewEmail;
 use crate::store::outgoing::OutgoingEmail;
@@ -30,6 +13,23 @@ use crate::sync::port::{
     MailServer, PortFuture, RemoteActivity, Removal, SendOutcome, SentCopy, ServerError,
     WriteOutcome,
 };
+use exsync_ews::client::{EwsClient, EwsOperation, Target};
+use exsync_ews::extended::{ExtendedFieldUri, ExtendedProperty};
+use exsync_ews::ops::{
+    CreateItemRequest, DeleteItemRequest, FindItemRequest, GetItemRequest, ItemChange, ItemUpdate,
+    MaxChangesReturned, MeetingResponseRequest, SyncFolderItemsRequest, SyncItemChange,
+    UpdateItemRequest,
+};
+use exsync_ews::recurrence::Recurrence;
+use exsync_ews::transport::RequestTrace;
+use exsync_ews::types::{
+    BaseFolderId, BaseShape, Body, BodyType, CalendarItem, ConflictResolution, Contact, DeleteType,
+    DistinguishedFolderName, EmailAddress, FieldUri, IndexedPageView, Item, ItemBase, ItemId,
+    ItemShape, Message, MessageDisposition, ResponseCode, ResponseType, Restriction,
+    SendMeetingInvitations, SendMeetingInvitationsOrCancellations, Task, TaskStatus, Traversal,
+    PHONE_NUMBER_KEYS,
+};
+use exsync_ews::EwsError;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -206,7 +206,7 @@ impl MailboxConnection {
                         Some(item) => Some(Ok(item.clone())),
                         None => failed("Exchange returned an empty item".into(), None),
                     },
-                    Err(e) if e.kind() == crate::ews::ErrorKind::Throttled => return Err(e),
+                    Err(e) if e.kind() == exsync_ews::ErrorKind::Throttled => return Err(e),
                     Err(e) => failed(
                         format!("{}: {e}", message.code),
                         Some(message.code.as_str()),
@@ -467,7 +467,7 @@ impl MailboxConnection {
             delete_type: DeleteType::MoveToDeletedItems,
             send_meeting_cancellations: Some(cancellations),
             affected_task_occurrences: Some(
-                crate::ews::types::AffectedTaskOccurrences::AllOccurrences,
+                exsync_ews::types::AffectedTaskOccurrences::AllOccurrences,
             ),
             item_ids: vec![ItemId::new(id)],
         };
@@ -639,8 +639,8 @@ impl MailServer for MailboxConnection {
 /// An EWS failure in the port's terms: what failed (the reaction `sync` picks), the stable
 /// `ews.*` code, and the error's text unchanged.
 pub fn server_error(error: EwsError) -> ServerError {
-    use crate::ews::oauth::TokenError;
     use crate::sync::port::Failure;
+    use exsync_ews::oauth::TokenError;
     let failure = match &error {
         EwsError::ServerBusy { back_off } => Failure::Throttled {
             back_off: *back_off,

@@ -7,14 +7,14 @@
 use crate::domain::{
     AssertionSigning, Mailbox, OAuthCredential, OutgoingSettings, PasswordScheme, Profile,
 };
-use crate::ews::client::{ClientOptions, EwsAuth, EwsClient};
-use crate::ews::ntlm::NtlmCredentials;
-use crate::ews::ntlm_http::NtlmSessionPool;
-use crate::ews::oauth::{self, ClientCertificate, ClientCredential, OAuthApp, TokenSource};
-use crate::ews::transport::Transport;
 use crate::providers::ews::adapter::MailboxConnection;
 use crate::sync::plan::{ConnectionPlan, CredentialSource};
 use crate::sync::port::{Connector, MailServer, OpenError, SessionSettings};
+use exsync_ews::client::{ClientOptions, EwsAuth, EwsClient};
+use exsync_ews::ntlm::NtlmCredentials;
+use exsync_ews::ntlm_http::NtlmSessionPool;
+use exsync_ews::oauth::{self, ClientCertificate, ClientCredential, OAuthApp, TokenSource};
+use exsync_ews::transport::Transport;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
