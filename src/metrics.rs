@@ -196,4 +196,26 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn the_ews_observer_records_requests_by_operation_and_code_and_their_latency() {
+        EwsRequestMetrics.request_finished(&RequestOutcome {
+            operation: "ObserverRuleCheck",
+            code: "ErrorServerBusy",
+            elapsed: std::time::Duration::from_millis(30),
+        });
+        let text = metrics().render();
+        assert!(
+            text.contains(
+                "exsync_ews_requests_total{operation=\"ObserverRuleCheck\",code=\"ErrorServerBusy\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "exsync_ews_request_duration_seconds_count{operation=\"ObserverRuleCheck\"} 1"
+            ),
+            "{text}"
+        );
+    }
 }
