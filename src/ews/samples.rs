@@ -366,6 +366,21 @@ pub fn every_request() -> Vec<EwsRequest> {
             item_id(7),
             Some("Removed from the business database"),
         )),
+        EwsRequest::Subscribe(super::ops::SubscribeRequest {
+            subscribe_to_all_folders: None,
+            folder_ids: vec![
+                BaseFolderId::distinguished(DistinguishedFolderName::Inbox),
+                BaseFolderId::distinguished(DistinguishedFolderName::Calendar),
+            ],
+            event_types: super::ops::subscribe::EventType::SYNC_RELEVANT.to_vec(),
+        }),
+        EwsRequest::GetStreamingEvents(super::ops::GetStreamingEventsRequest {
+            subscription_ids: vec!["JgBzdHJlYW0tMQ==".into()],
+            connection_timeout_minutes: 30,
+        }),
+        EwsRequest::Unsubscribe(super::ops::UnsubscribeRequest {
+            subscription_id: "JgBzdHJlYW0tMQ==".into(),
+        }),
     ]
 }
 
@@ -471,6 +486,39 @@ pub fn every_response() -> Vec<(&'static str, String)> {
                         "The specified object was not found in the store.",
                     ),
                 ],
+            }
+            .to_xml(),
+        ),
+        (
+            "Subscribe",
+            super::ops::SubscribeResponse {
+                messages: vec![ResponseMessage::success(
+                    super::ops::subscribe::Subscription {
+                        subscription_id: "JgBzdHJlYW0tMQ==".into(),
+                        watermark: None,
+                    },
+                )],
+            }
+            .to_xml(),
+        ),
+        (
+            "GetStreamingEvents",
+            super::ops::GetStreamingEventsResponse {
+                messages: vec![ResponseMessage::success(
+                    super::ops::get_streaming_events::StreamingEvents {
+                        connection_status: Some(
+                            super::ops::get_streaming_events::ConnectionStatus::Ok,
+                        ),
+                        ..Default::default()
+                    },
+                )],
+            }
+            .to_xml(),
+        ),
+        (
+            "Unsubscribe",
+            super::ops::UnsubscribeResponse {
+                messages: vec![ResponseMessage::success(())],
             }
             .to_xml(),
         ),

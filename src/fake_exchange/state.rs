@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
+
+use crate::ews::ops::subscribe::EventType;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -327,6 +329,8 @@ pub(crate) struct Inner {
     pub(crate) assertion_ids: HashMap<String, i64>,
     /// The token endpoint's own URL: the audience a client assertion must name.
     pub(crate) token_url: Option<String>,
+    /// Streaming subscriptions, their events and open connections.
+    pub(crate) streaming: super::streaming::Streaming,
 }
 
 const REQUEST_LOG_LEN: usize = 1000;
@@ -425,6 +429,8 @@ impl Inner {
             kind: ChangeKind::Create,
         });
         mailbox.locations.insert(n, folder);
+        let canonical = mailbox.address.clone();
+        self.streaming.item_created(&canonical, folder, n);
         Ok(id)
     }
 
@@ -463,6 +469,9 @@ impl Inner {
                 ChangeKind::Update
             },
         });
+        let canonical = mailbox.address.clone();
+        self.streaming
+            .item_event(&canonical, folder, EventType::Modified, n, None);
         Some(id)
     }
 
@@ -480,6 +489,9 @@ impl Inner {
             kind: ChangeKind::Delete,
         });
         mailbox.gone.insert(n);
+        let canonical = mailbox.address.clone();
+        self.streaming
+            .item_event(&canonical, folder, EventType::Deleted, n, None);
         Some(stored.item)
     }
 }
@@ -1055,6 +1067,7 @@ impl FakeState {
                 extended_protection: super::ExtendedProtection::default(),
                 assertion_ids: HashMap::new(),
                 token_url: None,
+                streaming: super::streaming::Streaming::default(),
             }),
             faults: Mutex::new(faults),
             max_request_bytes,
