@@ -45,10 +45,10 @@ use crate::ews::types::{
 };
 
 /// The two back-end (mailbox) servers of the fake; a mailbox lives on one of them.
-pub(crate) const BACK_ENDS: [&str; 2] = ["FAKEEXCH-MBX01", "FAKEEXCH-MBX02"];
+pub const BACK_ENDS: [&str; 2] = ["FAKEEXCH-MBX01", "FAKEEXCH-MBX02"];
 
 /// The back end a mailbox lives on (stable: a hash of its address).
-pub(crate) fn back_end_of(address: &str) -> &'static str {
+pub fn back_end_of(address: &str) -> &'static str {
     let sum: u32 = address
         .trim()
         .to_ascii_lowercase()
