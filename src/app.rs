@@ -125,7 +125,17 @@ impl App {
             scheduler = scheduler.with_events(events);
         }
         self.readiness.set_scheduler_running(true);
+        let streaming = tokio::spawn(
+            crate::streaming::StreamingService::new(
+                self.engine.clone(),
+                self.settings.streaming.clone(),
+                self.instance_id(),
+            )
+            .run(shutdown.clone()),
+        );
         let result = scheduler.run(shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = streaming.await;
         self.readiness.set_scheduler_running(false);
         shutdown.cancel();
         if let Some(handle) = health {

@@ -287,6 +287,9 @@ struct ProfileEntry {
     min_polling_interval_minutes: Option<i64>,
     #[serde(default)]
     enabled: Option<bool>,
+    /// Use EWS streaming notifications for this profile's mailboxes (default true).
+    #[serde(default)]
+    streaming: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -384,6 +387,7 @@ struct DesiredProfile {
     max_concurrent_connections: i32,
     min_polling_interval_minutes: i32,
     enabled: bool,
+    streaming: bool,
 }
 
 struct DesiredMailbox {
@@ -872,6 +876,7 @@ fn validate_profile(
         max_concurrent_connections,
         min_polling_interval_minutes,
         enabled: entry.enabled.unwrap_or(true),
+        streaming: entry.streaming.unwrap_or(true),
     })
 }
 
@@ -1290,6 +1295,12 @@ async fn upsert_profile(
                 "min_polling_interval_minutes",
             );
             check(row.enabled != want.enabled, "enabled");
+            let streaming: bool =
+                sqlx::query_scalar("SELECT streaming FROM email_server_profiles WHERE id = $1")
+                    .bind(row.id)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            check(streaming != want.streaming, "streaming");
             if fields.is_empty() {
                 return Ok(Outcome::Unchanged);
             }
@@ -1376,6 +1387,11 @@ async fn upsert_profile(
     .bind(want.oauth_assertion_signing.as_str())
     .execute(&mut **tx)
     .await?;
+    sqlx::query("UPDATE email_server_profiles SET streaming = $2 WHERE id = $1")
+        .bind(id)
+        .bind(want.streaming)
+        .execute(&mut **tx)
+        .await?;
     // A changed profile's mailboxes become due at the next tick (a trigger does it).
     Ok(outcome)
 }

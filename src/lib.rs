@@ -22,6 +22,8 @@
 //! - [`app`]: the running service (scheduler + health server) and its shutdown.
 //! - [`apply`]: declarative, transactional upsert of profiles and mailboxes from TOML.
 //! - [`sync`]: one pass for one mailbox (incoming, outgoing, ACT).
+//! - [`streaming`]: EWS streaming notifications: subscription groups whose notifications make
+//!   mailboxes due at once.
 //! - [`telemetry`]: tracing subscriber (JSON or pretty).
 //! - [`cli`]: the command line (the only place besides `main` that uses `anyhow`).
 
@@ -41,5 +43,6 @@ pub mod metrics;
 pub mod probe;
 pub mod scheduler;
 pub mod store;
+pub mod streaming;
 pub mod sync;
 pub mod telemetry;

@@ -22,5 +22,6 @@ mod schema_rules;
 mod scope_rules;
 mod sending_rules;
 mod store_rules;
+mod streaming_rules;
 mod support;
 mod sync_rules;
