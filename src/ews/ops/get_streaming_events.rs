@@ -239,7 +239,7 @@ fn write_events(w: &mut XmlWriter, p: &StreamingEvents) {
     if !p.notifications.is_empty() {
         w.start("m:Notifications");
         for n in &p.notifications {
-            w.start("m:Notification");
+            w.start("t:Notification");
             w.leaf("t:SubscriptionId", &n.subscription_id);
             if let Some(mark) = &n.previous_watermark {
                 w.leaf("t:PreviousWatermark", mark);
@@ -317,7 +317,8 @@ fn write_event(w: &mut XmlWriter, event: &NotificationEvent) {
 fn read_events(message: &Element) -> Result<StreamingEvents, WireError> {
     let mut out = StreamingEvents::default();
     if let Some(list) = message.child(MESSAGES_NS, "Notifications") {
-        for n in list.children_named(MESSAGES_NS, "Notification") {
+        // `t:Notification` per the schema; read whatever namespace a server uses.
+        for n in list.children.iter().filter(|c| c.name == "Notification") {
             out.notifications.push(read_notification(n)?);
         }
     }
