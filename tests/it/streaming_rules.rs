@@ -527,3 +527,95 @@ async fn nothing_is_lost_or_duplicated_when_notifications_are_dropped_or_repeate
         0
     );
 }
+
+#[sqlx::test]
+async fn profiles_that_cannot_stream_poll_and_explain_says_why(pool: PgPool) {
+    let world = World::with_settings(pool, streaming_settings()).await;
+    for (address, user) in [
+        ("one@poll.test", "one"),
+        ("ntlm@poll.test", "ntlm"),
+        ("dele@poll.test", "dele"),
+        ("off@poll.test", "off"),
+    ] {
+        world.mailbox(address, user, &format!("{user}-Pw1!")).await;
+    }
+    let profile = |name: &str, extra: &str, mailbox: &str| {
+        format!(
+            r#"
+[[profile]]
+name = "{name}"
+server_type = "exchange_server"
+ews_url = "{{ews}}"
+auth = "profile_credentials"
+username = "svc"
+password = "Svc-Passw0rd!"
+{extra}
+
+[[mailbox]]
+address = "{mailbox}"
+profile = "{name}"
+approval = "approved"
+"#
+        )
+    };
+    let text = [
+        profile(
+            "single",
+            "use_impersonation = true\nmax_concurrent_connections = 1",
+            "one@poll.test",
+        ),
+        profile(
+            "ntlm",
+            "use_impersonation = true\npassword_scheme = \"ntlm\"",
+            "ntlm@poll.test",
+        ),
+        profile("delegation", "use_impersonation = false", "dele@poll.test"),
+        profile(
+            "off",
+            "use_impersonation = true\nstreaming = false",
+            "off@poll.test",
+        ),
+    ]
+    .concat();
+    world.apply(&text).await;
+    let instance = Instance::start(&world, streaming_settings());
+    wait_for(
+        "the three profiles that cannot stream are planned",
+        || async {
+            world
+                .count("SELECT count(*) FROM streaming_mailboxes WHERE state = 'polling'")
+                .await
+                == 3
+        },
+    )
+    .await;
+    instance.stop().await;
+    for (address, expected) in [
+        ("one@poll.test", "MaximumConcurrentConnections is 1"),
+        ("ntlm@poll.test", "NTLM"),
+        ("dele@poll.test", "delegation"),
+        ("off@poll.test", "`streaming` key is false"),
+    ] {
+        let explained = exsync::explain::explain(
+            &world.store,
+            &world.cipher,
+            &world.settings.scheduler,
+            address,
+            None,
+        )
+        .await
+        .unwrap();
+        let n = explained
+            .notifications
+            .clone()
+            .expect("a streaming explanation");
+        assert_eq!(n.mode, "polling", "{address}: {}", n.why);
+        assert!(n.why.contains(expected), "{address}: {}", n.why);
+        assert!(explained.to_string().contains(&n.why));
+    }
+    assert_eq!(
+        world.count("SELECT count(*) FROM streaming_groups").await,
+        0,
+        "no group, hence no connection, for profiles that poll"
+    );
+}
