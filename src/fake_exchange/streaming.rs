@@ -596,6 +596,13 @@ fn subscribe(
     if let Some(code) = inner.streaming.settings.refuse_subscribe.clone() {
         let code = ResponseCode::new(code);
         let wait = (code == ResponseCode::ERROR_SERVER_BUSY).then_some(back_off);
+        if wait.is_some() {
+            // As for any throttled request: the account's next request before the back-off
+            // ends is early (counted in its stats, and refused busy again).
+            if let Some(account) = inner.account_mut(&who.username) {
+                account.not_before = Some(Instant::now() + back_off);
+            }
+        }
         return refuse(code, "The server refused the subscription.", wait);
     }
     let mut folders = HashSet::new();

@@ -619,3 +619,47 @@ approval = "approved"
         "no group, hence no connection, for profiles that poll"
     );
 }
+
+#[sqlx::test]
+async fn a_busy_server_is_not_asked_again_before_its_back_off_ends(pool: PgPool) {
+    let world = World::with_settings(pool, streaming_settings()).await;
+    organisation(&world, "profile_credentials", 10, &["h1@stream.test"]).await;
+    let instance = Instance::start(&world, streaming_settings());
+    all_streaming(&world, 1).await;
+    world.faults(json!({"back_off_ms": 1500})).await;
+    world
+        .fake_put(
+            "/_fake/streaming",
+            json!({"refuse_subscribe": "ErrorServerBusy"}),
+        )
+        .await;
+    let stats = world.stats().await;
+    let refused_before = stats["operations"]["Subscribe"].as_u64().unwrap_or(0);
+    world
+        .fake_post(
+            "/_fake/streaming/expire",
+            json!({"mailbox": "h1@stream.test"}),
+        )
+        .await;
+    // Two refused Subscribe requests: the second came after the first's back-off.
+    wait_for("Subscribe was refused busy twice", || async {
+        world.stats().await["operations"]["Subscribe"]
+            .as_u64()
+            .unwrap_or(0)
+            >= refused_before + 2
+    })
+    .await;
+    world
+        .fake_put("/_fake/streaming", json!({"refuse_subscribe": null}))
+        .await;
+    wait_for("streaming again once the server accepts", || async {
+        streaming_stats(&world).await["subscriptions_by_mailbox"]["h1@stream.test"] == 1
+    })
+    .await;
+    let svc = &world.stats().await["accounts"]["svc"];
+    assert_eq!(
+        svc["early_requests"], 0,
+        "no request of the account arrived before a back-off ended: {svc}"
+    );
+    instance.stop().await;
+}
