@@ -42,6 +42,8 @@ pub struct App {
     settings: Settings,
     store: Store,
     engine: Arc<SyncEngine>,
+    /// The EWS clients the engine's connector uses; streaming subscribes through the same ones.
+    clients: Arc<ClientCache>,
     readiness: Arc<Readiness>,
     events: Option<mpsc::UnboundedSender<PassSummary>>,
 }
@@ -79,12 +81,13 @@ impl App {
             Arc::new(cipher),
             settings.scheduler.clone(),
             settings.sync.clone(),
-            clients,
+            clients.clone(),
         ));
         Ok(App {
             settings,
             store,
             engine,
+            clients,
             readiness: Arc::new(Readiness::default()),
             events: None,
         })
@@ -133,7 +136,18 @@ impl App {
             scheduler = scheduler.with_events(events);
         }
         self.readiness.set_scheduler_running(true);
+        let streaming = tokio::spawn(
+            crate::streaming::StreamingService::new(
+                self.engine.clone(),
+                self.clients.clone(),
+                self.settings.streaming.clone(),
+                self.instance_id(),
+            )
+            .run(shutdown.clone()),
+        );
         let result = scheduler.run(shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = streaming.await;
         self.readiness.set_scheduler_running(false);
         shutdown.cancel();
         if let Some(handle) = health {

@@ -78,6 +78,20 @@ pub enum Command {
         /// Fail a phase that takes longer than this many seconds.
         #[arg(long, default_value_t = 1800)]
         timeout_secs: u64,
+        /// The streaming figure instead: --mailboxes (default 1000) subscribed mailboxes
+        /// receive --rate mails per second for --mail-secs seconds; creation → row latency
+        /// (p50, p99) and idle CPU per mailbox-hour for exsync and Postgres.
+        #[arg(long)]
+        streaming: bool,
+        /// With --streaming: mails created per second.
+        #[arg(long, value_name = "R", default_value_t = 20)]
+        rate: u32,
+        /// With --streaming: seconds mail keeps arriving.
+        #[arg(long, default_value_t = 30)]
+        mail_secs: u64,
+        /// With --streaming: seconds the idle CPU is measured.
+        #[arg(long, default_value_t = 60)]
+        idle_secs: u64,
     },
     /// Apply the database migrations (also done at the start of `run`).
     Migrate,
@@ -298,7 +312,37 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             latency_ms,
             sends,
             timeout_secs,
+            streaming,
+            rate,
+            mail_secs,
+            idle_secs,
         } => {
+            if streaming {
+                let defaults = crate::operator::bench::streaming::StreamingBenchOptions::default();
+                let options = crate::operator::bench::streaming::StreamingBenchOptions {
+                    mailboxes: mailboxes.unwrap_or(defaults.mailboxes),
+                    limit: limit.unwrap_or(defaults.limit),
+                    rate_per_s: rate,
+                    mail_seconds: mail_secs,
+                    idle_seconds: idle_secs,
+                    latency_ms: latency_ms.unwrap_or(defaults.latency_ms),
+                    phase_timeout: std::time::Duration::from_secs(timeout_secs),
+                };
+                let report = crate::operator::bench::streaming::run(settings, options)
+                    .await
+                    .map_err(|e| match e {
+                        crate::operator::bench::BenchError::Options(_) => {
+                            anyhow::Error::new(BadInput(e.to_string()))
+                        }
+                        other => other.into(),
+                    })?;
+                if json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    println!("{report}");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut options = crate::operator::bench::BenchOptions::preset(scenario);
             options.mailboxes = mailboxes.unwrap_or(options.mailboxes);
             options.items = items.unwrap_or(options.items);

@@ -61,6 +61,64 @@ pub struct Settings {
     pub security: SecuritySettings,
     /// Health and metrics endpoints.
     pub server: ServerSettings,
+    /// EWS streaming notifications (changes pushed by Exchange instead of polling).
+    pub streaming: StreamingSettings,
+}
+
+/// `[streaming]`: EWS streaming notifications. A notification makes a mailbox's workloads due
+/// at once; the pass still syncs from its stored state, and a slow safety poll still runs.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamingSettings {
+    /// Use streaming notifications where a profile allows it (its `streaming` key).
+    pub enabled: bool,
+    /// A streaming mailbox is still polled this often (a lost notification costs at most this).
+    #[serde(with = "duration_text")]
+    pub safety_poll_interval: Duration,
+    /// How long one GetStreamingEvents connection is asked to stay open (whole minutes, 1..=30);
+    /// it is reopened at once when Exchange closes it.
+    #[serde(with = "duration_text")]
+    pub connection_timeout: Duration,
+    /// No envelope (not even a keep-alive) for this long: the connection is presumed dead.
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
+    /// How often mailboxes are (re)assigned to subscription groups and groups are claimed.
+    #[serde(with = "duration_text")]
+    pub plan_interval: Duration,
+    /// Mailboxes per impersonation group, one GetStreamingEvents connection each (at most 200).
+    pub group_size: u32,
+    /// Open streaming connections per service account (Exchange's HangingConnectionLimit);
+    /// unset: 10 for Exchange Online, 3 for Exchange Server, their documented defaults.
+    pub max_connections_per_account: Option<u32>,
+    /// First delay before reconnecting a dropped connection (doubles, with jitter).
+    #[serde(with = "duration_text")]
+    pub reconnect_initial: Duration,
+    /// Longest delay before reconnecting.
+    #[serde(with = "duration_text")]
+    pub reconnect_max: Duration,
+    /// Consecutive failed subscriptions of a mailbox before it falls back to polling.
+    pub max_failures: u32,
+    /// A mailbox that fell back to polling tries streaming again after this long.
+    #[serde(with = "duration_text")]
+    pub fallback_retry: Duration,
+}
+
+impl Default for StreamingSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            safety_poll_interval: Duration::from_secs(30 * 60),
+            connection_timeout: Duration::from_secs(30 * 60),
+            idle_timeout: Duration::from_secs(5 * 60),
+            plan_interval: Duration::from_secs(15),
+            group_size: 200,
+            max_connections_per_account: None,
+            reconnect_initial: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(5 * 60),
+            max_failures: 5,
+            fallback_retry: Duration::from_secs(60 * 60),
+        }
+    }
 }
 
 /// `[database]`: the Postgres that holds profiles, mailboxes and synchronised data.
@@ -454,6 +512,39 @@ impl Settings {
             s.shutdown_deadline,
             0,
             3_600_000,
+        )?;
+        let st = &self.streaming;
+        duration_in_range(
+            "streaming.safety_poll_interval",
+            st.safety_poll_interval,
+            1,
+            7 * 86_400,
+        )?;
+        duration_in_range(
+            "streaming.connection_timeout",
+            st.connection_timeout,
+            60,
+            30 * 60,
+        )?;
+        millis_in_range("streaming.idle_timeout", st.idle_timeout, 100, 3_600_000)?;
+        millis_in_range("streaming.plan_interval", st.plan_interval, 10, 3_600_000)?;
+        in_range("streaming.group_size", st.group_size, 1, 200)?;
+        if let Some(n) = st.max_connections_per_account {
+            in_range("streaming.max_connections_per_account", n, 1, 1000)?;
+        }
+        millis_in_range(
+            "streaming.reconnect_initial",
+            st.reconnect_initial,
+            10,
+            3_600_000,
+        )?;
+        millis_in_range("streaming.reconnect_max", st.reconnect_max, 10, 86_400_000)?;
+        in_range("streaming.max_failures", st.max_failures, 1, 1000)?;
+        millis_in_range(
+            "streaming.fallback_retry",
+            st.fallback_retry,
+            10,
+            7 * 86_400_000,
         )?;
         let y = &self.sync;
         let category = y.tracking_category.trim();

@@ -26,6 +26,8 @@
 //! - [`store`]: every SQL statement; rows become domain types with named errors.
 //! - [`app`]: the running service (scheduler + health server) and its shutdown.
 //! - [`sync`]: one pass for one mailbox (incoming, outgoing, ACT) and its mail-server port.
+//! - [`streaming`]: EWS streaming notifications: subscription groups whose notifications make
+//!   mailboxes due at once.
 //! - [`telemetry`]: tracing subscriber (JSON or pretty).
 //! - [`cli`]: the command line (the only place besides `main` that uses `anyhow`).
 
@@ -40,5 +42,6 @@ pub mod operator;
 pub mod providers;
 pub mod scheduler;
 pub mod store;
+pub mod streaming;
 pub mod sync;
 pub mod telemetry;

@@ -14,6 +14,10 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
 
+mod streaming;
+
+pub use streaming::StreamingMetrics;
+
 /// Label pairs of one time series.
 pub type Labels = Vec<(&'static str, String)>;
 
@@ -48,6 +52,8 @@ pub struct Metrics {
     pub mailboxes_disabled: Gauge,
     /// 1 while the scheduler loop runs.
     pub scheduler_running: Gauge,
+    /// Streaming notifications.
+    pub streaming: StreamingMetrics,
 }
 
 impl Metrics {
@@ -116,8 +122,10 @@ impl Metrics {
             "1 while the scheduler runs",
             scheduler_running.clone(),
         );
+        let streaming = StreamingMetrics::register(&mut registry);
         Self {
             registry,
+            streaming,
             passes,
             items,
             profile_items,

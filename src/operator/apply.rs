@@ -290,6 +290,9 @@ struct ProfileEntry {
     min_polling_interval_minutes: Option<i64>,
     #[serde(default)]
     enabled: Option<bool>,
+    /// Use EWS streaming notifications for this profile's mailboxes (default true).
+    #[serde(default)]
+    streaming: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -387,6 +390,7 @@ struct DesiredProfile {
     max_concurrent_connections: i32,
     min_polling_interval_minutes: i32,
     enabled: bool,
+    streaming: bool,
 }
 
 struct DesiredMailbox {
@@ -875,6 +879,7 @@ fn validate_profile(
         max_concurrent_connections,
         min_polling_interval_minutes,
         enabled: entry.enabled.unwrap_or(true),
+        streaming: entry.streaming.unwrap_or(true),
     })
 }
 
@@ -1281,6 +1286,8 @@ async fn upsert_profile(
                 "min_polling_interval_minutes",
             );
             check(row.enabled != want.enabled, "enabled");
+            let streaming = crate::store::declare::profile_streaming(tx, row.id).await?;
+            check(streaming != want.streaming, "streaming");
             if fields.is_empty() {
                 return Ok(Outcome::Unchanged);
             }
@@ -1338,6 +1345,7 @@ async fn upsert_profile(
         },
     )
     .await?;
+    crate::store::declare::set_profile_streaming(tx, id, want.streaming).await?;
     // A changed profile's mailboxes become due at the next tick (a trigger does it).
     Ok(outcome)
 }

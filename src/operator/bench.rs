@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+pub mod streaming;
+
 /// Why a benchmark run could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -620,6 +622,8 @@ async fn measure(
 
     let store = Store::connect(&settings.database).await?;
     settings.server.listen = None;
+    // The polling figures: streaming has its own benchmark (`--streaming`).
+    settings.streaming.enabled = false;
     let app = App::build_with(settings.clone(), store.clone(), cipher()?)?;
     let (tx, mut events) = mpsc::unbounded_channel();
     let app = app.with_events(tx);

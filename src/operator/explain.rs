@@ -243,6 +243,8 @@ pub struct Explanation {
     /// What syncs: the incoming filter and ACT scope in force (and where they come from), the
     /// tracking category and token prefix.
     pub scope: Option<ScopeSettings>,
+    /// Whether it streams or polls, and why.
+    pub notifications: Option<crate::streaming::explain::NotificationExplanation>,
 }
 
 impl Explanation {
@@ -336,6 +338,9 @@ pub async fn explain_with(
         item: None,
         row_error: None,
         scope: crate::store::scope::settings(store, row.id, &sync.tracking_category)
+            .await
+            .ok(),
+        notifications: crate::streaming::explain::describe(store, row.id, row.profile_id)
             .await
             .ok(),
     };
@@ -683,6 +688,9 @@ impl std::fmt::Display for Explanation {
             )?;
         }
         writeln!(f, "  last success:  {}", when(self.last_successful_sync))?;
+        if let Some(n) = &self.notifications {
+            writeln!(f, "  changes:       {}", n.why)?;
+        }
         if let Some(reason) = &self.credentials_blocked {
             writeln!(f, "  CREDENTIALS BLOCKED: {reason}")?;
         }

@@ -171,3 +171,55 @@ async fn wake_schedulers(store: &Store) -> Result<(), StoreError> {
         .await?;
     Ok(())
 }
+
+/// The pids of the Postgres backends serving `database` (the streaming benchmark's CPU).
+pub async fn backend_pids(store: &Store, database: &str) -> Result<Vec<i32>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = $1")
+            .bind(database)
+            .fetch_all(store.pool())
+            .await?,
+    )
+}
+
+/// How many mailboxes are subscribed and streaming.
+pub async fn streaming_mailboxes(store: &Store) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM streaming_mailboxes WHERE state = 'streaming'")
+            .fetch_one(store.pool())
+            .await?,
+    )
+}
+
+/// How many mailboxes have synced once and hold no lease.
+pub async fn synced_idle_mailboxes(store: &Store) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM mailboxes
+          WHERE last_successful_sync IS NOT NULL AND lease_owner IS NULL",
+    )
+    .fetch_one(store.pool())
+    .await?)
+}
+
+/// How many mailboxes are in a pass or due for their incoming workload.
+pub async fn busy_mailboxes(store: &Store) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM mailboxes
+          WHERE lease_owner IS NOT NULL OR incoming_next_due_at <= now()",
+    )
+    .fetch_one(store.pool())
+    .await?)
+}
+
+/// The stored emails whose Message-ID matches `pattern` (SQL LIKE), with when each was stored.
+pub async fn emails_like(
+    store: &Store,
+    pattern: &str,
+) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, StoreError> {
+    Ok(sqlx::query_as(
+        "SELECT internet_message_id, created_at FROM emails WHERE internet_message_id LIKE $1",
+    )
+    .bind(pattern)
+    .fetch_all(store.pool())
+    .await?)
+}

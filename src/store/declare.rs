@@ -165,6 +165,30 @@ pub async fn write_profile(tx: &mut Tx<'_>, p: &ProfileValues<'_>) -> Result<(),
     Ok(())
 }
 
+/// Whether a profile may use streaming notifications (the `streaming` apply key).
+pub async fn profile_streaming(tx: &mut Tx<'_>, id: Uuid) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT streaming FROM email_server_profiles WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?,
+    )
+}
+
+/// Set a profile's `streaming` key.
+pub async fn set_profile_streaming(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    streaming: bool,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE email_server_profiles SET streaming = $2 WHERE id = $1")
+        .bind(id)
+        .bind(streaming)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// The id of the profile named `name` (stored, or written earlier in this run).
 pub async fn profile_id(tx: &mut Tx<'_>, name: &str) -> Result<Option<Uuid>, StoreError> {
     Ok(

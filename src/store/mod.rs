@@ -17,6 +17,7 @@ mod report;
 pub mod scheduling;
 pub mod scope;
 pub mod secrets;
+pub mod streaming;
 
 pub use mailboxes::{MailboxRow, MAILBOX_COLUMNS};
 pub use profiles::{ProfileRow, PROFILE_COLUMNS};

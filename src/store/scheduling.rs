@@ -122,7 +122,8 @@ pub async fn claim_due(
              LIMIT LEAST($4, GREATEST(0,
                    (SELECT max_concurrent_connections FROM email_server_profiles WHERE id = $1)
                  - (SELECT count(*) FROM mailboxes l
-                     WHERE l.profile_id = $1 AND l.lease_expires_at >= now())))
+                     WHERE l.profile_id = $1 AND l.lease_expires_at >= now())
+                 - {streams}))
              FOR UPDATE OF m SKIP LOCKED
         )
         UPDATE mailboxes m
@@ -136,7 +137,8 @@ pub async fn claim_due(
                   m.incoming_failures, m.outgoing_failures, m.act_failures,
                   m.incoming_blocked_code, m.outgoing_blocked_code, m.act_blocked_code,
                   m.credentials_blocked_at, m.incoming_watermark
-        "#
+        "#,
+        streams = super::streaming::OPEN_CONNECTIONS_SQL,
     );
     // Claimers of one profile take turns (a transaction-scoped advisory lock), so that the
     // count of live leases they subtract from the limit cannot be read by two at once.
@@ -213,7 +215,7 @@ pub async fn lease_for_test(
         .bind(profile_id)
         .execute(&mut *tx)
         .await?;
-    let token: Option<Uuid> = sqlx::query_scalar(
+    let sql = format!(
         "UPDATE mailboxes m
             SET lease_owner = $3,
                 lease_expires_at = now() + $4 * interval '1 millisecond',
@@ -222,15 +224,18 @@ pub async fn lease_for_test(
             AND (m.lease_expires_at IS NULL OR m.lease_expires_at < now())
             AND (SELECT count(*) FROM mailboxes l
                   WHERE l.profile_id = $1 AND l.lease_expires_at >= now())
+                + {streams}
                 < (SELECT max_concurrent_connections FROM email_server_profiles WHERE id = $1)
          RETURNING m.lease_token",
-    )
-    .bind(profile_id)
-    .bind(mailbox_id)
-    .bind(owner)
-    .bind(millis(lease))
-    .fetch_optional(&mut *tx)
-    .await?;
+        streams = super::streaming::OPEN_CONNECTIONS_SQL,
+    );
+    let token: Option<Uuid> = sqlx::query_scalar(&sql)
+        .bind(profile_id)
+        .bind(mailbox_id)
+        .bind(owner)
+        .bind(millis(lease))
+        .fetch_optional(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(token)
 }
@@ -347,7 +352,14 @@ pub async fn finish_pass(
         query.push(format!(", {name}_failures = "));
         query.push_bind(w.failures);
         query.push(format!(", {name}_next_due_at = "));
-        query.push_bind(w.next_due);
+        if w.status == WorkloadStatus::Success && w.workload != Workload::Outgoing {
+            // A streaming mailbox is polled only by the safety poll (notifications make it due).
+            query.push(super::streaming::SAFETY_POLL_SQL);
+            query.push_bind(w.next_due);
+            query.push(")");
+        } else {
+            query.push_bind(w.next_due);
+        }
         match &w.blocked_code {
             Some(code) => {
                 query.push(format!(", {name}_blocked_code = "));

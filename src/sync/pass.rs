@@ -137,6 +137,11 @@ impl SyncEngine {
         &self.scheduler
     }
 
+    /// The `[sync]` settings (the folders streaming subscribes to).
+    pub fn sync_settings(&self) -> &SyncSettings {
+        &self.sync
+    }
+
     /// Claim one mailbox by address and run a pass over all its configured workloads now
     /// (operator tools and tests). `Ok(None)`: another process holds its lease.
     pub async fn run_mailbox_now(

@@ -118,3 +118,37 @@ async fn nonsense_options_are_refused_before_any_database_is_made() {
     let error = bench::run(settings(), options).await.expect_err("refused");
     assert!(matches!(error, bench::BenchError::Options(_)), "{error}");
 }
+
+#[tokio::test]
+async fn the_streaming_figure_reports_latency_and_idle_cost_for_every_mail() {
+    let options = bench::streaming::StreamingBenchOptions {
+        mailboxes: 5,
+        limit: 3,
+        rate_per_s: 5,
+        mail_seconds: 2,
+        idle_seconds: 1,
+        latency_ms: 1,
+        phase_timeout: std::time::Duration::from_secs(300),
+    };
+    let report = bench::streaming::run(settings(), options)
+        .await
+        .expect("streaming bench run");
+    let json: Value =
+        serde_json::from_str(&serde_json::to_string(&report).expect("json")).expect("object");
+    for field in [
+        "p50_s",
+        "p99_s",
+        "max_s",
+        "exsync_cpu_ms_per_mailbox_hour",
+        "postgres_cpu_ms_per_mailbox_hour",
+    ] {
+        let value = json[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field} is a number"));
+        assert!(value.is_finite() && value >= 0.0, "{field} = {value}");
+    }
+    assert_eq!(report.mails, 10, "rate × seconds mails were created");
+    assert_eq!(report.subscribed, 5, "every mailbox was subscribed");
+    assert!(report.connections >= 1);
+    assert!(report.p50_s <= report.p99_s && report.p99_s <= report.max_s);
+}

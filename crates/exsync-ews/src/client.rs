@@ -6,6 +6,10 @@
 //! account (no request leaves before it elapses). It speaks typed operations
 //! ([`EwsOperation`]) and returns typed responses; per-item results stay data.
 
+mod streaming;
+
+pub use streaming::{Affinity, EventStream, STREAMING_UNSUPPORTED};
+
 use super::error::EwsError;
 use super::ntlm_http::{NtlmHttpError, NtlmSessionPool};
 use super::oauth::TokenSource;
@@ -186,6 +190,8 @@ pub struct EwsClient {
     /// a fresh try after a rejection): the others wait for its answer, so a rejected password
     /// costs one failed sign-in however many mailboxes start at once.
     first_sign_in: tokio::sync::Mutex<()>,
+    /// The HTTP client of streaming notifications (no whole-request timeout), made on first use.
+    streaming_http: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl EwsClient {
@@ -198,6 +204,7 @@ impl EwsClient {
             options,
             state: Mutex::new(AccountState::default()),
             first_sign_in: tokio::sync::Mutex::new(()),
+            streaming_http: std::sync::OnceLock::new(),
         }
     }
 

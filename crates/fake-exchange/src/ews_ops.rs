@@ -222,6 +222,13 @@ pub(crate) fn handle(
         EwsRequest::UpdateItem(r) => update_item(&ctx, inner, &r),
         EwsRequest::DeleteItem(r) => delete_item(&ctx, inner, &r),
         EwsRequest::MeetingResponse(r) => meeting_response(&ctx, inner, &r),
+        // Notification operations are answered by `streaming` (the server routes them there).
+        EwsRequest::Subscribe(_)
+        | EwsRequest::GetStreamingEvents(_)
+        | EwsRequest::Unsubscribe(_) => Answer::Fault(SoapFault::for_code(
+            ResponseCode::ERROR_INVALID_REQUEST,
+            "notification operations are not answered here",
+        )),
     }
 }
 

@@ -14,6 +14,7 @@ mod routes;
 pub mod seed;
 mod server;
 pub mod state;
+pub mod streaming;
 pub mod tls;
 mod traffic;
 

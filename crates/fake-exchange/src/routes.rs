@@ -55,7 +55,8 @@ pub(crate) fn router(state: Arc<FakeState>) -> Router {
             "/_fake/mailboxes/{address}/items/{id}/delete-after-sync",
             post(delete_after_sync),
         )
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(super::streaming::router(state))
 }
 
 /// A refused control request, as JSON `{"error": "..."}`.

@@ -561,6 +561,10 @@ pub(crate) async fn ews_endpoint(
         );
     }
 
+    if super::streaming::owns(&request) {
+        let (response, code) = super::streaming::handle(&state, &who, &header, &headers, request);
+        return line.finish(&state, response, Some(&code));
+    }
     let answer = {
         let mut inner = state.lock();
         let stop_after = match one_shot {

@@ -73,6 +73,8 @@ pub fn fast_settings() -> Settings {
     s.http.request_timeout = Duration::from_secs(10);
     s.sync.max_changes_per_request = 10;
     s.sync.get_item_batch_size = 7;
+    // Polling unless a test turns streaming on (streaming_rules does).
+    s.streaming.enabled = false;
     s
 }
 

@@ -20,11 +20,14 @@ pub mod delete_item;
 pub mod find_item;
 pub mod get_folder;
 pub mod get_item;
+pub mod get_streaming_events;
 pub mod meeting_response;
 mod schema_names;
 mod strict;
+pub mod subscribe;
 pub mod sync_folder_hierarchy;
 pub mod sync_folder_items;
+pub mod unsubscribe;
 pub mod update_item;
 
 pub use create_item::{CreateItemRequest, CreateItemResponse};
@@ -32,7 +35,9 @@ pub use delete_item::{DeleteItemRequest, DeleteItemResponse};
 pub use find_item::{FindItemRequest, FindItemResponse, FindItemResult};
 pub use get_folder::{GetFolderRequest, GetFolderResponse};
 pub use get_item::{GetItemRequest, GetItemResponse};
+pub use get_streaming_events::{GetStreamingEventsRequest, GetStreamingEventsResponse};
 pub use meeting_response::{MeetingAnswer, MeetingResponse, MeetingResponseRequest};
+pub use subscribe::{SubscribeRequest, SubscribeResponse};
 pub use sync_folder_hierarchy::{
     FolderChange, SyncFolderHierarchyRequest, SyncFolderHierarchyResponse,
     SyncFolderHierarchyResult,
@@ -41,6 +46,7 @@ pub use sync_folder_items::{
     MaxChangesReturned, SyncFolderItemsRequest, SyncFolderItemsResponse, SyncFolderItemsResult,
     SyncItemChange, SyncScope,
 };
+pub use unsubscribe::{UnsubscribeRequest, UnsubscribeResponse};
 pub use update_item::{
     ItemChange, ItemUpdate, UpdateItemRequest, UpdateItemResponse, UpdateItemResult,
 };
@@ -328,10 +334,16 @@ pub enum EwsRequest {
     DeleteItem(DeleteItemRequest),
     /// CreateItem carrying meeting response objects (AcceptItem, DeclineItem, …).
     MeetingResponse(MeetingResponseRequest),
+    /// Subscribe (streaming subscriptions).
+    Subscribe(SubscribeRequest),
+    /// GetStreamingEvents.
+    GetStreamingEvents(GetStreamingEventsRequest),
+    /// Unsubscribe.
+    Unsubscribe(UnsubscribeRequest),
 }
 
 /// The operation names [`parse_request`] understands (also the SOAPAction suffixes).
-pub const OPERATIONS: [&str; 8] = [
+pub const OPERATIONS: [&str; 11] = [
     "GetFolder",
     "SyncFolderHierarchy",
     "SyncFolderItems",
@@ -340,6 +352,9 @@ pub const OPERATIONS: [&str; 8] = [
     "CreateItem",
     "UpdateItem",
     "DeleteItem",
+    "Subscribe",
+    "GetStreamingEvents",
+    "Unsubscribe",
 ];
 
 impl EwsRequest {
@@ -355,6 +370,9 @@ impl EwsRequest {
             EwsRequest::UpdateItem(_) => "UpdateItem",
             EwsRequest::DeleteItem(_) => "DeleteItem",
             EwsRequest::MeetingResponse(_) => "CreateItem",
+            EwsRequest::Subscribe(_) => "Subscribe",
+            EwsRequest::GetStreamingEvents(_) => "GetStreamingEvents",
+            EwsRequest::Unsubscribe(_) => "Unsubscribe",
         }
     }
 
@@ -370,6 +388,9 @@ impl EwsRequest {
             EwsRequest::UpdateItem(r) => r.to_xml(header),
             EwsRequest::DeleteItem(r) => r.to_xml(header),
             EwsRequest::MeetingResponse(r) => r.to_xml(header),
+            EwsRequest::Subscribe(r) => r.to_xml(header),
+            EwsRequest::GetStreamingEvents(r) => r.to_xml(header),
+            EwsRequest::Unsubscribe(r) => r.to_xml(header),
         }
     }
 }
@@ -409,6 +430,11 @@ pub fn parse_request(
         "CreateItem" => EwsRequest::CreateItem(CreateItemRequest::from_body(op)?),
         "UpdateItem" => EwsRequest::UpdateItem(UpdateItemRequest::from_body(op)?),
         "DeleteItem" => EwsRequest::DeleteItem(DeleteItemRequest::from_body(op)?),
+        "Subscribe" => EwsRequest::Subscribe(SubscribeRequest::from_body(op)?),
+        "GetStreamingEvents" => {
+            EwsRequest::GetStreamingEvents(GetStreamingEventsRequest::from_body(op)?)
+        }
+        "Unsubscribe" => EwsRequest::Unsubscribe(UnsubscribeRequest::from_body(op)?),
         other => return Err(RequestError::UnknownOperation(super::error::excerpt(other))),
     };
     Ok((header, request))
@@ -483,6 +509,18 @@ mod tests {
                 send_meeting_cancellations: None,
                 affected_task_occurrences: None,
                 item_ids: vec![ItemId::new("i")],
+            }),
+            EwsRequest::Subscribe(SubscribeRequest {
+                subscribe_to_all_folders: None,
+                folder_ids: vec![BaseFolderId::distinguished(DistinguishedFolderName::Inbox)],
+                event_types: subscribe::EventType::SYNC_RELEVANT.to_vec(),
+            }),
+            EwsRequest::GetStreamingEvents(GetStreamingEventsRequest {
+                subscription_ids: vec!["s".into()],
+                connection_timeout_minutes: 30,
+            }),
+            EwsRequest::Unsubscribe(UnsubscribeRequest {
+                subscription_id: "s".into(),
             }),
         ]
     }

@@ -540,6 +540,51 @@ static DELETE_ITEM: Rule = Rule {
     content: Content::Seq(&[el(M, "ItemIds", &ITEM_IDS, 1, 1)]),
 };
 
+// Notifications (streaming subscriptions only; pull and push are refused by the server).
+static EVENT_TYPES: Rule = seq(&[el(
+    T,
+    "EventType",
+    &text(&["CopiedEvent CreatedEvent DeletedEvent ModifiedEvent MovedEvent NewMailEvent FreeBusyChangedEvent"]),
+    1,
+    MANY,
+)]);
+static STREAMING_SUBSCRIPTION: Rule = Rule {
+    attrs: &[optional("SubscribeToAllFolders", &["true false 1 0"])],
+    content: Content::Seq(&[
+        el(T, "FolderIds", &FOLDER_IDS, 0, 1),
+        el(T, "EventTypes", &EVENT_TYPES, 1, 1),
+    ]),
+};
+static SUBSCRIBE: Rule = seq(&[Particle::Choice {
+    of: &[
+        el(M, "PullSubscriptionRequest", &ANY, 1, 1),
+        el(M, "PushSubscriptionRequest", &ANY, 1, 1),
+        el(
+            M,
+            "StreamingSubscriptionRequest",
+            &STREAMING_SUBSCRIPTION,
+            1,
+            1,
+        ),
+    ],
+    min: 1,
+    max: 1,
+}]);
+static SUBSCRIPTION_IDS: Rule = seq(&[el(T, "SubscriptionId", &TEXT, 1, MANY)]);
+static GET_STREAMING_EVENTS: Rule = seq(&[
+    el(M, "SubscriptionIds", &SUBSCRIPTION_IDS, 1, 1),
+    el(
+        M,
+        "ConnectionTimeout",
+        &text(&[
+            "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30",
+        ]),
+        1,
+        1,
+    ),
+]);
+static UNSUBSCRIBE: Rule = seq(&[el(M, "SubscriptionId", &TEXT, 1, 1)]);
+
 fn operation_rule(name: &str) -> Option<&'static Rule> {
     Some(match name {
         "GetFolder" => &GET_FOLDER,
@@ -550,6 +595,9 @@ fn operation_rule(name: &str) -> Option<&'static Rule> {
         "CreateItem" => &CREATE_ITEM,
         "UpdateItem" => &UPDATE_ITEM,
         "DeleteItem" => &DELETE_ITEM,
+        "Subscribe" => &SUBSCRIBE,
+        "GetStreamingEvents" => &GET_STREAMING_EVENTS,
+        "Unsubscribe" => &UNSUBSCRIBE,
         _ => return None,
     })
 }

@@ -366,6 +366,21 @@ pub fn every_request() -> Vec<EwsRequest> {
             item_id(7),
             Some("Removed from the business database"),
         )),
+        EwsRequest::Subscribe(exsync_ews::ops::SubscribeRequest {
+            subscribe_to_all_folders: None,
+            folder_ids: vec![
+                BaseFolderId::distinguished(DistinguishedFolderName::Inbox),
+                BaseFolderId::distinguished(DistinguishedFolderName::Calendar),
+            ],
+            event_types: exsync_ews::ops::subscribe::EventType::SYNC_RELEVANT.to_vec(),
+        }),
+        EwsRequest::GetStreamingEvents(exsync_ews::ops::GetStreamingEventsRequest {
+            subscription_ids: vec!["JgBzdHJlYW0tMQ==".into()],
+            connection_timeout_minutes: 30,
+        }),
+        EwsRequest::Unsubscribe(exsync_ews::ops::UnsubscribeRequest {
+            subscription_id: "JgBzdHJlYW0tMQ==".into(),
+        }),
     ]
 }
 
@@ -471,6 +486,39 @@ pub fn every_response() -> Vec<(&'static str, String)> {
                         "The specified object was not found in the store.",
                     ),
                 ],
+            }
+            .to_xml(),
+        ),
+        (
+            "Subscribe",
+            exsync_ews::ops::SubscribeResponse {
+                messages: vec![ResponseMessage::success(
+                    exsync_ews::ops::subscribe::Subscription {
+                        subscription_id: "JgBzdHJlYW0tMQ==".into(),
+                        watermark: None,
+                    },
+                )],
+            }
+            .to_xml(),
+        ),
+        (
+            "GetStreamingEvents",
+            exsync_ews::ops::GetStreamingEventsResponse {
+                messages: vec![ResponseMessage::success(
+                    exsync_ews::ops::get_streaming_events::StreamingEvents {
+                        connection_status: Some(
+                            exsync_ews::ops::get_streaming_events::ConnectionStatus::Ok,
+                        ),
+                        ..Default::default()
+                    },
+                )],
+            }
+            .to_xml(),
+        ),
+        (
+            "Unsubscribe",
+            exsync_ews::ops::UnsubscribeResponse {
+                messages: vec![ResponseMessage::success(())],
             }
             .to_xml(),
         ),

@@ -238,6 +238,8 @@ impl Inner {
             kind: ChangeKind::Create,
         });
         mailbox.locations.insert(n, folder);
+        let canonical = mailbox.address.clone();
+        self.streaming.item_created(&canonical, folder, n);
         Ok(id)
     }
 
@@ -276,6 +278,9 @@ impl Inner {
                 ChangeKind::Update
             },
         });
+        let canonical = mailbox.address.clone();
+        self.streaming
+            .item_event(&canonical, folder, EventType::Modified, n, None);
         Some(id)
     }
 
@@ -293,6 +298,9 @@ impl Inner {
             kind: ChangeKind::Delete,
         });
         mailbox.gone.insert(n);
+        let canonical = mailbox.address.clone();
+        self.streaming
+            .item_event(&canonical, folder, EventType::Deleted, n, None);
         Some(stored.item)
     }
 }

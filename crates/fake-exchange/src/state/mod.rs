@@ -23,6 +23,7 @@ use sha2::Sha256;
 
 use super::{FakeError, Faults, FaultsPatch};
 
+use exsync_ews::ops::subscribe::EventType;
 use exsync_ews::recurrence::Recurrence;
 use exsync_ews::types::{
     whole_seconds, Body, BodyType, CalendarItem, CalendarItemKind, Contact,
@@ -66,6 +67,8 @@ pub(crate) struct Inner {
     pub(crate) assertion_ids: HashMap<String, i64>,
     /// The token endpoint's own URL: the audience a client assertion must name.
     pub(crate) token_url: Option<String>,
+    /// Streaming subscriptions, their events and open connections.
+    pub(crate) streaming: crate::streaming::Streaming,
 }
 
 pub(super) fn key(s: &str) -> String {
@@ -103,6 +106,7 @@ impl FakeState {
                 extended_protection: super::ExtendedProtection::default(),
                 assertion_ids: HashMap::new(),
                 token_url: None,
+                streaming: crate::streaming::Streaming::default(),
             }),
             faults: Mutex::new(faults),
             max_request_bytes,
