@@ -8,6 +8,8 @@ use crate::ews::tls::{SystemRoots, TrustSettings};
 use crate::ews::transport::{Transport, TransportError, TransportSettings};
 use crate::health::{self, HealthError, Readiness};
 use crate::providers::ews::clients::ClientCache;
+use crate::providers::graph::{CalendarSpan, GraphConnector, GraphOptions};
+use crate::providers::Providers;
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::store::{Store, StoreError};
 use crate::sync::{PassSummary, SyncEngine};
@@ -61,12 +63,19 @@ impl App {
     ) -> Result<App, AppError> {
         let transport = Transport::new(transport_settings(&settings.http))?;
         announce_trust(&transport);
-        // The mail-server provider: EWS (one client per credential).
-        let clients = Arc::new(ClientCache::new(
+        // The mail-server providers, one per protocol, each with one client per credential.
+        let graph = GraphConnector::new(
+            &transport,
+            graph_options(&settings.sync),
+            settings.scheduler.outage_retry_interval,
+        )
+        .map_err(|e| TransportError::Setup(e.to_string()))?;
+        let ews = Arc::new(ClientCache::new(
             transport,
             ClientOptions::default(),
             settings.scheduler.outage_retry_interval,
         ));
+        let clients = Arc::new(Providers::new(ews, Arc::new(graph)));
         let engine = Arc::new(SyncEngine::new(
             store.clone(),
             Arc::new(cipher),
@@ -133,6 +142,17 @@ impl App {
             let _ = handle.await;
         }
         result.map_err(AppError::from)
+    }
+}
+
+/// How the Graph provider is tuned by `[sync]` (page size, calendar window).
+pub fn graph_options(sync: &crate::config::SyncSettings) -> GraphOptions {
+    GraphOptions {
+        page_size: sync.max_changes_per_request.clamp(1, 1000),
+        calendar: CalendarSpan {
+            past_days: sync.calendar_past_days,
+            future_days: sync.calendar_future_days,
+        },
     }
 }
 

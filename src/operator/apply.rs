@@ -11,7 +11,8 @@
 use crate::crypto::{CredentialCipher, CryptoError, SecretSlot};
 use crate::domain::scope::{ActScope, AttendeeDelete, IncomingFilter};
 use crate::domain::{
-    ApprovalStatus, AssertionSigning, AuthMethod, PasswordScheme, ServerType, SyncMethod,
+    ApprovalStatus, AssertionSigning, AuthMethod, PasswordScheme, Protocol, ServerType, SyncMethod,
+    DEFAULT_GRAPH_URL,
 };
 use crate::store::{MailboxRow, ProfileRow, Store, StoreError, MAILBOX_COLUMNS, PROFILE_COLUMNS};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -21,6 +22,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
+
+/// What a Graph profile without `ews_url` stores there (Exchange Online's EWS endpoint; a
+/// Graph profile never calls it).
+const EXCHANGE_ONLINE_EWS_URL: &str = "https://outlook.office365.com/EWS/Exchange.asmx";
 
 /// Why an apply file was rejected; nothing was written in any case.
 #[derive(Debug, thiserror::Error)]
@@ -221,7 +226,12 @@ struct SecretInputs {
 struct ProfileEntry {
     name: String,
     server_type: ServerType,
-    ews_url: String,
+    #[serde(default)]
+    protocol: Option<Protocol>,
+    #[serde(default)]
+    ews_url: Option<String>,
+    #[serde(default)]
+    graph_url: Option<String>,
     auth: AuthMethod,
     #[serde(default)]
     password_scheme: Option<PasswordScheme>,
@@ -361,7 +371,9 @@ struct DesiredProfile {
     entry: String,
     name: String,
     server_type: ServerType,
+    protocol: Protocol,
     ews_url: String,
+    graph_url: String,
     auth: AuthMethod,
     password_scheme: PasswordScheme,
     username: Option<String>,
@@ -634,7 +646,23 @@ fn validate_profile(
         problems,
     };
     let name = c.text("name", Some(entry.name), 200).unwrap_or_default();
-    let ews_url = c.url("ews_url", Some(&entry.ews_url)).unwrap_or_default();
+    let protocol = entry.protocol.unwrap_or(Protocol::Ews);
+    // A Graph profile needs no EWS endpoint; Exchange Online's is stored for the record.
+    let ews_url = match (&entry.ews_url, protocol) {
+        (Some(url), _) => c.url("ews_url", Some(url)).unwrap_or_default(),
+        (None, Protocol::Graph) => EXCHANGE_ONLINE_EWS_URL.to_owned(),
+        (None, Protocol::Ews) => {
+            c.fail("ews_url", "required when protocol = \"ews\" (the default)");
+            String::new()
+        }
+    };
+    let graph_url = c
+        .url(
+            "graph_url",
+            Some(entry.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL)),
+        )
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_default();
     let username = c.text("username", entry.username, 320);
     let password = c.secret(
         "password",
@@ -803,6 +831,7 @@ fn validate_profile(
     let password_scheme = entry.password_scheme.unwrap_or(PasswordScheme::Basic);
     for finding in crate::domain::server_type::findings(
         entry.server_type,
+        protocol,
         entry.auth,
         password_scheme,
         use_impersonation,
@@ -844,7 +873,9 @@ fn validate_profile(
         entry: label,
         name,
         server_type: entry.server_type,
+        protocol,
         ews_url,
+        graph_url,
         auth: entry.auth,
         password_scheme,
         username,
@@ -1200,7 +1231,9 @@ async fn upsert_profile(
                 }
             };
             check(row.server_type != want.server_type.as_str(), "server_type");
+            check(row.protocol != want.protocol.as_str(), "protocol");
             check(row.ews_url != want.ews_url, "ews_url");
+            check(row.graph_url != want.graph_url, "graph_url");
             check(row.auth != want.auth.as_str(), "auth");
             check(
                 row.password_scheme != want.password_scheme.as_str(),
@@ -1324,9 +1357,10 @@ async fn upsert_profile(
             use_impersonation, use_same_settings_for_outgoing, outgoing_ews_url,
             outgoing_username, outgoing_password_enc, process_emails_from,
             max_concurrent_connections, min_polling_interval_minutes, enabled,
-            oauth_certificate_pem, oauth_private_key_enc, oauth_assertion_signing)
+            oauth_certificate_pem, oauth_private_key_enc, oauth_assertion_signing, protocol,
+            graph_url)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                $19, $20, $21, $22, $23, $24, $25)
+                $19, $20, $21, $22, $23, $24, $25, $26, $27)
         ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name, server_type = EXCLUDED.server_type,
             ews_url = EXCLUDED.ews_url, auth = EXCLUDED.auth,
@@ -1346,7 +1380,8 @@ async fn upsert_profile(
             enabled = EXCLUDED.enabled,
             oauth_certificate_pem = EXCLUDED.oauth_certificate_pem,
             oauth_private_key_enc = EXCLUDED.oauth_private_key_enc,
-            oauth_assertion_signing = EXCLUDED.oauth_assertion_signing
+            oauth_assertion_signing = EXCLUDED.oauth_assertion_signing,
+            protocol = EXCLUDED.protocol, graph_url = EXCLUDED.graph_url
         "#,
     )
     .bind(id)
@@ -1374,6 +1409,8 @@ async fn upsert_profile(
     .bind(&want.oauth_certificate_pem)
     .bind(private_key)
     .bind(want.oauth_assertion_signing.as_str())
+    .bind(want.protocol.as_str())
+    .bind(&want.graph_url)
     .execute(&mut **tx)
     .await?;
     // A changed profile's mailboxes become due at the next tick (a trigger does it).
