@@ -180,6 +180,10 @@ pub enum Command {
         /// Serve HTTPS with a self-signed certificate generated at start.
         #[arg(long)]
         tls: bool,
+        /// Also serve Microsoft Graph at /v1.0 over the same mailboxes (control API under
+        /// /_fake/graph/).
+        #[arg(long)]
+        graph: bool,
     },
 }
 
@@ -431,16 +435,19 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         }
         Command::Healthcheck { url } => return healthcheck(&settings, url).await,
         Command::GenKey { out, force } => gen_key(&out, force)?,
-        Command::FakeExchange { listen, seed, tls } => {
-            crate::fake_exchange::run_standalone(listen, seed, tls)
-                .await
-                .map_err(|e| match e {
-                    crate::fake_exchange::FakeError::Seed { .. } => {
-                        anyhow::Error::new(BadInput(e.to_string()))
-                    }
-                    other => other.into(),
-                })?
-        }
+        Command::FakeExchange {
+            listen,
+            seed,
+            tls,
+            graph,
+        } => crate::fake_exchange::run_standalone(listen, seed, tls, graph)
+            .await
+            .map_err(|e| match e {
+                crate::fake_exchange::FakeError::Seed { .. } => {
+                    anyhow::Error::new(BadInput(e.to_string()))
+                }
+                other => other.into(),
+            })?,
     }
     Ok(ExitCode::SUCCESS)
 }
