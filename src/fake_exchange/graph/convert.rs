@@ -180,10 +180,17 @@ pub(crate) fn message(m: &Message, v: &View<'_>) -> gm::Message {
             value: Some(r.clone()),
         });
     }
+    // Meeting requests and responses are eventMessages in a message collection; Graph names
+    // the derived type of such an item.
+    let is_meeting_message = base
+        .item_class
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("ipm.schedule.meeting"));
     gm::Message {
         id: Some(v.id()),
         etag: Some(etag(&change_key)),
         removed: None,
+        odata_type: is_meeting_message.then(|| "#microsoft.graph.eventMessage".to_owned()),
         change_key: Some(change_key),
         categories: Some(base.categories.clone()),
         created_date_time: base.date_time_created,
