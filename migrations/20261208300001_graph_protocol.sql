@@ -27,3 +27,13 @@ CREATE TABLE id_migrations (
     CHECK ((outcome = 'failed') = (target_id IS NULL))
 );
 CREATE INDEX id_migrations_target ON id_migrations (mailbox_id, target_id);
+
+-- A profile's move to Graph while it runs: the profile is disabled meanwhile (no pass may
+-- import by EWS id once ids are translated), and re-enabled as it was when the move ends.
+CREATE TABLE profile_migrations (
+    profile_id  UUID PRIMARY KEY REFERENCES email_server_profiles (id) ON DELETE CASCADE,
+    target      TEXT NOT NULL CHECK (target IN ('graph')),
+    was_enabled BOOLEAN NOT NULL,
+    started_at  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    finished_at TIMESTAMPTZ
+);

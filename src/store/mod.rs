@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod bench;
 pub mod emails;
 pub mod mailboxes;
+pub mod migration;
 pub mod operate;
 pub mod outgoing;
 pub mod profiles;

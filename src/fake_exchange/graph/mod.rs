@@ -339,6 +339,8 @@ impl GraphState {
                     .insert(key(client_id), list.iter().map(|m| key(m)).collect());
             }
         }
+        // The lock is not reentrant: let it go before reading the scope back.
+        drop(inner);
         Ok(self.scope(client_id))
     }
 

@@ -143,9 +143,12 @@ pub(crate) fn project(value: Value, select: Option<&[String]>, on_request: &[&st
     let Value::Object(map) = value else {
         return value;
     };
+    // An `$expand`ed navigation property comes back whatever `$select` names (it is only
+    // present when expanded, so keeping it never returns what was not asked for).
     let keep = |name: &str| {
         name == "id"
             || name.contains('@')
+            || name == "singleValueExtendedProperties"
             || match select {
                 Some(list) => list.iter().any(|s| s == name),
                 None => !on_request.contains(&name),
