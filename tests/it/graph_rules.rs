@@ -552,3 +552,231 @@ async fn a_refused_client_secret_blocks_the_profile_credentials_after_one_sign_i
             .unwrap();
     assert!(blocked.is_some());
 }
+
+/// The Graph profile with appointments, contacts and tasks synchronised (every item).
+const ACT: &str = "act_scope = \"all\"\n";
+
+async fn act_counts(world: &World) -> (i64, i64, i64) {
+    (
+        world.count("SELECT count(*) FROM appointments").await,
+        world.count("SELECT count(*) FROM contacts").await,
+        world.count("SELECT count(*) FROM tasks").await,
+    )
+}
+
+#[sqlx::test]
+async fn appointments_contacts_and_tasks_sync_both_ways_through_graph(pool: PgPool) {
+    let world = graph_world(pool).await;
+    let graph = world.fake.graph_url().unwrap();
+    let text = GRAPH_ORG
+        .replace("{graph}", &graph)
+        .replace("{limit}", "10")
+        .replace("act = \"none\"", "act = \"server_side_sync\"")
+        .replace(
+            "max_concurrent_connections",
+            &format!("{ACT}max_concurrent_connections"),
+        );
+    world.apply(&text).await;
+    for folder in ["calendar", "contacts", "tasks"] {
+        world.create_items("alice@contoso.test", folder, 2).await;
+    }
+    let pass = world.pass("alice@contoso.test").await;
+    assert_eq!(outcome(&pass, exsync::domain::Workload::Act), "Success");
+    assert_eq!(act_counts(&world).await, (2, 2, 2));
+    // Nothing changed: nothing comes in twice.
+    world.pass("alice@contoso.test").await;
+    assert_eq!(act_counts(&world).await, (2, 2, 2));
+    // The database's side: a new contact and task, an edited appointment.
+    sqlx::query(
+        "INSERT INTO contacts (mailbox_id, display_name, given_name, surname)
+         SELECT id, 'Dana Scully', 'Dana', 'Scully' FROM mailboxes",
+    )
+    .execute(world.store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO tasks (mailbox_id, subject) SELECT id, 'Call the client' FROM mailboxes",
+    )
+    .execute(world.store.pool())
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE appointments SET subject = 'Moved by the business'
+          WHERE id = (SELECT id FROM appointments ORDER BY start_at LIMIT 1)",
+    )
+    .execute(world.store.pool())
+    .await
+    .unwrap();
+    let pass = world.pass("alice@contoso.test").await;
+    assert_eq!(outcome(&pass, exsync::domain::Workload::Act), "Success");
+    let contacts = items(&world, "alice@contoso.test", "contacts").await;
+    assert_eq!(contacts.len(), 3, "{contacts:?}");
+    let tasks = items(&world, "alice@contoso.test", "tasks").await;
+    assert_eq!(tasks.len(), 3, "{tasks:?}");
+    let calendar = items(&world, "alice@contoso.test", "calendar").await;
+    assert!(
+        calendar
+            .iter()
+            .any(|i| i["subject"] == "Moved by the business"),
+        "{calendar:?}"
+    );
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM contacts WHERE ews_item_id IS NULL OR synced_version <> version")
+            .await,
+        0
+    );
+    // Our own writes come back through delta without importing anything twice.
+    world.pass("alice@contoso.test").await;
+    assert_eq!(act_counts(&world).await, (2, 3, 3));
+    let stats = graph_stats(&world).await;
+    assert!(operations(&stats, "event.delta") >= 1, "{stats}");
+    assert!(operations(&stats, "contact.delta") >= 1, "{stats}");
+    assert!(operations(&stats, "todoTask.delta") >= 1, "{stats}");
+}
+
+/// The same organisation on EWS (app-only OAuth, Exchange Online), before its move.
+const EWS_ORG: &str = r#"
+[[profile]]
+name = "Contoso Online"
+server_type = "exchange_online"
+ews_url = "{ews}"
+graph_url = "{graph}"
+auth = "oauth_client_credentials"
+oauth_client_id = "graph-app"
+oauth_client_secret = "Graph-Secret-1"
+oauth_token_url = "{token}"
+act_scope = "all"
+
+[[mailbox]]
+address = "alice@contoso.test"
+profile = "Contoso Online"
+approval = "approved"
+act = "server_side_sync"
+"#;
+
+#[sqlx::test]
+async fn a_profile_moved_from_ews_mid_life_imports_nothing_twice_and_keeps_every_act_link(
+    pool: PgPool,
+) {
+    let world = graph_world(pool).await;
+    let graph = world.fake.graph_url().unwrap();
+    world.apply(&EWS_ORG.replace("{graph}", &graph)).await;
+    world
+        .deliver("alice@contoso.test", 6, "2026-06-01T10:00:00Z")
+        .await;
+    for folder in ["calendar", "contacts", "tasks"] {
+        world.create_items("alice@contoso.test", folder, 2).await;
+    }
+    let pass = world.pass("alice@contoso.test").await;
+    assert_eq!(
+        outcome(&pass, exsync::domain::Workload::Incoming),
+        "Success"
+    );
+    assert_eq!(outcome(&pass, exsync::domain::Workload::Act), "Success");
+    assert_eq!(world.count("SELECT count(*) FROM emails").await, 6);
+    assert_eq!(act_counts(&world).await, (2, 2, 2));
+    let links_before: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, ews_item_id FROM appointments ORDER BY id")
+            .fetch_all(world.store.pool())
+            .await
+            .unwrap();
+
+    let dry = exsync::operator::migrate::migrate_profile(
+        &world.store,
+        &world.cipher,
+        &world.settings,
+        "Contoso Online",
+        true,
+    )
+    .await
+    .unwrap();
+    assert!(!dry.switched);
+    assert_eq!(dry.translated, 10, "{dry}");
+    let unchanged: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, ews_item_id FROM appointments ORDER BY id")
+            .fetch_all(world.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(unchanged, links_before, "a dry run writes nothing");
+
+    let report = exsync::operator::migrate::migrate_profile(
+        &world.store,
+        &world.cipher,
+        &world.settings,
+        "Contoso Online",
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(report.switched, "{report}");
+    assert_eq!(report.translated, 10, "{report}");
+    assert_eq!(report.matched, 2, "{report}");
+    assert_eq!(report.failed, 0, "{report}");
+    let (protocol, enabled): (String, bool) =
+        sqlx::query_as("SELECT protocol, enabled FROM email_server_profiles")
+            .fetch_one(world.store.pool())
+            .await
+            .unwrap();
+    assert_eq!((protocol.as_str(), enabled), ("graph", true));
+    let links_after: Vec<(uuid::Uuid, String)> =
+        sqlx::query_as("SELECT id, ews_item_id FROM appointments ORDER BY id")
+            .fetch_all(world.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(links_after.len(), 2);
+    for ((id_before, ews), (id_after, graph_id)) in links_before.iter().zip(&links_after) {
+        assert_eq!(id_before, id_after);
+        assert_ne!(ews, graph_id, "translated");
+    }
+
+    // Life goes on over Graph: nothing imported twice, new mail comes in, links hold.
+    world.fake_post("/_fake/graph/stats/reset", json!({})).await;
+    world
+        .deliver("alice@contoso.test", 2, "2026-06-02T10:00:00Z")
+        .await;
+    let pass = world.pass("alice@contoso.test").await;
+    assert_eq!(
+        outcome(&pass, exsync::domain::Workload::Incoming),
+        "Success"
+    );
+    assert_eq!(outcome(&pass, exsync::domain::Workload::Act), "Success");
+    assert_eq!(world.count("SELECT count(*) FROM emails").await, 8);
+    assert_eq!(world.count("SELECT count(*) FROM email_copies").await, 8);
+    assert_eq!(act_counts(&world).await, (2, 2, 2));
+    assert!(operations(&graph_stats(&world).await, "message.delta") >= 1);
+    sqlx::query(
+        "UPDATE appointments SET subject = 'Edited after the move'
+          WHERE id = (SELECT id FROM appointments ORDER BY start_at LIMIT 1)",
+    )
+    .execute(world.store.pool())
+    .await
+    .unwrap();
+    let pass = world.pass("alice@contoso.test").await;
+    assert_eq!(outcome(&pass, exsync::domain::Workload::Act), "Success");
+    let calendar = items(&world, "alice@contoso.test", "calendar").await;
+    assert_eq!(
+        calendar.len(),
+        2,
+        "an edit, not a new appointment: {calendar:?}"
+    );
+    assert!(calendar
+        .iter()
+        .any(|i| i["subject"] == "Edited after the move"));
+
+    // Run again: nothing left to do, nothing changes.
+    let again = exsync::operator::migrate::migrate_profile(
+        &world.store,
+        &world.cipher,
+        &world.settings,
+        "Contoso Online",
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (again.translated, again.matched, again.failed),
+        (10, 2, 0),
+        "{again}"
+    );
+}
