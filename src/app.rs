@@ -6,6 +6,8 @@ use crate::crypto::{CredentialCipher, CryptoError};
 use crate::health::{self, HealthError, Readiness};
 use crate::metrics::EwsRequestMetrics;
 use crate::providers::ews::clients::ClientCache;
+use crate::providers::graph::{CalendarSpan, GraphConnector, GraphOptions};
+use crate::providers::Providers;
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::store::{Store, StoreError};
 use crate::sync::{PassSummary, SyncEngine};
@@ -65,29 +67,36 @@ impl App {
     ) -> Result<App, AppError> {
         let transport = Transport::new(transport_settings(&settings.http))?;
         announce_trust(&transport);
-        // The mail-server provider: EWS (one client per credential).
-        // Every client records its requests into the process's metrics.
+        // The mail-server providers, one per protocol, each with one client per credential.
+        let graph = GraphConnector::new(
+            &transport,
+            graph_options(&settings.sync),
+            settings.scheduler.outage_retry_interval,
+        )
+        .map_err(|e| TransportError::Setup(e.to_string()))?;
+        // Every EWS client records its requests into the process's metrics.
         let options = ClientOptions {
             observer: SharedObserver::new(EwsRequestMetrics),
             ..ClientOptions::default()
         };
-        let clients = Arc::new(ClientCache::new(
+        let ews = Arc::new(ClientCache::new(
             transport,
             options,
             settings.scheduler.outage_retry_interval,
         ));
+        let providers = Arc::new(Providers::new(ews.clone(), Arc::new(graph)));
         let engine = Arc::new(SyncEngine::new(
             store.clone(),
             Arc::new(cipher),
             settings.scheduler.clone(),
             settings.sync.clone(),
-            clients.clone(),
+            providers,
         ));
         Ok(App {
             settings,
             store,
             engine,
-            clients,
+            clients: ews,
             readiness: Arc::new(Readiness::default()),
             events: None,
         })
@@ -154,6 +163,17 @@ impl App {
             let _ = handle.await;
         }
         result.map_err(AppError::from)
+    }
+}
+
+/// How the Graph provider is tuned by `[sync]` (page size, calendar window).
+pub fn graph_options(sync: &crate::config::SyncSettings) -> GraphOptions {
+    GraphOptions {
+        page_size: sync.max_changes_per_request.clamp(1, 1000),
+        calendar: CalendarSpan {
+            past_days: sync.calendar_past_days,
+            future_days: sync.calendar_future_days,
+        },
     }
 }
 

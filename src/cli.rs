@@ -158,6 +158,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move an EWS profile to Microsoft Graph: translate every stored EWS item id
+    /// (translateExchangeIds), match To Do tasks, then switch the profile to protocol = "graph".
+    /// Resumable and idempotent. Exit 0 when done, 2 for an unknown or ineligible profile.
+    MigrateProfile {
+        /// The profile's name.
+        name: String,
+        /// The protocol to move to (only `graph`).
+        #[arg(long, value_name = "PROTOCOL")]
+        to: String,
+        /// Say what would be translated, matched and not, without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Why isn't this mailbox (or item) syncing? Effective settings, each workload's state,
     /// next due time, backoff, alerts, last error; with --item, what happened to one item.
     Explain {
@@ -194,6 +210,10 @@ pub enum Command {
         /// Serve HTTPS with a self-signed certificate generated at start.
         #[arg(long)]
         tls: bool,
+        /// Also serve Microsoft Graph at /v1.0 over the same mailboxes (control API under
+        /// /_fake/graph/).
+        #[arg(long)]
+        graph: bool,
     },
 }
 
@@ -454,6 +474,36 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 print!("{explanation}");
             }
         }
+        Command::MigrateProfile {
+            name,
+            to,
+            dry_run,
+            json,
+        } => {
+            if to != "graph" {
+                return Err(BadInput(format!(
+                    "--to {to:?}: only \"graph\" is supported (the reverse move is not offered)"
+                ))
+                .into());
+            }
+            let cipher = CredentialCipher::from_settings(&settings.security)?;
+            let store = connect(&settings).await?;
+            ensure_migrated(&store).await?;
+            use crate::operator::migrate::{migrate_profile, MigrateError};
+            let report = migrate_profile(&store, &cipher, &settings, &name, dry_run)
+                .await
+                .map_err(|e| match e {
+                    MigrateError::UnknownProfile(_) | MigrateError::NotEligible { .. } => {
+                        anyhow::Error::new(BadInput(e.to_string()))
+                    }
+                    other => other.into(),
+                })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+        }
         Command::RotateKey { json } => {
             let cipher = CredentialCipher::from_settings(&settings.security)?;
             let store = connect(&settings).await?;
@@ -475,16 +525,19 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         }
         Command::Healthcheck { url } => return healthcheck(&settings, url).await,
         Command::GenKey { out, force } => gen_key(&out, force)?,
-        Command::FakeExchange { listen, seed, tls } => {
-            fake_exchange::run_standalone(listen, seed, tls)
-                .await
-                .map_err(|e| match e {
-                    fake_exchange::FakeError::Seed { .. } => {
-                        anyhow::Error::new(BadInput(e.to_string()))
-                    }
-                    other => other.into(),
-                })?
-        }
+        Command::FakeExchange {
+            listen,
+            seed,
+            tls,
+            graph,
+        } => fake_exchange::run_standalone(listen, seed, tls, graph)
+            .await
+            .map_err(|e| match e {
+                fake_exchange::FakeError::Seed { .. } => {
+                    anyhow::Error::new(BadInput(e.to_string()))
+                }
+                other => other.into(),
+            })?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -305,6 +305,12 @@ pub struct SyncSettings {
     pub conflict_policy: ConflictPolicy,
     /// The Outlook category that marks an item tracked (always imported, whatever the filter).
     pub tracking_category: String,
+    /// Microsoft Graph profiles: the calendar window starts this many days before a delta
+    /// round begins (Graph's calendar delta needs a window; EWS profiles ignore it).
+    pub calendar_past_days: u32,
+    /// Microsoft Graph profiles: the calendar window ends this many days after a delta round
+    /// begins.
+    pub calendar_future_days: u32,
 }
 
 impl Default for SyncSettings {
@@ -317,6 +323,8 @@ impl Default for SyncSettings {
             item_max_attempts: 5,
             conflict_policy: ConflictPolicy::NewerWins,
             tracking_category: crate::domain::scope::DEFAULT_TRACKING_CATEGORY.to_owned(),
+            calendar_past_days: 90,
+            calendar_future_days: 365,
         }
     }
 }
@@ -585,6 +593,8 @@ impl Settings {
             100,
         )?;
         in_range("sync.item_max_attempts", y.item_max_attempts, 1, 100)?;
+        in_range("sync.calendar_past_days", y.calendar_past_days, 0, 3650)?;
+        in_range("sync.calendar_future_days", y.calendar_future_days, 1, 3650)?;
         let k = &self.security;
         if k.credential_key_file.is_some() && k.credential_key_env.is_some() {
             return Err(out_of_range(

@@ -74,6 +74,17 @@ text_enum!(
 );
 
 text_enum!(
+    /// Which protocol a profile speaks to its Exchange.
+    Protocol, "protocol" {
+        /// Exchange Web Services (SOAP): Exchange Server on premises, and Exchange Online
+        /// until Microsoft switches EWS off there.
+        Ews => "ews",
+        /// Microsoft Graph (REST): Exchange Online only, app-only OAuth only.
+        Graph => "graph",
+    }
+);
+
+text_enum!(
     /// Whose credentials a profile's connections use.
     AuthMethod, "authentication" {
         /// The profile's one service account (with or without impersonation).

@@ -14,9 +14,12 @@ pub mod server_type;
 
 pub use alert::{AlertLevel, AlertTarget};
 pub use enums::{
-    ApprovalStatus, AssertionSigning, AuthMethod, ParseEnumError, PasswordScheme, ServerType,
-    SyncMethod, Workload, WorkloadStatus,
+    ApprovalStatus, AssertionSigning, AuthMethod, ParseEnumError, PasswordScheme, Protocol,
+    ServerType, SyncMethod, Workload, WorkloadStatus,
 };
 pub use ids::{MailboxId, ProfileId};
 pub use mailbox::Mailbox;
-pub use profile::{OAuthCredential, OAuthSettings, OutgoingSettings, Profile};
+pub use profile::{
+    default_oauth_scope, OAuthCredential, OAuthSettings, OutgoingSettings, Profile,
+    DEFAULT_EWS_OAUTH_SCOPE, DEFAULT_GRAPH_URL,
+};

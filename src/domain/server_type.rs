@@ -15,7 +15,7 @@
 //! - EWS in Exchange Online is blocked by default from 1 October 2026 (a tenant can keep it
 //!   for allow-listed app ids) and switched off on 1 April 2027.
 
-use super::{AuthMethod, PasswordScheme, ServerType};
+use super::{AuthMethod, PasswordScheme, Protocol, ServerType};
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -53,14 +53,47 @@ pub fn ews_retired_from() -> NaiveDate {
 }
 
 /// The findings for a profile's settings on `today`.
+///
+/// Microsoft Graph reaches Exchange Online only (on-premises mailboxes answer
+/// `MailboxNotEnabledForRESTAPI`, graph.md §8), and exsync signs in to it app-only (a client
+/// secret or a certificate): `protocol = "graph"` with anything else is refused. A Graph
+/// profile has none of EWS's retirement findings.
 pub fn findings(
     server_type: ServerType,
+    protocol: Protocol,
     auth: AuthMethod,
     password_scheme: PasswordScheme,
     use_impersonation: bool,
     today: NaiveDate,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
+    if protocol == Protocol::Graph {
+        if server_type != ServerType::ExchangeOnline {
+            out.push(Finding {
+                severity: Severity::Refuse,
+                code: "graph.exchange_online_only",
+                field: "protocol",
+                reason: "Microsoft Graph reaches Exchange Online mailboxes only (on-premises \
+                         mailboxes are not enabled for its REST API): use protocol = \"ews\" \
+                         with server_type = \"exchange_server\", or set server_type = \
+                         \"exchange_online\""
+                    .to_owned(),
+            });
+        }
+        if auth != AuthMethod::OauthClientCredentials {
+            out.push(Finding {
+                severity: Severity::Refuse,
+                code: "graph.app_only_oauth_required",
+                field: "auth",
+                reason: "protocol = \"graph\" signs in app-only: set auth = \
+                         \"oauth_client_credentials\" with a client secret or a certificate \
+                         (an Entra app registration with Graph application permissions, see \
+                         docs/graph.md)"
+                    .to_owned(),
+            });
+        }
+        return out;
+    }
     if server_type != ServerType::ExchangeOnline {
         return out;
     }
@@ -105,7 +138,8 @@ pub fn findings(
                     code: "exchange_online.ews_retired",
                     field: "server_type",
                     reason: format!(
-                        "Exchange Online switched EWS off on {}: this profile needs Microsoft Graph",
+                        "Exchange Online switched EWS off on {}: this profile needs Microsoft \
+                         Graph (protocol = \"graph\", or `exsync migrate-profile NAME --to graph`)",
                         ews_retired_from()
                     ),
                 });
@@ -117,7 +151,7 @@ pub fn findings(
                     reason: format!(
                         "Exchange Online blocks EWS by default since {} unless the tenant \
                          allow-lists this app id, and switches EWS off on {}: plan the move to \
-                         Microsoft Graph",
+                         Microsoft Graph (`exsync migrate-profile NAME --to graph`)",
                         ews_blocked_from(),
                         ews_retired_from()
                     ),
@@ -154,6 +188,7 @@ mod tests {
             for scheme in PasswordScheme::ALL {
                 assert!(findings(
                     ServerType::ExchangeServer,
+                    Protocol::Ews,
                     *auth,
                     *scheme,
                     true,
@@ -190,6 +225,7 @@ mod tests {
         for (auth, impersonate, code, why) in cases {
             let found = findings(
                 ServerType::ExchangeOnline,
+                Protocol::Ews,
                 auth,
                 PasswordScheme::Basic,
                 impersonate,
@@ -207,6 +243,7 @@ mod tests {
         let at = |today| {
             findings(
                 ServerType::ExchangeOnline,
+                Protocol::Ews,
                 AuthMethod::OauthClientCredentials,
                 PasswordScheme::Basic,
                 true,
@@ -220,5 +257,46 @@ mod tests {
             "exchange_online.ews_blocked_by_default"
         );
         assert_eq!(at(day(2027, 4, 1))[0].severity, Severity::Refuse);
+    }
+
+    #[test]
+    fn graph_needs_exchange_online_and_app_only_oauth_and_has_no_ews_retirement_warning() {
+        let today = day(2026, 12, 7);
+        let ok = findings(
+            ServerType::ExchangeOnline,
+            Protocol::Graph,
+            AuthMethod::OauthClientCredentials,
+            PasswordScheme::Basic,
+            true,
+            today,
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+        let on_premises = findings(
+            ServerType::ExchangeServer,
+            Protocol::Graph,
+            AuthMethod::OauthClientCredentials,
+            PasswordScheme::Basic,
+            true,
+            today,
+        );
+        assert_eq!(on_premises.len(), 1);
+        assert_eq!(on_premises[0].code, "graph.exchange_online_only");
+        assert_eq!(on_premises[0].severity, Severity::Refuse);
+        for auth in [
+            AuthMethod::ProfileCredentials,
+            AuthMethod::MailboxCredentials,
+        ] {
+            let found = findings(
+                ServerType::ExchangeOnline,
+                Protocol::Graph,
+                auth,
+                PasswordScheme::Basic,
+                true,
+                today,
+            );
+            assert_eq!(found.len(), 1, "{found:?}");
+            assert_eq!(found[0].code, "graph.app_only_oauth_required");
+            assert_eq!(found[0].field, "auth");
+        }
     }
 }

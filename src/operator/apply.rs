@@ -11,7 +11,8 @@
 use crate::crypto::{CredentialCipher, CryptoError, SecretSlot};
 use crate::domain::scope::{ActScope, AttendeeDelete, IncomingFilter};
 use crate::domain::{
-    ApprovalStatus, AssertionSigning, AuthMethod, PasswordScheme, ServerType, SyncMethod,
+    ApprovalStatus, AssertionSigning, AuthMethod, PasswordScheme, Protocol, ServerType, SyncMethod,
+    DEFAULT_GRAPH_URL,
 };
 use crate::store::declare::{
     self, MailboxValues, ProfileValues, StoredMailboxScope, StoredProfileScope, Tx,
@@ -24,6 +25,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
+
+/// What a Graph profile without `ews_url` stores there (Exchange Online's EWS endpoint; a
+/// Graph profile never calls it).
+const EXCHANGE_ONLINE_EWS_URL: &str = "https://outlook.office365.com/EWS/Exchange.asmx";
 
 /// Why an apply file was rejected; nothing was written in any case.
 #[derive(Debug, thiserror::Error)]
@@ -224,7 +229,12 @@ struct SecretInputs {
 struct ProfileEntry {
     name: String,
     server_type: ServerType,
-    ews_url: String,
+    #[serde(default)]
+    protocol: Option<Protocol>,
+    #[serde(default)]
+    ews_url: Option<String>,
+    #[serde(default)]
+    graph_url: Option<String>,
     auth: AuthMethod,
     #[serde(default)]
     password_scheme: Option<PasswordScheme>,
@@ -367,7 +377,9 @@ struct DesiredProfile {
     entry: String,
     name: String,
     server_type: ServerType,
+    protocol: Protocol,
     ews_url: String,
+    graph_url: String,
     auth: AuthMethod,
     password_scheme: PasswordScheme,
     username: Option<String>,
@@ -641,7 +653,23 @@ fn validate_profile(
         problems,
     };
     let name = c.text("name", Some(entry.name), 200).unwrap_or_default();
-    let ews_url = c.url("ews_url", Some(&entry.ews_url)).unwrap_or_default();
+    let protocol = entry.protocol.unwrap_or(Protocol::Ews);
+    // A Graph profile needs no EWS endpoint; Exchange Online's is stored for the record.
+    let ews_url = match (&entry.ews_url, protocol) {
+        (Some(url), _) => c.url("ews_url", Some(url)).unwrap_or_default(),
+        (None, Protocol::Graph) => EXCHANGE_ONLINE_EWS_URL.to_owned(),
+        (None, Protocol::Ews) => {
+            c.fail("ews_url", "required when protocol = \"ews\" (the default)");
+            String::new()
+        }
+    };
+    let graph_url = c
+        .url(
+            "graph_url",
+            Some(entry.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH_URL)),
+        )
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_default();
     let username = c.text("username", entry.username, 320);
     let password = c.secret(
         "password",
@@ -810,6 +838,7 @@ fn validate_profile(
     let password_scheme = entry.password_scheme.unwrap_or(PasswordScheme::Basic);
     for finding in crate::domain::server_type::findings(
         entry.server_type,
+        protocol,
         entry.auth,
         password_scheme,
         use_impersonation,
@@ -851,7 +880,9 @@ fn validate_profile(
         entry: label,
         name,
         server_type: entry.server_type,
+        protocol,
         ews_url,
+        graph_url,
         auth: entry.auth,
         password_scheme,
         username,
@@ -1196,7 +1227,9 @@ async fn upsert_profile(
                 }
             };
             check(row.server_type != want.server_type.as_str(), "server_type");
+            check(row.protocol != want.protocol.as_str(), "protocol");
             check(row.ews_url != want.ews_url, "ews_url");
+            check(row.graph_url != want.graph_url, "graph_url");
             check(row.auth != want.auth.as_str(), "auth");
             check(
                 row.password_scheme != want.password_scheme.as_str(),
@@ -1342,6 +1375,8 @@ async fn upsert_profile(
             oauth_certificate_pem: want.oauth_certificate_pem.as_deref(),
             oauth_private_key_enc: private_key,
             oauth_assertion_signing: want.oauth_assertion_signing.as_str(),
+            protocol: want.protocol.as_str(),
+            graph_url: &want.graph_url,
         },
     )
     .await?;

@@ -6,4 +6,5 @@ pub mod apply;
 pub mod bench;
 pub mod demo;
 pub mod explain;
+pub mod migrate;
 pub mod probe;

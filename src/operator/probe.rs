@@ -322,6 +322,7 @@ async fn probe_in_span(
     let mut refused = None;
     for finding in crate::domain::server_type::findings(
         profile.server_type,
+        profile.protocol,
         profile.auth,
         profile.password_scheme,
         profile.use_impersonation,

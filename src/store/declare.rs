@@ -97,6 +97,10 @@ pub struct ProfileValues<'a> {
     pub oauth_private_key_enc: Option<Vec<u8>>,
     /// `oauth_assertion_signing`.
     pub oauth_assertion_signing: &'a str,
+    /// `protocol` (`ews` or `graph`).
+    pub protocol: &'a str,
+    /// `graph_url`.
+    pub graph_url: &'a str,
 }
 
 /// Insert or overwrite a profile (a changed profile's mailboxes become due at the next tick:
@@ -110,9 +114,10 @@ pub async fn write_profile(tx: &mut Tx<'_>, p: &ProfileValues<'_>) -> Result<(),
             use_impersonation, use_same_settings_for_outgoing, outgoing_ews_url,
             outgoing_username, outgoing_password_enc, process_emails_from,
             max_concurrent_connections, min_polling_interval_minutes, enabled,
-            oauth_certificate_pem, oauth_private_key_enc, oauth_assertion_signing)
+            oauth_certificate_pem, oauth_private_key_enc, oauth_assertion_signing, protocol,
+            graph_url)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                $19, $20, $21, $22, $23, $24, $25)
+                $19, $20, $21, $22, $23, $24, $25, $26, $27)
         ON CONFLICT (id) DO UPDATE SET
             name = EXCLUDED.name, server_type = EXCLUDED.server_type,
             ews_url = EXCLUDED.ews_url, auth = EXCLUDED.auth,
@@ -132,7 +137,8 @@ pub async fn write_profile(tx: &mut Tx<'_>, p: &ProfileValues<'_>) -> Result<(),
             enabled = EXCLUDED.enabled,
             oauth_certificate_pem = EXCLUDED.oauth_certificate_pem,
             oauth_private_key_enc = EXCLUDED.oauth_private_key_enc,
-            oauth_assertion_signing = EXCLUDED.oauth_assertion_signing
+            oauth_assertion_signing = EXCLUDED.oauth_assertion_signing,
+            protocol = EXCLUDED.protocol, graph_url = EXCLUDED.graph_url
         "#,
     )
     .bind(p.id)
@@ -160,6 +166,8 @@ pub async fn write_profile(tx: &mut Tx<'_>, p: &ProfileValues<'_>) -> Result<(),
     .bind(p.oauth_certificate_pem)
     .bind(&p.oauth_private_key_enc)
     .bind(p.oauth_assertion_signing)
+    .bind(p.protocol)
+    .bind(p.graph_url)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -10,6 +10,7 @@ pub mod declare;
 pub mod demo;
 pub mod emails;
 pub mod mailboxes;
+pub mod migration;
 pub mod operate;
 pub mod outgoing;
 pub mod profiles;

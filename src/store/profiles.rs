@@ -2,7 +2,9 @@
 
 use super::StoreError;
 use crate::crypto::{CredentialCipher, SecretSlot};
-use crate::domain::{OAuthCredential, OAuthSettings, OutgoingSettings, Profile, ProfileId};
+use crate::domain::{
+    default_oauth_scope, OAuthCredential, OAuthSettings, OutgoingSettings, Profile, ProfileId,
+};
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use std::str::FromStr;
@@ -17,7 +19,8 @@ pub const PROFILE_COLUMNS: &str = "id, name, server_type, ews_url, auth, passwor
     oauth_assertion_signing, use_impersonation, use_same_settings_for_outgoing, \
     outgoing_ews_url, outgoing_username, outgoing_password_enc, process_emails_from, \
     max_concurrent_connections, min_polling_interval_minutes, enabled, \
-    credentials_blocked_at, credentials_blocked_reason, created_at, updated_at";
+    credentials_blocked_at, credentials_blocked_reason, created_at, updated_at, protocol, \
+    graph_url";
 
 /// A profile row as stored (secrets still encrypted).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -80,6 +83,10 @@ pub struct ProfileRow {
     pub created_at: DateTime<Utc>,
     /// Last settings change.
     pub updated_at: DateTime<Utc>,
+    /// `ews` | `graph`.
+    pub protocol: String,
+    /// Microsoft Graph base URL.
+    pub graph_url: String,
 }
 
 const TABLE: &str = "email_server_profiles";
@@ -129,7 +136,10 @@ impl ProfileRow {
         let password_scheme = FromStr::from_str(&self.password_scheme).map_err(
             |e: crate::domain::ParseEnumError| self.invalid("password_scheme", e.to_string()),
         )?;
+        let protocol = FromStr::from_str(&self.protocol)
+            .map_err(|e: crate::domain::ParseEnumError| self.invalid("protocol", e.to_string()))?;
         let ews_url = self.url("ews_url", &self.ews_url)?;
+        let graph_url = self.url("graph_url", &self.graph_url)?;
         let password = self.secret(cipher, "password_enc", &self.password_enc)?;
         let credential = match (&self.oauth_client_secret_enc, &self.oauth_certificate_pem) {
             (Some(_), _) => Some(OAuthCredential::Secret(
@@ -175,7 +185,7 @@ impl ProfileRow {
                     scope: self
                         .oauth_scope
                         .clone()
-                        .unwrap_or_else(|| DEFAULT_OAUTH_SCOPE.to_owned()),
+                        .unwrap_or_else(|| default_oauth_scope(protocol, &graph_url)),
                 })
             }
             _ => None,
@@ -209,7 +219,9 @@ impl ProfileRow {
             id: ProfileId(self.id),
             name: self.name,
             server_type,
+            protocol,
             ews_url,
+            graph_url,
             auth,
             password_scheme,
             username: self.username,
@@ -227,7 +239,7 @@ impl ProfileRow {
 }
 
 /// Scope of app-only EWS tokens for Exchange Online.
-pub const DEFAULT_OAUTH_SCOPE: &str = "https://outlook.office365.com/.default";
+pub const DEFAULT_OAUTH_SCOPE: &str = crate::domain::DEFAULT_EWS_OAUTH_SCOPE;
 
 /// Every profile row, in name order (the scheduler reloads them each tick).
 pub async fn list_rows(store: &super::Store) -> Result<Vec<ProfileRow>, StoreError> {

@@ -14,7 +14,8 @@
 use super::context::{PassContext, WorkloadSummary};
 use super::incoming::short;
 use super::port::{
-    Change, ChangeHint, Folder, ItemRef, MailServer, RemoteActivity, Removal, WriteOutcome,
+    Change, ChangeHint, CreateKey, Folder, ItemRef, MailServer, RemoteActivity, Removal,
+    WriteOutcome,
 };
 use super::progress::{PageCounts, Progress};
 use super::SyncError;
@@ -220,7 +221,7 @@ async fn push(
             continue;
         }
         let outcome = match &row.item_id {
-            None => conn.create(&row.fields).await?,
+            None => conn.create(create_key(&row), &row.fields).await?,
             Some(id) => {
                 let item = ItemRef {
                     id: id.clone(),
@@ -229,7 +230,7 @@ async fn push(
                 };
                 match conn.update(&item, &row.fields).await? {
                     // Gone in Exchange while changed here: the database's version lives on.
-                    WriteOutcome::Missing => conn.create(&row.fields).await?,
+                    WriteOutcome::Missing => conn.create(create_key(&row), &row.fields).await?,
                     other => other,
                 }
             }
@@ -264,6 +265,14 @@ async fn push(
         }
     }
     Ok(())
+}
+
+/// The idempotency key of creating `row` as it is now.
+fn create_key(row: &ActRow) -> CreateKey {
+    CreateKey {
+        row_id: row.id,
+        version: row.version,
+    }
 }
 
 async fn delete(

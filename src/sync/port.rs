@@ -218,6 +218,15 @@ pub enum WriteOutcome {
     Refused(String),
 }
 
+/// Which row version a create writes (the idempotency key of a create).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreateKey {
+    /// The database row.
+    pub row_id: Uuid,
+    /// Its version being written.
+    pub version: i64,
+}
+
 /// How an activity leaves the mailbox (decided by `domain::scope::delete_action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Removal {
@@ -346,6 +355,10 @@ pub enum OpenError {
     /// The OAuth certificate or its key cannot be used.
     #[error("the profile's OAuth certificate cannot be used: {0}")]
     Certificate(String),
+    /// A profile setting the provider needs cannot be used (e.g. a Graph URL its client
+    /// refuses).
+    #[error("the profile cannot be used: {0}")]
+    Setting(String),
 }
 
 /// Opens mailbox sessions: the process's provider(s), keeping what mailboxes share (one
@@ -419,8 +432,10 @@ pub trait MailServer: Send + Sync {
     fn write_problem(&self, fields: &ActFields) -> Option<String>;
 
     /// Create an activity in its folder (tagged with the tracking category). A request the
-    /// server refuses as a whole concerns this one item: `Refused`, the others go on.
-    fn create<'a>(&'a self, fields: &'a ActFields) -> PortFuture<'a, WriteOutcome>;
+    /// server refuses as a whole concerns this one item: `Refused`, the others go on. `key`
+    /// names the row version being created: a provider whose server dedupes retried creates
+    /// (Graph's `transactionId`) sends it, so a retry after a lost answer creates nothing new.
+    fn create<'a>(&'a self, key: CreateKey, fields: &'a ActFields) -> PortFuture<'a, WriteOutcome>;
 
     /// Update the fields exsync owns of an activity, only if `item.version` is still the
     /// server's (never overwriting a newer version: `Conflict`). `Missing`: gone.

@@ -14,6 +14,7 @@ mod fake_exchange_rules;
 mod fake_meeting_rules;
 mod fake_streaming_rules;
 mod fake_wire_rules;
+mod graph_rules;
 mod operate_rules;
 mod package_rules;
 mod pass_log_rules;

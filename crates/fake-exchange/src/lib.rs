@@ -9,6 +9,7 @@
 mod assertion;
 mod auth;
 mod ews_ops;
+pub mod graph;
 mod properties;
 mod routes;
 pub mod seed;
@@ -290,6 +291,8 @@ pub struct FakeConfig {
     /// Record the requests exsync sends and every SOAP answer here, one file per distinct
     /// document shape, for `scripts/check-traffic.sh` (default: `$EXSYNC_FAKE_TRAFFIC_DIR`).
     pub traffic_dir: Option<PathBuf>,
+    /// Also serve Microsoft Graph at `/v1.0` over the same mailboxes (`graph::GraphState`).
+    pub graph: bool,
 }
 
 impl Default for FakeConfig {
@@ -306,6 +309,7 @@ impl Default for FakeConfig {
             traffic_dir: std::env::var_os(TRAFFIC_DIR_ENV)
                 .filter(|d| !d.is_empty())
                 .map(PathBuf::from),
+            graph: false,
         }
     }
 }
@@ -318,6 +322,7 @@ pub struct FakeExchange {
     certificate_pem: Option<String>,
     ca_certificate_pem: Option<String>,
     state: Arc<FakeState>,
+    graph: Option<Arc<graph::GraphState>>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -350,14 +355,24 @@ impl FakeExchange {
         }
         let certificate_pem = made.as_ref().map(|m| m.certificate_pem.clone());
         let ca_certificate_pem = made.as_ref().and_then(|m| m.ca_certificate_pem.clone());
+        let graph = config.graph.then(|| {
+            Arc::new(graph::GraphState::new(
+                state.clone(),
+                config.traffic_dir.clone(),
+            ))
+        });
         let running = server::serve(
             config.listen,
             made.map(|m| m.config),
             state.clone(),
+            graph.clone().map(graph::router),
             shutdown.clone(),
         )
         .await?;
         let scheme = if config.tls { "https" } else { "http" };
+        if let Some(g) = &graph {
+            g.set_base_url(format!("{scheme}://{}/v1.0", running.addr));
+        }
         state.lock().token_url = Some(format!("{scheme}://{}/_fake/oauth2/token", running.addr));
         Ok(FakeExchange {
             addr: running.addr,
@@ -365,6 +380,7 @@ impl FakeExchange {
             certificate_pem,
             ca_certificate_pem,
             state,
+            graph,
             shutdown,
             task: running.task,
         })
@@ -393,6 +409,16 @@ impl FakeExchange {
     /// The OAuth2 client-credentials token endpoint.
     pub fn token_url(&self) -> String {
         format!("{}/_fake/oauth2/token", self.base_url())
+    }
+
+    /// The fake Graph's state, when started with `graph: true`.
+    pub fn graph(&self) -> Option<&graph::GraphState> {
+        self.graph.as_deref()
+    }
+
+    /// `base_url() + /v1.0`: what a Graph client takes as `graph_url` (when Graph is served).
+    pub fn graph_url(&self) -> Option<String> {
+        self.graph.as_ref().map(|g| g.base_url())
     }
 
     /// The bound address (useful with port 0).
@@ -435,23 +461,29 @@ pub fn load_seed(path: &Path) -> Result<Seed, FakeError> {
     Seed::load(path)
 }
 
-/// `exsync fake-exchange`: serve until ctrl-c, printing the EWS URL on start.
+/// `exsync fake-exchange`: serve until ctrl-c, printing the EWS URL (and with `graph` the
+/// Graph URL) on start.
 pub async fn run_standalone(
     listen: SocketAddr,
     seed: Option<PathBuf>,
     tls: bool,
+    graph: bool,
 ) -> Result<(), FakeError> {
     let seed = seed.as_deref().map(load_seed).transpose()?;
     let fake = FakeExchange::start(FakeConfig {
         listen,
         tls,
         seed,
+        graph,
         ..FakeConfig::default()
     })
     .await?;
     // A closed stdout (the reader went away) must not stop the server: ignore write errors.
     let mut out = std::io::stdout();
     let _ = writeln!(out, "fake Exchange serving EWS at {}", fake.ews_url());
+    if let Some(url) = fake.graph_url() {
+        let _ = writeln!(out, "fake Graph serving Microsoft Graph at {url}");
+    }
     let _ = writeln!(out, "control API at {}/_fake/", fake.base_url());
     if let Some(pem) = fake.certificate_pem() {
         let _ = writeln!(out, "self-signed certificate:\n{pem}");

@@ -40,6 +40,7 @@ pub(crate) async fn serve(
     listen: SocketAddr,
     tls: Option<rustls::ServerConfig>,
     state: Arc<FakeState>,
+    extra: Option<axum::Router>,
     shutdown: CancellationToken,
 ) -> Result<Running, FakeError> {
     let listener = TcpListener::bind(listen)
@@ -49,7 +50,12 @@ pub(crate) async fn serve(
             source,
         })?;
     let addr = listener.local_addr()?;
-    let app = super::routes::router(state).into_make_service_with_connect_info::<ConnId>();
+    let app = match extra {
+        // The fake Graph (`/v1.0`, `/_fake/graph/`) beside EWS, over the same state.
+        Some(extra) => super::routes::router(state).merge(extra),
+        None => super::routes::router(state),
+    }
+    .into_make_service_with_connect_info::<ConnId>();
     let stop = shutdown.clone();
     if let Some(config) = tls {
         let acceptor = TlsAcceptor::from(Arc::new(config));

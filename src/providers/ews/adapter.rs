@@ -600,7 +600,11 @@ impl MailServer for MailboxConnection {
         activity_problem(fields)
     }
 
-    fn create<'a>(&'a self, fields: &'a ActFields) -> PortFuture<'a, WriteOutcome> {
+    fn create<'a>(
+        &'a self,
+        _key: crate::sync::port::CreateKey,
+        fields: &'a ActFields,
+    ) -> PortFuture<'a, WriteOutcome> {
         Box::pin(async move { self.create_activity(fields).await.map_err(server_error) })
     }
 

@@ -24,6 +24,15 @@ pub struct Message {
     /// Set on a delta entry for a message that left the folder.
     #[serde(rename = "@removed", default, skip_serializing_if = "Option::is_none")]
     pub removed: Option<Removed>,
+    /// `#microsoft.graph.eventMessage` for meeting requests and responses (Graph names the
+    /// derived type of an item in a message collection); absent or `#microsoft.graph.message`
+    /// for an email.
+    #[serde(
+        rename = "@odata.type",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub odata_type: Option<String>,
     /// Version of the item (changes on every change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_key: Option<String>,

@@ -68,6 +68,18 @@ impl GraphClient {
         self.delta_page(&call).await
     }
 
+    /// One task. `GET /users/{id}/todo/lists/{id}/tasks/{id}`.
+    pub async fn get_todo_task(
+        &self,
+        target: &Target,
+        list_id: &str,
+        id: &str,
+    ) -> Result<TodoTask, GraphError> {
+        let url = self.user_url(&target.mailbox, &["todo", "lists", list_id, "tasks", id]);
+        let call = Call::new("todoTask.get", target, Method::GET, url, TASKS_PERMISSION).item();
+        self.fetch(&call).await
+    }
+
     /// Create a task in list `list_id`. `POST /users/{id}/todo/lists/{id}/tasks` → 201.
     /// Not idempotent: the caller records the id it gets back before anything else.
     pub async fn create_todo_task(
