@@ -328,15 +328,17 @@ impl GraphState {
         if !exists {
             return Err(FakeError::NotFound(format!("app {client_id}")));
         }
-        let mut inner = self.lock();
-        match &scope.mailboxes {
-            None => {
-                inner.scopes.remove(&key(client_id));
-            }
-            Some(list) => {
-                inner
-                    .scopes
-                    .insert(key(client_id), list.iter().map(|m| key(m)).collect());
+        {
+            let mut inner = self.lock();
+            match &scope.mailboxes {
+                None => {
+                    inner.scopes.remove(&key(client_id));
+                }
+                Some(list) => {
+                    inner
+                        .scopes
+                        .insert(key(client_id), list.iter().map(|m| key(m)).collect());
+                }
             }
         }
         Ok(self.scope(client_id))

@@ -143,9 +143,11 @@ pub(crate) fn project(value: Value, select: Option<&[String]>, on_request: &[&st
     let Value::Object(map) = value else {
         return value;
     };
+    // An `$expand`ed navigation property is there only when expanded: kept whatever `$select`.
     let keep = |name: &str| {
         name == "id"
             || name.contains('@')
+            || name == "singleValueExtendedProperties"
             || match select {
                 Some(list) => list.iter().any(|s| s == name),
                 None => !on_request.contains(&name),

@@ -634,7 +634,13 @@ async fn graph_endpoint(
         (None, None) => Vec::new(),
     };
     if let Some(traffic) = &g.traffic {
-        if raw.is_none() {
+        // Only answers on paths Microsoft's description has (a refused unknown path, and the
+        // MIME of `$value`, have no JSON operation to be checked against).
+        let described = entry
+            .operation
+            .as_deref()
+            .is_some_and(|op| op != "message.mime");
+        if raw.is_none() && described {
             traffic.response(method.as_str(), &path, status.as_u16(), &bytes);
         }
     }
