@@ -1189,3 +1189,76 @@ async fn request_bodies_graph_would_refuse_are_refused() {
     );
     gx.check_traffic();
 }
+
+#[tokio::test]
+async fn an_app_signing_in_with_a_certificate_assertion_reads_graph() {
+    let gx = Gx::start().await;
+    let fixture = |name: &str| {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name),
+        )
+        .unwrap()
+    };
+    gx.fake
+        .state()
+        .add_app(&NewApp {
+            client_id: "graph-cert-app".into(),
+            client_secret: None,
+            certificate: Some(fixture("oauth-app.crt")),
+            tenant: None,
+            impersonate: None,
+        })
+        .unwrap();
+    let certificate = exsync::ews::oauth::ClientCertificate::from_pem(
+        &fixture("oauth-app.crt"),
+        SecretString::from(fixture("oauth-app.key")),
+        exsync::ews::oauth::AssertionSigning::Ps256,
+    )
+    .unwrap();
+    let assertion = certificate
+        .assertion(
+            "graph-cert-app",
+            &gx.fake.token_url(),
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "client_credentials"),
+            ("client_id", "graph-cert-app"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion.expose_secret()),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .finish();
+    let answer: Value = gx
+        .http
+        .post(gx.fake.token_url())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = answer["access_token"]
+        .as_str()
+        .expect("a token for the certificate");
+    let response = gx
+        .http
+        .get(gx.url(&format!("/users/{A}/mailFolders/inbox")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let stats = gx.stats().await;
+    assert_eq!(stats["apps"]["graph-cert-app"][A]["requests"], 1);
+    gx.check_traffic();
+}

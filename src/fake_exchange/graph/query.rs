@@ -478,12 +478,9 @@ mod tests {
         };
         assert_eq!(value, "Row's 1");
         let ours = parse_property_id(
-            "string {d0925a5d-722f-42f0-882e-a816636fa020} Name ExsyncOutgoingId",
+            "String {d0925a5d-722f-42f0-882e-a816636fa020} Name ExsyncOutgoingId",
         )
-        .unwrap_or_else(|| {
-            parse_property_id("String {d0925a5d-722f-42f0-882e-a816636fa020} Name ExsyncOutgoingId")
-                .unwrap()
-        });
+        .unwrap();
         assert!(same_property(field, &ours));
         let other_case = parse_property_id(
             "String {d0925a5d-722f-42f0-882e-a816636fa020} Name exsyncoutgoingid",
