@@ -1262,3 +1262,89 @@ async fn an_app_signing_in_with_a_certificate_assertion_reads_graph() {
     assert_eq!(stats["apps"]["graph-cert-app"][A]["requests"], 1);
     gx.check_traffic();
 }
+
+#[tokio::test]
+async fn a_filtered_message_round_stops_at_its_limit_and_goes_on_after_what_exists() {
+    let gx = Gx::start().await;
+    gx.control(
+        reqwest::Method::PUT,
+        "/_fake/graph/faults",
+        json!({"filtered_round_limit": 5}),
+    )
+    .await;
+    gx.fake
+        .state()
+        .add_items(
+            A,
+            &NewItems {
+                count: Some(8),
+                ..NewItems::default()
+            },
+        )
+        .unwrap();
+    let client = gx.client(fast());
+    let target = Target::new(A);
+    let query = MessageDeltaQuery {
+        received_since: Some(chrono::Utc::now() - chrono::Duration::days(1)),
+        ..MessageDeltaQuery::default()
+    };
+    let (first, link) = message_round(&client, &target, &query).await;
+    assert_eq!(
+        changed_ids(&first).len(),
+        5,
+        "a filtered round returns at most the limit, and says it is done"
+    );
+    gx.fake.state().add_items(A, &NewItems::default()).unwrap();
+    let page = client
+        .message_delta_next(&target, &link, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        changed_ids(&page.entries).len(),
+        1,
+        "the next round brings only what came after, never the three left out"
+    );
+    // Without the filter a round has no such limit.
+    let (all, _) = message_round(&client, &target, &MessageDeltaQuery::default()).await;
+    assert_eq!(changed_ids(&all).len(), 9);
+    gx.check_traffic();
+}
+
+#[tokio::test]
+async fn right_after_a_send_the_message_can_be_in_neither_drafts_nor_sent_items() {
+    let gx = Gx::start().await;
+    gx.control(
+        reqwest::Method::PUT,
+        "/_fake/graph/faults",
+        json!({"sent_items_delay_ms": 700}),
+    )
+    .await;
+    let client = gx.client(fast());
+    let target = Target::new(A);
+    let draft = client
+        .create_draft(
+            &target,
+            &Message {
+                subject: Some("In flight".into()),
+                to_recipients: Some(vec![Recipient::address(B)]),
+                ..Message::default()
+            },
+            "row-9",
+        )
+        .await
+        .unwrap();
+    client
+        .send_draft(&target, draft.id.as_deref().unwrap())
+        .await
+        .unwrap();
+    let during = client.find_outgoing(&target, "row-9").await.unwrap();
+    assert_eq!(
+        (during.sent.len(), during.drafts.len()),
+        (0, 0),
+        "still moving"
+    );
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let after = client.find_outgoing(&target, "row-9").await.unwrap();
+    assert_eq!((after.sent.len(), after.drafts.len()), (1, 0));
+    gx.check_traffic();
+}

@@ -79,6 +79,9 @@ pub(crate) struct DeltaState {
     pub(crate) received: Vec<(Cmp, DateTime<Utc>)>,
     pub(crate) change_type: Option<String>,
     pub(crate) expand: Option<ExtendedFieldUri>,
+    /// Items this round has returned so far (a filtered round stops at
+    /// `GraphFaults::filtered_round_limit`, GD-MDELTA).
+    pub(crate) delivered: usize,
 }
 
 /// Issued tokens, per mailbox in issue order.
@@ -153,6 +156,7 @@ pub(crate) fn first_call(
         received: Vec::new(),
         change_type: None,
         expand: None,
+        delivered: 0,
     };
     match &resource {
         Resource::Messages(_) => {
@@ -263,7 +267,7 @@ pub(crate) fn page(g: &GraphState, ctx: &Ctx, state: DeltaState) -> OpResult {
         let data = mailbox
             .folder(folder)
             .ok_or_else(GraphErr::item_not_found)?;
-        let (changes, position, last) = data.changes_since(
+        let (changes, mut position, mut last) = data.changes_since(
             state.since,
             usize::try_from(size).unwrap_or(usize::MAX),
             &Default::default(),
@@ -307,10 +311,34 @@ pub(crate) fn page(g: &GraphState, ctx: &Ctx, state: DeltaState) -> OpResult {
             };
             entries.extend(entry);
         }
+        // With a filter Graph returns at most so many messages in a round (GD-MDELTA): the
+        // round ends there, and its delta link continues after everything that exists now.
+        if !state.received.is_empty() {
+            let room = faults.filtered_round_limit.saturating_sub(state.delivered);
+            let changed = |v: &Value| v.get("@removed").is_none();
+            if entries.iter().filter(|v| changed(v)).count() >= room {
+                let mut kept = 0;
+                entries.retain(|v| {
+                    if !changed(v) {
+                        return true;
+                    }
+                    kept += 1;
+                    kept <= room
+                });
+                position = data.seq;
+                last = true;
+            }
+        }
         (entries, position, last)
     };
+    let returned = entries
+        .iter()
+        .filter(|v| v.get("@removed").is_none())
+        .count();
     let next = DeltaState {
         since: position,
+        // A new round counts from zero.
+        delivered: if last { 0 } else { state.delivered + returned },
         ..state.clone()
     };
     let token = g

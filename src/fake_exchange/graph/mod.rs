@@ -95,6 +95,9 @@ pub struct GraphFaults {
     /// The Sent Items copy of a sent message appears this long after the 202 (the move happens
     /// after the answer on the real service, GD-SENDSTEPS); the draft leaves Drafts at once.
     pub sent_items_delay_ms: u64,
+    /// Most messages one round of a message delta with `$filter` returns (GD-MDELTA: 5,000);
+    /// the round then ends, and its delta link continues after what exists now.
+    pub filtered_round_limit: usize,
 }
 
 impl Default for GraphFaults {
@@ -111,6 +114,7 @@ impl Default for GraphFaults {
             default_page_size: 10,
             max_page_size: 1000,
             sent_items_delay_ms: 0,
+            filtered_round_limit: 5000,
         }
     }
 }
