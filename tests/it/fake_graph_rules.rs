@@ -1348,3 +1348,54 @@ async fn right_after_a_send_the_message_can_be_in_neither_drafts_nor_sent_items(
     assert_eq!((after.sent.len(), after.drafts.len()), (1, 0));
     gx.check_traffic();
 }
+
+#[tokio::test]
+async fn the_calendar_view_expands_a_series_into_its_occurrences_beside_the_master() {
+    let gx = Gx::start().await;
+    let client = gx.client(fast());
+    let target = Target::new(A);
+    let first = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
+    let start = first.and_hms_opt(9, 0, 0).unwrap().and_utc();
+    let series: Event = serde_json::from_value(json!({
+        "subject": "Stand-up",
+        "start": {"dateTime": start.format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"},
+        "end": {"dateTime": (start + chrono::Duration::minutes(15)).format("%Y-%m-%dT%H:%M:%S").to_string(), "timeZone": "UTC"},
+        "recurrence": {
+            "pattern": {"type": "daily", "interval": 1},
+            "range": {"type": "numbered", "startDate": first.to_string(), "numberOfOccurrences": 5}
+        }
+    }))
+    .unwrap();
+    let master = client
+        .create_event(&target, &series, "tx-series")
+        .await
+        .unwrap();
+    assert!(master.recurrence.is_some());
+    let window = CalendarWindow {
+        start: start - chrono::Duration::hours(1),
+        end: start + chrono::Duration::days(3),
+    };
+    let page = client.event_delta(&target, &window).await.unwrap();
+    let events: Vec<&Event> = page
+        .entries
+        .iter()
+        .filter_map(|e| match e {
+            DeltaEntry::Changed(ev) => Some(ev),
+            DeltaEntry::Removed { .. } => None,
+        })
+        .collect();
+    let occurrences: Vec<&&Event> = events
+        .iter()
+        .filter(|e| e.series_master_id.is_some())
+        .collect();
+    assert_eq!(
+        events.len(),
+        4,
+        "the master and three occurrences in three days"
+    );
+    assert_eq!(occurrences.len(), 3);
+    assert!(occurrences
+        .iter()
+        .all(|o| o.series_master_id == master.id && o.subject.is_none()));
+    gx.check_traffic();
+}

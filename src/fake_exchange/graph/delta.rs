@@ -293,12 +293,12 @@ pub(crate) fn page(g: &GraphState, ctx: &Ctx, state: DeltaState) -> OpResult {
                 }
             };
             let entry = match stored {
-                None => Some(removed(
+                None => vec![removed(
                     &state.resource,
                     &mailbox.address,
                     n,
                     ctx.prefer.immutable,
-                )),
+                )],
                 Some(item) => render(
                     &state,
                     ctx,
@@ -397,8 +397,48 @@ fn removed(resource: &Resource, address: &str, n: u64, immutable: bool) -> Value
     })
 }
 
-/// An item of a page, or `None` when the round's options leave it out.
+/// The entries an item gives a page (none when the round's options leave it out; a series
+/// gives its master and its occurrences in the window).
 fn render(
+    state: &DeltaState,
+    ctx: &Ctx,
+    address: &str,
+    n: u64,
+    item: &Item,
+    kind: &str,
+    transaction_id: Option<String>,
+) -> Vec<Value> {
+    render_one(state, ctx, address, n, item, kind, transaction_id)
+        .map(
+            |first| match (&state.resource, item, first.get("@removed")) {
+                (Resource::Events { start, end }, Item::CalendarItem(c), None) => {
+                    let mut all = vec![first.clone()];
+                    if let (Some(recurrence), Some(s), Some(e)) = (&c.recurrence, c.start, c.end) {
+                        let master = ids::rest_id(address, n, ctx.prefer.immutable);
+                        for (begins, ends) in
+                            super::series::occurrences(recurrence, s, e, *start, *end)
+                        {
+                            all.push(json!({
+                            "@odata.type": "#microsoft.graph.event",
+                            "@odata.etag": first.get("@odata.etag").cloned().unwrap_or(Value::Null),
+                            "id": ids::occurrence_id(address, n, begins),
+                            "seriesMasterId": master,
+                            "type": "occurrence",
+                            "start": to_json(&exsync_graph::model::DateTimeTimeZone::utc(begins)),
+                            "end": to_json(&exsync_graph::model::DateTimeTimeZone::utc(ends)),
+                        }));
+                        }
+                    }
+                    all
+                }
+                _ => vec![first],
+            },
+        )
+        .unwrap_or_default()
+}
+
+/// One item's own entry.
+fn render_one(
     state: &DeltaState,
     ctx: &Ctx,
     address: &str,
@@ -432,10 +472,13 @@ fn render(
             ))
         }
         (Resource::Events { start, end }, Item::CalendarItem(c)) => {
-            let inside = match (c.start, c.end) {
-                (Some(s), Some(e)) => s < *end && e > *start,
+            let inside = match (&c.recurrence, c.start, c.end) {
+                (Some(r), Some(s), Some(e)) => {
+                    !super::series::occurrences(r, s, e, *start, *end).is_empty()
+                }
+                (None, Some(s), Some(e)) => s < *end && e > *start,
                 _ => false,
-            } || c.recurrence.is_some();
+            };
             if !inside {
                 // A change outside the window is reported as a removal (GD-EDELTA, I-CAL6599);
                 // in a first round it is simply not there.

@@ -18,6 +18,7 @@ mod items;
 mod mail;
 mod query;
 mod routes;
+mod series;
 mod traffic;
 mod wire;
 
