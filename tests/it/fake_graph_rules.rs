@@ -489,6 +489,45 @@ async fn select_returns_only_what_was_asked_and_the_filter_keeps_older_mail_out(
         "{applied:?}"
     );
 
+    // Bodies come as HTML unless text is preferred; the raw MIME is there too.
+    let id = value[0]["id"].as_str().unwrap().to_owned();
+    let (_, _, html) = gx
+        .raw(
+            reqwest::Method::GET,
+            &format!("/users/{A}/messages/{id}?$select=body"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(html["body"]["contentType"], "html");
+    let (_, headers, text) = gx
+        .raw(
+            reqwest::Method::GET,
+            &format!("/users/{A}/messages/{id}?$select=body"),
+            None,
+            &[("Prefer", "outlook.body-content-type=\"text\"")],
+        )
+        .await;
+    assert_eq!(text["body"]["contentType"], "text");
+    let applied: Vec<&str> = headers
+        .get_all("preference-applied")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        applied
+            .iter()
+            .any(|v| v.contains("outlook.body-content-type")),
+        "{applied:?}"
+    );
+    let client = gx.client(fast());
+    let mime = client.get_message_mime(&Target::new(A), &id).await.unwrap();
+    let mime = String::from_utf8_lossy(&mime).into_owned();
+    assert!(
+        mime.contains("Subject: ") && mime.contains("Message-ID: <"),
+        "{mime}"
+    );
+
     // What Graph refuses, the fake refuses.
     for refused in [
         "/mailFolders/inbox/messages/delta?$filter=subject%20eq%20'x'",

@@ -812,11 +812,22 @@ async fn serve(
             );
         }
     }
-    let reply = if ctx.prefer.immutable {
+    let mut reply = if ctx.prefer.immutable {
         reply.header("Preference-Applied", "IdType=\"ImmutableId\"")
     } else {
         reply
     };
+    if let Some(kind) = ctx.prefer.body_type {
+        // Echoed as Graph does (GD-MGET).
+        let name = match kind {
+            exsync_graph::model::BodyType::Text => "text",
+            exsync_graph::model::BodyType::Html => "html",
+        };
+        reply = reply.header(
+            "Preference-Applied",
+            format!("outlook.body-content-type=\"{name}\""),
+        );
+    }
     Ok(reply)
 }
 
