@@ -3,14 +3,16 @@
 
 use crate::config::{HttpSettings, Settings};
 use crate::crypto::{CredentialCipher, CryptoError};
-use crate::ews::client::ClientOptions;
-use crate::ews::tls::{SystemRoots, TrustSettings};
-use crate::ews::transport::{Transport, TransportError, TransportSettings};
 use crate::health::{self, HealthError, Readiness};
+use crate::metrics::EwsRequestMetrics;
+use crate::providers::ews::clients::ClientCache;
 use crate::scheduler::{Scheduler, SchedulerError};
 use crate::store::{Store, StoreError};
-use crate::sync::clients::ClientCache;
 use crate::sync::{PassSummary, SyncEngine};
+use exsync_ews::client::ClientOptions;
+use exsync_ews::observe::SharedObserver;
+use exsync_ews::tls::{SystemRoots, TrustSettings};
+use exsync_ews::transport::{Transport, TransportError, TransportSettings};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -61,11 +63,17 @@ impl App {
     ) -> Result<App, AppError> {
         let transport = Transport::new(transport_settings(&settings.http))?;
         announce_trust(&transport);
-        let clients = ClientCache::new(
+        // The mail-server provider: EWS (one client per credential).
+        // Every client records its requests into the process's metrics.
+        let options = ClientOptions {
+            observer: SharedObserver::new(EwsRequestMetrics),
+            ..ClientOptions::default()
+        };
+        let clients = Arc::new(ClientCache::new(
             transport,
-            ClientOptions::default(),
+            options,
             settings.scheduler.outage_retry_interval,
-        );
+        ));
         let engine = Arc::new(SyncEngine::new(
             store.clone(),
             Arc::new(cipher),

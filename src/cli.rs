@@ -4,9 +4,9 @@
 //! 2 bad input (command line, configuration file, apply file, credential key).
 //! This module and `main` are the only places that use `anyhow`.
 
-use crate::apply::{self, ApplyError};
 use crate::config::{ConfigError, Settings};
 use crate::crypto::{CredentialCipher, CredentialKey, CryptoError};
+use crate::operator::apply::{self, ApplyError};
 use crate::store::{self, Store};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -53,7 +53,7 @@ pub enum Command {
     Bench {
         /// The preset scenario (small: 20×500, wide: 10,000×5, deep: 10×50,000).
         #[arg(long, value_enum, default_value = "small")]
-        scenario: crate::bench::Scenario,
+        scenario: crate::operator::bench::Scenario,
         /// Print exactly one JSON object on standard output (progress goes to standard error).
         #[arg(long)]
         json: bool,
@@ -282,9 +282,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             mailboxes_per_profile,
             timeout_secs,
         } => {
-            crate::demo::run(
+            crate::operator::demo::run(
                 settings,
-                crate::demo::DemoOptions {
+                crate::operator::demo::DemoOptions {
                     once,
                     mailboxes_per_profile: usize::from(mailboxes_per_profile),
                     timeout: std::time::Duration::from_secs(timeout_secs),
@@ -303,7 +303,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             sends,
             timeout_secs,
         } => {
-            let mut options = crate::bench::BenchOptions::preset(scenario);
+            let mut options = crate::operator::bench::BenchOptions::preset(scenario);
             options.mailboxes = mailboxes.unwrap_or(options.mailboxes);
             options.items = items.unwrap_or(options.items);
             options.profiles = profiles.unwrap_or(options.profiles);
@@ -311,10 +311,10 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             options.latency_ms = latency_ms.unwrap_or(options.latency_ms);
             options.sends = sends.unwrap_or(options.sends);
             options.phase_timeout = std::time::Duration::from_secs(timeout_secs);
-            let report = crate::bench::run(settings, options)
+            let report = crate::operator::bench::run(settings, options)
                 .await
                 .map_err(|e| match e {
-                    crate::bench::BenchError::Options(_) => {
+                    crate::operator::bench::BenchError::Options(_) => {
                         anyhow::Error::new(BadInput(e.to_string()))
                     }
                     other => other.into(),
@@ -373,9 +373,9 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             let (id, message_id) =
                 store::outgoing::enqueue(&store, &from, &to, &cc, &subject, &body)
                     .await
-                    .map_err(|e| match e {
-                        store::StoreError::Database(reason) => anyhow::Error::new(BadInput(reason)),
-                        other => other.into(),
+                    .map_err(|e| match e.refusal() {
+                        Some(reason) => anyhow::Error::new(BadInput(reason)),
+                        None => e.into(),
                     })?;
             println!("queued {id} ({message_id})");
         }
@@ -393,7 +393,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             let cipher = CredentialCipher::from_settings(&settings.security)?;
             let store = connect(&settings).await?;
             ensure_migrated(&store).await?;
-            let explanation = crate::explain::explain_with(
+            let explanation = crate::operator::explain::explain_with(
                 &store,
                 &cipher,
                 &settings.scheduler,
@@ -403,7 +403,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             )
             .await
             .map_err(|e| match e {
-                crate::explain::ExplainError::UnknownMailbox(_) => {
+                crate::operator::explain::ExplainError::UnknownMailbox(_) => {
                     anyhow::Error::new(BadInput(e.to_string()))
                 }
                 other => other.into(),
@@ -440,10 +440,10 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             seed,
             tls,
             graph,
-        } => crate::fake_exchange::run_standalone(listen, seed, tls, graph)
+        } => fake_exchange::run_standalone(listen, seed, tls, graph)
             .await
             .map_err(|e| match e {
-                crate::fake_exchange::FakeError::Seed { .. } => {
+                fake_exchange::FakeError::Seed { .. } => {
                     anyhow::Error::new(BadInput(e.to_string()))
                 }
                 other => other.into(),
@@ -459,7 +459,7 @@ async fn test_mailbox(
     no_send: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    use crate::probe::{self, ProbeError, ProbeOptions};
+    use crate::operator::probe::{self, ProbeError, ProbeOptions};
     let app = crate::app::App::build(settings).await?;
     let engine = app.engine();
     let options = ProbeOptions { no_send };
@@ -555,13 +555,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 async fn ensure_migrated(store: &Store) -> anyhow::Result<()> {
-    let applied: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_name = 'mailboxes')",
-    )
-    .fetch_one(store.pool())
-    .await
-    .map_err(store::StoreError::from)?;
-    if !applied {
+    if !store.has_schema().await? {
         return Err(
             BadInput("the database has no exsync schema yet: run `exsync migrate`".into()).into(),
         );
@@ -572,7 +566,7 @@ async fn ensure_migrated(store: &Store) -> anyhow::Result<()> {
 fn check_config(settings: &Settings) -> anyhow::Result<()> {
     print!("{}", settings.to_redacted_toml()?);
     let transport =
-        crate::ews::transport::Transport::new(crate::app::transport_settings(&settings.http))?;
+        exsync_ews::transport::Transport::new(crate::app::transport_settings(&settings.http))?;
     let trust = transport.trust().summary();
     eprintln!(
         "TLS trust: {} system root(s){}",

@@ -1,9 +1,11 @@
 //! Process-wide metrics in Prometheus form, served at `/metrics`.
 //!
 //! A leaf module (like `domain`): anything may record into it, it imports nothing of the
-//! crate. Names are prefixed `exsync_`; label values are ids, codes and operation names,
+//! crate. The EWS client reports its requests through [`EwsRequestMetrics`], the observer the
+//! daemon installs in every client. Names are prefixed `exsync_`; label values are ids, codes and operation names,
 //! never secrets or free text.
 
+use exsync_ews::observe::{RequestObserver, RequestOutcome};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -145,6 +147,27 @@ pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)
 }
 
+/// Records every EWS request of the clients it is installed in (`ClientOptions::observer`) as
+/// `exsync_ews_requests_total{operation, code}` and
+/// `exsync_ews_request_duration_seconds{operation}`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EwsRequestMetrics;
+
+impl RequestObserver for EwsRequestMetrics {
+    fn request_finished(&self, outcome: &RequestOutcome<'_>) {
+        let m = metrics();
+        m.ews_requests
+            .get_or_create(&labels([
+                ("operation", outcome.operation),
+                ("code", outcome.code),
+            ]))
+            .inc();
+        m.ews_latency
+            .get_or_create(&labels([("operation", outcome.operation)]))
+            .observe(outcome.elapsed.as_secs_f64());
+    }
+}
+
 /// Shorthand for a label set.
 pub fn labels<const N: usize>(pairs: [(&'static str, &str); N]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
@@ -170,6 +193,28 @@ mod tests {
         );
         assert!(
             text.contains("exsync_ews_request_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_ews_observer_records_requests_by_operation_and_code_and_their_latency() {
+        EwsRequestMetrics.request_finished(&RequestOutcome {
+            operation: "ObserverRuleCheck",
+            code: "ErrorServerBusy",
+            elapsed: std::time::Duration::from_millis(30),
+        });
+        let text = metrics().render();
+        assert!(
+            text.contains(
+                "exsync_ews_requests_total{operation=\"ObserverRuleCheck\",code=\"ErrorServerBusy\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "exsync_ews_request_duration_seconds_count{operation=\"ObserverRuleCheck\"} 1"
+            ),
             "{text}"
         );
     }

@@ -6,6 +6,8 @@
 pub mod activities;
 pub mod alerts;
 pub mod bench;
+pub mod declare;
+pub mod demo;
 pub mod emails;
 pub mod mailboxes;
 pub mod operate;
@@ -33,9 +35,25 @@ pub enum StoreError {
     /// The database could not be reached or the connection broke (transient: retry later).
     #[error("database unavailable: {0}")]
     Unavailable(String),
-    /// A statement was rejected (constraint, syntax, type).
+    /// A statement was rejected (syntax, type, a value out of range).
     #[error("database error: {0}")]
     Database(String),
+    /// A statement broke a named constraint (a check, a unique key, a foreign key): the
+    /// caller reacts by the constraint's name, never by the message.
+    #[error("database error: {message} (constraint \"{constraint}\")")]
+    Constraint {
+        /// The constraint's name, as in `migrations/`.
+        constraint: String,
+        /// The database's message.
+        message: String,
+    },
+    /// A fenced write found the mailbox's lease token changed: another process owns the
+    /// mailbox now, and this one must stop writing.
+    #[error("database error: lease lost: another process owns this mailbox now")]
+    LeaseLost,
+    /// A row the caller named does not exist (says which, and how to make it).
+    #[error("database error: {0}")]
+    NotFound(String),
     /// A row holds a value exsync cannot use; names the row and the field.
     #[error("invalid {table} row {id}: field `{field}`: {reason}")]
     InvalidRow {
@@ -65,10 +83,21 @@ impl StoreError {
     /// The constraint a rejected statement broke, if that is why it failed.
     pub fn violated_constraint(&self) -> Option<&str> {
         match self {
-            StoreError::Database(text) => text
-                .split("constraint \"")
-                .nth(1)
-                .and_then(|rest| rest.split('"').next()),
+            StoreError::Constraint { constraint, .. } => Some(constraint),
+            _ => None,
+        }
+    }
+
+    /// Why the database refused what the caller asked for (a statement it rejected, a
+    /// constraint, a row that does not exist), as text for the operator; `None` when the
+    /// failure is the database's, not the input's (unreachable, a bad row, a lost lease).
+    pub fn refusal(&self) -> Option<String> {
+        match self {
+            StoreError::Database(reason) | StoreError::NotFound(reason) => Some(reason.clone()),
+            StoreError::Constraint {
+                constraint,
+                message,
+            } => Some(format!("{message} (constraint \"{constraint}\")")),
             _ => None,
         }
     }
@@ -88,11 +117,13 @@ impl From<sqlx::Error> for StoreError {
                 if code.starts_with("08") || code.starts_with("57P") || code == "53300" {
                     StoreError::Unavailable(db.message().to_owned())
                 } else {
-                    let constraint = db
-                        .constraint()
-                        .map(|c| format!(" (constraint \"{c}\")"))
-                        .unwrap_or_default();
-                    StoreError::Database(format!("{}{constraint}", db.message()))
+                    match db.constraint() {
+                        Some(constraint) => StoreError::Constraint {
+                            constraint: constraint.to_owned(),
+                            message: db.message().to_owned(),
+                        },
+                        None => StoreError::Database(db.message().to_owned()),
+                    }
                 }
             }
             sqlx::Error::Configuration(_) => StoreError::BadUrl(error.to_string()),
@@ -146,6 +177,16 @@ impl Store {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Whether exsync's schema is there (`exsync migrate` ran): commands other than `migrate`
+    /// and `run` refuse to work on an empty database.
+    pub async fn has_schema(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_name = 'mailboxes')",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Whether the database answers a trivial query.

@@ -245,7 +245,7 @@ pub async fn enqueue(
     .fetch_optional(store.pool())
     .await?;
     row.ok_or_else(|| {
-        StoreError::Database(format!(
+        StoreError::NotFound(format!(
             "no mailbox {from_address:?}: declare it with `exsync apply` first"
         ))
     })

@@ -51,7 +51,7 @@ pub async fn settings(
     .bind(mailbox_id)
     .fetch_optional(store.pool())
     .await?;
-    let row = row.ok_or_else(|| StoreError::Database(format!("no mailbox {mailbox_id}")))?;
+    let row = row.ok_or_else(|| StoreError::NotFound(format!("no mailbox {mailbox_id}")))?;
     let m = "mailboxes";
     let p = "email_server_profiles";
     Ok(ScopeSettings::resolve(
@@ -142,5 +142,5 @@ pub async fn tracking_token(
     .bind(prefix)
     .fetch_optional(store.pool())
     .await?;
-    token.ok_or_else(|| StoreError::Database(format!("no outgoing email {outgoing_id}")))
+    token.ok_or_else(|| StoreError::NotFound(format!("no outgoing email {outgoing_id}")))
 }

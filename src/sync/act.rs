@@ -11,9 +11,11 @@
 //! never removes a meeting from an attendee's calendar without a decline, and cancels an
 //! organizer's meeting (see `domain::scope::delete_action`).
 
-use super::exchange::{folder_of, ExchangeActivity, ItemRef, MailboxConnection, WriteOutcome};
+use super::context::{PassContext, WorkloadSummary};
 use super::incoming::short;
-use super::pass::{PassContext, WorkloadSummary};
+use super::port::{
+    Change, ChangeHint, Folder, ItemRef, MailServer, RemoteActivity, Removal, WriteOutcome,
+};
 use super::progress::{PageCounts, Progress};
 use super::SyncError;
 use crate::config::ConflictPolicy;
@@ -21,7 +23,6 @@ use crate::domain::scope::{
     delete_action, pull_decision, DeleteAction, ExchangeLink, PullDecision, ScopeSettings,
 };
 use crate::domain::Workload;
-use crate::ews::EwsError;
 use crate::store::activities::{self, ActKind, ActRow, ExchangeChange};
 use crate::store::emails;
 use std::collections::HashMap;
@@ -32,7 +33,7 @@ const PUSH_BATCH: i64 = 200;
 /// Synchronise every kind of activity of the mailbox.
 pub async fn run(
     ctx: &PassContext<'_>,
-    conn: &MailboxConnection,
+    conn: &dyn MailServer,
     scope: &ScopeSettings,
 ) -> Result<WorkloadSummary, SyncError> {
     let mut summary = WorkloadSummary::default();
@@ -45,7 +46,7 @@ pub async fn run(
 }
 
 /// Which side wins when both changed the same item since the last sync.
-pub fn exchange_wins(policy: ConflictPolicy, row: &ActRow, theirs: &ExchangeActivity) -> bool {
+pub fn exchange_wins(policy: ConflictPolicy, row: &ActRow, theirs: &RemoteActivity) -> bool {
     match policy {
         ConflictPolicy::ExchangeWins => true,
         ConflictPolicy::DatabaseWins => false,
@@ -58,21 +59,24 @@ pub fn exchange_wins(policy: ConflictPolicy, row: &ActRow, theirs: &ExchangeActi
 
 async fn pull(
     ctx: &PassContext<'_>,
-    conn: &MailboxConnection,
+    conn: &dyn MailServer,
     kind: ActKind,
     scope: &ScopeSettings,
     summary: &mut WorkloadSummary,
 ) -> Result<(), SyncError> {
-    let folder = folder_of(kind);
+    let folder = Folder::of(kind);
     let key = folder.as_str();
     let mut progress = Progress::new(Workload::Act, key, ctx.profile_id.to_string());
     let mut state = emails::sync_state(ctx.store, ctx.mailbox_id, key).await?;
     let mut restarted = false;
     loop {
         ctx.check()?;
-        let page = match conn.folder_changes(folder, state.clone()).await {
+        let page = match conn
+            .changes(folder, state.clone(), ChangeHint::default())
+            .await
+        {
             Ok(page) => page,
-            Err(EwsError::InvalidSyncState) if !restarted => {
+            Err(e) if e.is_sync_state_expired() && !restarted => {
                 emails::reset_sync_state(ctx.store, ctx.mailbox_id, ctx.lease_token, key).await?;
                 state = None;
                 restarted = true;
@@ -84,13 +88,11 @@ async fn pull(
         let mut out: Vec<ExchangeChange> = Vec::new();
         for change in &page.changes {
             match change {
-                super::exchange::Change::Created(item) | super::exchange::Change::Updated(item) => {
-                    changed.push(item.clone())
-                }
-                super::exchange::Change::Deleted(id) => out.push(ExchangeChange::Delete {
+                Change::Created(item) | Change::Updated(item) => changed.push(item.clone()),
+                Change::Deleted(id) => out.push(ExchangeChange::Delete {
                     item_id: id.clone(),
                 }),
-                super::exchange::Change::ReadFlag(..) => {}
+                Change::ReadFlag(..) => {}
             }
         }
         let ids: Vec<String> = changed.iter().map(|c| c.id.clone()).collect();
@@ -98,19 +100,19 @@ async fn pull(
             activities::rows_by_items(ctx.store, ctx.mailbox_id, kind, &ids)
                 .await?
                 .into_iter()
-                .filter_map(|r| r.ews_item_id.clone().map(|id| (id, r)))
+                .filter_map(|r| r.item_id.clone().map(|id| (id, r)))
                 .collect();
         // Our own writes come back as updates with the change key we stored: skip them.
         let to_fetch: Vec<String> = changed
             .iter()
             .filter(|c| {
                 rows.get(&c.id)
-                    .is_none_or(|row| c.change_key.is_none() || row.ews_change_key != c.change_key)
+                    .is_none_or(|row| c.version.is_none() || row.change_key != c.version)
             })
             .map(|c| c.id.clone())
             .collect();
         let mut skipped = 0;
-        for fetched in conn.fetch_activities(kind, &to_fetch).await? {
+        for fetched in conn.activities(kind, &to_fetch).await? {
             match fetched {
                 Ok(theirs) => {
                     let row = rows.get(&theirs.item.id);
@@ -145,13 +147,13 @@ async fn pull(
                             // The database's newer version is pushed below, over this change key.
                             out.push(ExchangeChange::KeepDatabaseVersion {
                                 item_id: theirs.item.id.clone(),
-                                change_key: theirs.item.change_key.clone(),
+                                change_key: theirs.item.version.clone(),
                                 modified_at: theirs.modified_at,
                             });
                         }
                         _ => out.push(ExchangeChange::Upsert {
                             item_id: theirs.item.id.clone(),
-                            change_key: theirs.item.change_key.clone(),
+                            change_key: theirs.item.version.clone(),
                             modified_at: theirs.modified_at,
                             fields: theirs.fields,
                         }),
@@ -198,7 +200,7 @@ async fn pull(
 
 async fn push(
     ctx: &PassContext<'_>,
-    conn: &MailboxConnection,
+    conn: &dyn MailServer,
     kind: ActKind,
     summary: &mut WorkloadSummary,
 ) -> Result<(), SyncError> {
@@ -207,7 +209,7 @@ async fn push(
     for row in rows {
         ctx.check()?;
         // What the schema would refuse fails the row here, without a request; the others go on.
-        if let Some(problem) = super::exchange::activity_problem(&row.fields) {
+        if let Some(problem) = conn.write_problem(&row.fields) {
             activities::mark_push_failed(ctx.store, kind, row.id, &problem).await?;
             summary.failed += 1;
             summary.item_errors.push(format!(
@@ -217,17 +219,17 @@ async fn push(
             ));
             continue;
         }
-        let outcome = match &row.ews_item_id {
-            None => conn.create_activity(&row.fields).await?,
+        let outcome = match &row.item_id {
+            None => conn.create(&row.fields).await?,
             Some(id) => {
                 let item = ItemRef {
                     id: id.clone(),
-                    change_key: row.ews_change_key.clone(),
+                    version: row.change_key.clone(),
                     received_at: None,
                 };
-                match conn.update_activity(&item, &row.fields).await? {
+                match conn.update(&item, &row.fields).await? {
                     // Gone in Exchange while changed here: the database's version lives on.
-                    WriteOutcome::Missing => conn.create_activity(&row.fields).await?,
+                    WriteOutcome::Missing => conn.create(&row.fields).await?,
                     other => other,
                 }
             }
@@ -240,7 +242,7 @@ async fn push(
                     row.id,
                     row.version,
                     &item.id,
-                    item.change_key.as_deref(),
+                    item.version.as_deref(),
                 )
                 .await?;
                 summary.processed += 1;
@@ -266,18 +268,18 @@ async fn push(
 
 async fn delete(
     ctx: &PassContext<'_>,
-    conn: &MailboxConnection,
+    conn: &dyn MailServer,
     kind: ActKind,
     scope: &ScopeSettings,
     summary: &mut WorkloadSummary,
 ) -> Result<(), SyncError> {
     for tombstone in activities::tombstones(ctx.store, ctx.mailbox_id, kind, PUSH_BATCH).await? {
         ctx.check()?;
-        let id = &tombstone.ews_item_id;
+        let id = &tombstone.item_id;
         // Judged against the item as Exchange holds it now (tracked? organizer or attendee?).
         let facts = match conn.item_facts(kind, id).await {
             Ok(facts) => facts,
-            Err(e) if matches!(e, EwsError::Request { .. }) => {
+            Err(e) if e.is_item_level() => {
                 activities::tombstone_failed(ctx.store, tombstone.id, &e.to_string()).await?;
                 summary.failed += 1;
                 continue;
@@ -301,11 +303,11 @@ async fn delete(
             scope.attendee_delete,
         );
         let result = match action {
-            DeleteAction::Delete => conn.delete_item(id).await,
-            DeleteAction::Cancel => conn.cancel_meeting(id).await,
+            DeleteAction::Delete => conn.remove(kind, id, Removal::Delete).await,
+            DeleteAction::Cancel => conn.remove(kind, id, Removal::CancelMeeting).await,
             DeleteAction::Decline => {
-                conn.decline_meeting(id, "Removed from the business database.")
-                    .await
+                let note = "Removed from the business database.";
+                conn.remove(kind, id, Removal::DeclineMeeting(note)).await
             }
             DeleteAction::Leave(reason) => {
                 tracing::info!(
@@ -323,7 +325,7 @@ async fn delete(
                 activities::tombstone_done(ctx.store, tombstone.id).await?;
                 summary.processed += 1;
             }
-            Err(e) if matches!(e, EwsError::Request { .. }) => {
+            Err(e) if e.is_item_level() => {
                 activities::tombstone_failed(ctx.store, tombstone.id, &e.to_string()).await?;
                 summary.failed += 1;
             }

@@ -4,15 +4,13 @@
 //! A crash between pages loses nothing and duplicates nothing: a page is committed with the
 //! state that covers it, and a replayed page finds its copies already stored.
 
-use super::exchange::{Change, MailboxConnection};
-use super::pass::{PassContext, WorkloadSummary};
+use super::context::{PassContext, WorkloadSummary};
+use super::port::{Change, ChangeHint, Folder, MailServer};
 use super::progress::{PageCounts, Progress};
 use super::SyncError;
 use crate::domain::rules::EffectiveProcessFrom;
 use crate::domain::scope::ScopeSettings;
 use crate::domain::Workload;
-use crate::ews::types::DistinguishedFolderName;
-use crate::ews::EwsError;
 use crate::store::emails::{self, EmailPage, FailedItem, SkipReason, SkippedItem};
 use std::collections::HashSet;
 
@@ -23,13 +21,13 @@ const ADMITTED: i64 = 500;
 /// Import a mailbox's new email from every tracked folder, as its incoming filter allows.
 pub async fn run(
     ctx: &PassContext<'_>,
-    conn: &MailboxConnection,
+    conn: &dyn MailServer,
     process_from: EffectiveProcessFrom,
     scope: &ScopeSettings,
 ) -> Result<WorkloadSummary, SyncError> {
     let mut summary = WorkloadSummary::default();
     for folder_name in &ctx.sync.tracked_folders {
-        let folder: DistinguishedFolderName = match folder_name.parse() {
+        let folder: Folder = match folder_name.parse() {
             Ok(f) => f,
             Err(_) => {
                 tracing::warn!(folder = %folder_name, "unknown tracked folder ignored");
@@ -43,8 +41,8 @@ pub async fn run(
 
 async fn sync_folder(
     ctx: &PassContext<'_>,
-    conn: &MailboxConnection,
-    folder: DistinguishedFolderName,
+    conn: &dyn MailServer,
+    folder: Folder,
     process_from: EffectiveProcessFrom,
     scope: &ScopeSettings,
     summary: &mut WorkloadSummary,
@@ -70,10 +68,13 @@ async fn sync_folder(
     retry.extend(admitted);
     loop {
         ctx.check()?;
-        let page = match conn.folder_changes(folder, state.clone()).await {
+        let hint = ChangeHint {
+            received_after: process_from.after,
+        };
+        let page = match conn.changes(folder, state.clone(), hint).await {
             Ok(page) => page,
-            Err(EwsError::InvalidSyncState) if !restarted => {
-                // Exchange forgot our position: start the folder over; the copies already
+            Err(e) if e.is_sync_state_expired() && !restarted => {
+                // The server forgot our position: start the folder over; the copies already
                 // stored are recognised, so nothing is imported twice.
                 tracing::warn!(folder = key, "sync state refused; starting the folder over");
                 emails::reset_sync_state(ctx.store, ctx.mailbox_id, ctx.lease_token, key).await?;
@@ -111,7 +112,7 @@ async fn sync_folder(
                 // SyncFolderItems gave the date: older mail is left out before any GetItem.
                 Some(received) if !process_from.admits(received) => {
                     out.skipped.push(SkippedItem {
-                        ews_item_id: id,
+                        item_id: id,
                         reason: SkipReason::BeforeProcessFrom,
                         received_at: Some(received),
                     });
@@ -122,7 +123,7 @@ async fn sync_folder(
         wanted.append(&mut retry);
         let mut seen = HashSet::new();
         wanted.retain(|id| seen.insert(id.clone()));
-        let fetched = conn.fetch_incoming(&wanted).await?;
+        let fetched = conn.emails(&wanted).await?;
         // The incoming filter judges what the Process-From date admits, one query per page.
         let admitted: Vec<_> = fetched
             .iter()
@@ -147,14 +148,14 @@ async fn sync_folder(
                 Ok(Some(mail)) => match mail.email.received_at {
                     Some(received) if !process_from.admits(received) => {
                         out.skipped.push(SkippedItem {
-                            ews_item_id: id,
+                            item_id: id,
                             reason: SkipReason::BeforeProcessFrom,
                             received_at: Some(received),
                         });
                     }
                     received => match verdicts.next().flatten() {
                         Some(reason) => out.skipped.push(SkippedItem {
-                            ews_item_id: id,
+                            item_id: id,
                             reason,
                             received_at: received,
                         }),
@@ -162,14 +163,14 @@ async fn sync_folder(
                     },
                 },
                 Ok(None) => out.skipped.push(SkippedItem {
-                    ews_item_id: id,
+                    item_id: id,
                     reason: SkipReason::NotAnEmail,
                     received_at: None,
                 }),
                 // Deleted since the sync reported it: skipped, no retry, no alert.
                 Err(e) if e.is_gone() => gone.push(id),
                 Err(e) => out.failed.push(FailedItem {
-                    ews_item_id: id,
+                    item_id: id,
                     error: e.error,
                 }),
             }
@@ -203,7 +204,7 @@ async fn sync_folder(
         for failed in &out.failed {
             summary.item_errors.push(format!(
                 "item {} in {key}: {}",
-                short(&failed.ews_item_id),
+                short(&failed.item_id),
                 failed.error
             ));
         }

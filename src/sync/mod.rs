@@ -1,32 +1,33 @@
 //! One pass for one mailbox: incoming email, outgoing email, appointments / contacts / tasks.
 //!
 //! Owns the sync decisions (what to import, what to send, how to resolve conflicts) and the
-//! reaction to every failure, decided by error type. Must not let SOAP types leak into its
-//! decisions: it speaks to Exchange through a narrow adapter in domain words ([`exchange`]).
+//! reaction to every failure, decided by error type. Speaks to the mail server through its
+//! own narrow port in domain words ([`port`]); the protocol adapters live in `providers`.
 
 pub mod act;
-pub mod clients;
-pub mod exchange;
+pub mod context;
 pub mod incoming;
 pub mod outgoing;
 pub mod pass;
 pub mod plan;
+pub mod port;
 pub mod progress;
 pub mod reaction;
 pub mod scope;
 
-use crate::ews::{ErrorKind, EwsError};
 use crate::store::StoreError;
+use port::{Failure, ServerError};
 use std::time::Duration;
 
-pub use pass::{PassSummary, SyncEngine, WorkloadSummary};
+pub use context::{PassContext, WorkloadSummary};
+pub use pass::{PassSummary, SyncEngine};
 
 /// Why a workload of a pass stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    /// Exchange (or the way to it) failed.
+    /// The mail server (or the way to it) failed.
     #[error(transparent)]
-    Ews(#[from] EwsError),
+    Server(#[from] ServerError),
     /// The database failed.
     #[error("database: {0}")]
     Store(#[from] StoreError),
@@ -60,14 +61,8 @@ impl SyncError {
     /// The reaction class of this error.
     pub fn kind(&self) -> FailureKind {
         match self {
-            SyncError::Ews(e) => match e.kind() {
-                ErrorKind::Transient | ErrorKind::SyncState => FailureKind::Transient,
-                ErrorKind::Throttled => FailureKind::Throttled,
-                ErrorKind::Authentication => FailureKind::Authentication,
-                ErrorKind::Permanent => FailureKind::Permanent,
-                ErrorKind::Mailbox => FailureKind::MailboxRefused,
-            },
-            SyncError::Store(e) if is_lease_lost(e) => FailureKind::Abandoned,
+            SyncError::Server(e) => reaction::classify(e.failure),
+            SyncError::Store(StoreError::LeaseLost) => FailureKind::Abandoned,
             SyncError::Store(_) => FailureKind::Transient,
             SyncError::LeaseLost | SyncError::Cancelled => FailureKind::Abandoned,
         }
@@ -76,60 +71,25 @@ impl SyncError {
     /// A stable code for alerts, `last_error_code` and metrics.
     pub fn code(&self) -> String {
         match self {
-            SyncError::Ews(e) => match e {
-                EwsError::ServerBusy { .. } => "ews.server_busy".into(),
-                EwsError::Unauthorized => "ews.unauthorized".into(),
-                EwsError::ImpersonationDenied { .. } => "ews.impersonation_denied".into(),
-                EwsError::MailboxNotFound { .. } => "ews.mailbox_not_found".into(),
-                EwsError::InvalidSyncState => "ews.invalid_sync_state".into(),
-                EwsError::AccessDenied { .. } => "ews.access_denied".into(),
-                EwsError::MailboxUnauthorized { .. } => "ews.mailbox_unauthorized".into(),
-                EwsError::MailboxRefused { code, .. } => mailbox_refusal_code(code),
-                EwsError::ServerError { .. } => "ews.server_error".into(),
-                EwsError::Http { status } => format!("ews.http_{status}"),
-                EwsError::Malformed { .. } => "ews.malformed_response".into(),
-                EwsError::Transport(_) => "ews.unreachable".into(),
-                EwsError::Token(crate::ews::oauth::TokenError::Unavailable { .. })
-                | EwsError::Token(crate::ews::oauth::TokenError::Malformed(_)) => {
-                    "oauth.token_endpoint_unavailable".into()
-                }
-                EwsError::Token(crate::ews::oauth::TokenError::Refused { .. }) => {
-                    "oauth.token_request_refused".into()
-                }
-                EwsError::Token(_) => "ews.oauth_token".into(),
-                EwsError::Ntlm(_) => "ews.ntlm".into(),
-                EwsError::Request { .. } => "ews.request_refused".into(),
-            },
+            SyncError::Server(e) => e.code.clone(),
             SyncError::Store(_) => "database.error".into(),
             SyncError::LeaseLost => "lease.lost".into(),
             SyncError::Cancelled => "shutdown".into(),
         }
     }
 
-    /// The back-off Exchange asked for (throttling), or the token endpoint's `Retry-After`.
+    /// The back-off the server asked for (throttling), or the token endpoint's `Retry-After`.
     pub fn server_back_off(&self) -> Option<Duration> {
         match self {
-            SyncError::Ews(EwsError::ServerBusy { back_off }) => Some(*back_off),
-            SyncError::Ews(EwsError::Token(e)) => e.retry_after(),
+            SyncError::Server(ServerError {
+                failure: Failure::Throttled { back_off },
+                ..
+            }) => Some(*back_off),
+            SyncError::Server(ServerError {
+                failure: Failure::TokenEndpointUnavailable { retry_after },
+                ..
+            }) => *retry_after,
             _ => None,
         }
     }
-}
-
-/// `ErrorSendAsDenied` → `ews.send_as_denied`, `ErrorQuotaExceeded` → `ews.quota_exceeded`, …
-fn mailbox_refusal_code(code: &str) -> String {
-    let name = code.strip_prefix("Error").unwrap_or(code);
-    let mut out = String::from("ews.");
-    for (i, c) in name.chars().filter(char::is_ascii_alphanumeric).enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            out.push('_');
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out.truncate(100);
-    out
-}
-
-fn is_lease_lost(error: &StoreError) -> bool {
-    matches!(error, StoreError::Database(text) if text == crate::store::emails::LEASE_LOST)
 }

@@ -1,8 +1,8 @@
 //! Outgoing email: the mailbox's queued rows sent through Exchange as the mailbox, exactly once.
 //!
 //! A claim counts the attempt before anything reaches Exchange. Every message carries its row's
-//! id as an idempotency key (the `ExsyncOutgoingId` extended property, see
-//! [`super::exchange::outgoing_id_property`]): when an earlier attempt may have reached Exchange
+//! id as an idempotency key (one fixed named property, `ExsyncOutgoingId`, see
+//! [`super::port::MailServer::send`]): when an earlier attempt may have reached Exchange
 //! (a crash or a lost reply after the claim), Sent Items is searched for that key first, and
 //! found means sent, so it is never sent twice. exsync does not set the Message-ID (Exchange
 //! assigns it; whether Exchange would keep a client's is undocumented): it reads the assigned
@@ -12,11 +12,10 @@
 //! mailbox (quota, submission quota, Send As right) keep every email queued and fail the
 //! workload, which retries with backoff and an alert.
 
-use super::exchange::{MailboxConnection, SentCopy};
-use super::pass::{PassContext, WorkloadSummary};
+use super::context::{PassContext, WorkloadSummary};
+use super::port::{MailServer, SendOutcome, SentCopy, ServerError};
 use super::{FailureKind, SyncError};
 use crate::domain::scope::ScopeSettings;
-use crate::ews::EwsError;
 use crate::store::outgoing::{self, OutgoingEmail};
 use chrono::Utc;
 
@@ -29,7 +28,7 @@ const MESSAGE_ID_BATCH: i64 = 20;
 /// Send the mailbox's due queued email.
 pub async fn run(
     ctx: &PassContext<'_>,
-    conn: &MailboxConnection,
+    conn: &dyn MailServer,
     scope: &ScopeSettings,
 ) -> Result<WorkloadSummary, SyncError> {
     let mut summary = WorkloadSummary::default();
@@ -131,23 +130,23 @@ enum Sent {
 }
 
 /// Send unless an earlier attempt already got through (checked in Sent Items by the key).
-async fn send_once(conn: &MailboxConnection, email: &OutgoingEmail) -> Result<Sent, EwsError> {
+async fn send_once(conn: &dyn MailServer, email: &OutgoingEmail) -> Result<Sent, ServerError> {
     if email.may_have_been_sent() {
-        if let Some(copy) = conn.sent_copy(email.id).await? {
+        if let Some(copy) = conn.find_sent(email.id).await? {
             tracing::info!(outgoing.id = %email.id, "already in Sent Items; not sending again");
             return Ok(Sent::Before(copy.internet_message_id));
         }
     }
     Ok(match conn.send(email).await? {
-        Ok(()) => Sent::Now,
-        Err(refused) => Sent::Refused(refused),
+        SendOutcome::Accepted => Sent::Now,
+        SendOutcome::Refused(refused) => Sent::Refused(refused),
     })
 }
 
 /// Read back the Message-ID Exchange assigned to a sent email; a miss (Sent Items not filed
 /// yet) or a failure is left for a later pass.
-async fn read_back(ctx: &PassContext<'_>, conn: &MailboxConnection, email: &OutgoingEmail) {
-    let outcome = match conn.sent_copy(email.id).await {
+async fn read_back(ctx: &PassContext<'_>, conn: &dyn MailServer, email: &OutgoingEmail) {
+    let outcome = match conn.find_sent(email.id).await {
         Ok(Some(SentCopy {
             internet_message_id: Some(id),
         })) => outgoing::record_message_id(ctx.store, email.id, &id)
@@ -166,13 +165,13 @@ async fn read_back(ctx: &PassContext<'_>, conn: &MailboxConnection, email: &Outg
 /// Emails sent earlier whose Message-ID was not found yet: look again (bounded).
 async fn read_back_message_ids(
     ctx: &PassContext<'_>,
-    conn: &MailboxConnection,
+    conn: &dyn MailServer,
 ) -> Result<(), SyncError> {
     let waiting =
         outgoing::awaiting_message_id(ctx.store, ctx.mailbox_id, MESSAGE_ID_BATCH).await?;
     for id in waiting {
         ctx.check()?;
-        match conn.sent_copy(id).await {
+        match conn.find_sent(id).await {
             Ok(Some(SentCopy {
                 internet_message_id: Some(message_id),
             })) => outgoing::record_message_id(ctx.store, id, &message_id).await?,

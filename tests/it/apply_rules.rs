@@ -1,7 +1,7 @@
 //! `exsync apply`: declarative, idempotent, all-or-nothing, and every problem named.
 
 use crate::support::{all_output, database_url, exsync, key_file, SMALL_ORG};
-use exsync::apply::{apply_text, ApplyError, Outcome};
+use exsync::operator::apply::{apply_text, ApplyError, Outcome};
 use exsync::store::{mailbox_statuses, Store};
 use sqlx::PgPool;
 use std::path::Path;

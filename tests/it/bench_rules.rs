@@ -1,8 +1,8 @@
 //! `exsync bench` rules: a tiny scenario, run through the same code path as the command,
 //! yields one JSON object with every contract field and sane values (never a timing check).
 
-use exsync::bench::{self, BenchOptions, Scenario};
 use exsync::config::Settings;
+use exsync::operator::bench::{self, BenchOptions, Scenario};
 use secrecy::SecretString;
 use serde_json::Value;
 

@@ -7,15 +7,15 @@ use crate::support::world::{fast_settings, World};
 use crate::support::{database_url, key_file};
 use exsync::config::Settings;
 use exsync::domain::Workload;
-use exsync::ews::client::{ClientOptions, EwsAuth, EwsClient};
-use exsync::ews::ntlm::NtlmCredentials;
-use exsync::ews::ntlm_http::NtlmSessionPool;
-use exsync::ews::ops::GetFolderRequest;
-use exsync::ews::tls::{SystemRoots, TrustSettings};
-use exsync::ews::transport::{Transport, TransportSettings};
-use exsync::ews::types::{BaseFolderId, BaseShape, DistinguishedFolderName};
-use exsync::fake_exchange::{CertificateSignature, ExtendedProtection, FakeConfig, FakeTls};
 use exsync::sync::pass::Outcome;
+use exsync_ews::client::{ClientOptions, EwsAuth, EwsClient};
+use exsync_ews::ntlm::NtlmCredentials;
+use exsync_ews::ntlm_http::NtlmSessionPool;
+use exsync_ews::ops::GetFolderRequest;
+use exsync_ews::tls::{SystemRoots, TrustSettings};
+use exsync_ews::transport::{Transport, TransportSettings};
+use exsync_ews::types::{BaseFolderId, BaseShape, DistinguishedFolderName};
+use fake_exchange::{CertificateSignature, ExtendedProtection, FakeConfig, FakeTls};
 use secrecy::SecretString;
 use serde_json::json;
 use sqlx::PgPool;
@@ -209,7 +209,7 @@ async fn a_private_ca_is_trusted_through_the_system_store_bundle_ssl_cert_file_p
     // The binary, as deployed: SSL_CERT_FILE in its environment is the system store.
     let (key, cipher) = key_file(dir.path());
     let ews = world.fake.ews_url();
-    exsync::apply::apply_text(
+    exsync::operator::apply::apply_text(
         &world.store,
         &cipher,
         &ORG.replace("{scheme}", "basic").replace("{ews}", &ews),
@@ -567,8 +567,8 @@ fn fast_settings_with_timeout() -> Settings {
 async fn apply_result(
     world: &World,
     text: &str,
-) -> Result<exsync::apply::ApplyReport, exsync::apply::ApplyError> {
-    exsync::apply::apply_text(
+) -> Result<exsync::operator::apply::ApplyReport, exsync::operator::apply::ApplyError> {
+    exsync::operator::apply::apply_text(
         &world.store,
         &world.cipher,
         &text.replace("{ews}", &world.fake.ews_url()),
@@ -642,10 +642,10 @@ async fn test_mailbox_refuses_a_retired_exchange_online_sign_in_without_sending_
         .await
         .unwrap();
     world.fake_post("/_fake/stats/reset", json!({})).await;
-    let probe = exsync::probe::test_mailbox(
+    let probe = exsync::operator::probe::test_mailbox(
         &world.engine,
         "alice@contoso.test",
-        exsync::probe::ProbeOptions { no_send: true },
+        exsync::operator::probe::ProbeOptions { no_send: true },
     )
     .await
     .unwrap();
@@ -653,7 +653,7 @@ async fn test_mailbox_refuses_a_retired_exchange_online_sign_in_without_sending_
     let incoming = probe.workload(Workload::Incoming).unwrap();
     assert_eq!(
         incoming.reason,
-        Some(exsync::probe::Reason::ServerTypeUnsupported)
+        Some(exsync::operator::probe::Reason::ServerTypeUnsupported)
     );
     assert_eq!(
         incoming.code.as_deref(),
@@ -702,7 +702,7 @@ async fn client_request_id_is_sent_and_exchanges_request_id_is_logged_and_explai
     assert_eq!(ids.len(), requests.as_array().unwrap().len());
 
     // Stored with the last error, and shown by explain.
-    let explanation = exsync::explain::explain(
+    let explanation = exsync::operator::explain::explain(
         &world.store,
         &world.cipher,
         &world.settings.scheduler,

@@ -2,7 +2,7 @@
 //! shown by status, errors or logs.
 
 use crate::support::{all_output, database_url, exsync, key_file, SMALL_ORG};
-use exsync::apply::apply_text;
+use exsync::operator::apply::apply_text;
 use exsync::store::{ProfileRow, Store, StoreError, PROFILE_COLUMNS};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;

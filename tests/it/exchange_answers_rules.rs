@@ -4,15 +4,15 @@
 
 use crate::support::world::{fast_settings, World};
 use exsync::domain::Workload;
-use exsync::ews::ops::CreateItemRequest;
-use exsync::ews::soap::{ExchangeVersion, RequestHeader};
-use exsync::ews::types::{
+use exsync::operator::probe::{test_profile, ProbeOptions, Reason, Verdict};
+use exsync::sync::pass::Outcome;
+use exsync::sync::FailureKind;
+use exsync_ews::ops::CreateItemRequest;
+use exsync_ews::soap::{ExchangeVersion, RequestHeader};
+use exsync_ews::types::{
     BaseFolderId, CalendarItem, DistinguishedFolderName, EmailAddress, Item, ItemBase,
     SendMeetingInvitations,
 };
-use exsync::probe::{test_profile, ProbeOptions, Reason, Verdict};
-use exsync::sync::pass::Outcome;
-use exsync::sync::FailureKind;
 use serde_json::json;
 use sqlx::PgPool;
 use std::time::Duration;

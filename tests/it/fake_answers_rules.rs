@@ -5,21 +5,21 @@
 //! without ExchangeImpersonation. Requests are written with the codec, posted over real HTTP,
 //! and every answer is checked against the EWS schema.
 
-use exsync::ews::extended::{ExtendedFieldUri, ExtendedProperty};
-use exsync::ews::ops::{
+use exsync_ews::extended::{ExtendedFieldUri, ExtendedProperty};
+use exsync_ews::ops::{
     CreateItemRequest, CreateItemResponse, FindItemRequest, FindItemResponse, GetItemRequest,
     GetItemResponse, ItemChange, ItemUpdate, MaxChangesReturned, SyncFolderItemsRequest,
     SyncFolderItemsResponse, SyncItemChange, UpdateItemRequest, UpdateItemResponse,
 };
-use exsync::ews::soap::{ExchangeVersion, RequestHeader};
-use exsync::ews::types::{
+use exsync_ews::soap::{ExchangeVersion, RequestHeader};
+use exsync_ews::types::{
     BaseFolderId, BaseShape, Body, BodyType, ConflictResolution, DistinguishedFolderName,
     EmailAddress, FieldUri, Item, ItemBase, ItemId, ItemShape, Message, MessageDisposition,
     ResponseClass, Restriction, Traversal,
 };
-use exsync::ews::xml::XmlLimits;
-use exsync::ews::EwsError;
-use exsync::fake_exchange::{FakeConfig, FakeExchange, Seed};
+use exsync_ews::xml::XmlLimits;
+use exsync_ews::EwsError;
+use fake_exchange::{FakeConfig, FakeExchange, Seed};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

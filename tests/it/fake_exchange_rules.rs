@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use exsync::ews::ops::{
+use exsync_ews::ops::{
     CreateItemResponse, DeleteItemResponse, FindItemResponse, GetFolderResponse, GetItemResponse,
     SyncFolderHierarchyResponse, SyncFolderItemsResponse, SyncItemChange, UpdateItemResponse,
 };
-use exsync::ews::types::Item;
-use exsync::ews::xml::XmlLimits;
-use exsync::ews::EwsError;
-use exsync::fake_exchange::{FakeConfig, FakeExchange};
+use exsync_ews::types::Item;
+use exsync_ews::xml::XmlLimits;
+use exsync_ews::EwsError;
+use fake_exchange::{FakeConfig, FakeExchange};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -246,7 +246,7 @@ async fn fake_exchange_sync_folder_hierarchy_lists_the_distinguished_folders() {
         .changes
         .iter()
         .filter_map(|c| match c {
-            exsync::ews::ops::FolderChange::Create(f) => f.display_name.clone(),
+            exsync_ews::ops::FolderChange::Create(f) => f.display_name.clone(),
             _ => None,
         })
         .collect();
@@ -1362,10 +1362,10 @@ fn fake_exchange_command_serves_a_seed_file_and_prints_its_ews_url() {
 
 #[tokio::test]
 async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password() {
-    use exsync::ews::ntlm::NtlmCredentials;
-    use exsync::ews::ntlm_http::{NtlmHttpError, NtlmSessionPool};
-    use exsync::ews::tls::TrustSettings;
-    use exsync::ews::transport::{SoapPost, Transport, TransportSettings};
+    use exsync_ews::ntlm::NtlmCredentials;
+    use exsync_ews::ntlm_http::{NtlmHttpError, NtlmSessionPool};
+    use exsync_ews::tls::TrustSettings;
+    use exsync_ews::transport::{SoapPost, Transport, TransportSettings};
     use secrecy::SecretString;
 
     for tls in [false, true] {
@@ -1419,11 +1419,11 @@ async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password()
 
 #[tokio::test]
 async fn fake_exchange_agrees_with_exsyncs_oauth_client_and_codec_requests() {
-    use exsync::ews::oauth::{OAuthApp, TokenSource};
-    use exsync::ews::ops::{GetFolderRequest, MaxChangesReturned, SyncFolderItemsRequest};
-    use exsync::ews::soap::{ExchangeVersion, RequestHeader};
-    use exsync::ews::transport::{SoapPost, Transport, TransportSettings};
-    use exsync::ews::types::{BaseFolderId, BaseShape, DistinguishedFolderName, ItemShape};
+    use exsync_ews::oauth::{OAuthApp, TokenSource};
+    use exsync_ews::ops::{GetFolderRequest, MaxChangesReturned, SyncFolderItemsRequest};
+    use exsync_ews::soap::{ExchangeVersion, RequestHeader};
+    use exsync_ews::transport::{SoapPost, Transport, TransportSettings};
+    use exsync_ews::types::{BaseFolderId, BaseShape, DistinguishedFolderName, ItemShape};
     use secrecy::{ExposeSecret, SecretString};
 
     let fx = Fx::start().await;
@@ -1438,7 +1438,7 @@ async fn fake_exchange_agrees_with_exsyncs_oauth_client_and_codec_requests() {
     let tokens = TokenSource::new(OAuthApp {
         token_url: url::Url::parse(&fx.fake.token_url()).unwrap(),
         client_id: "app-2".into(),
-        credential: exsync::ews::oauth::ClientCredential::Secret(SecretString::from("pw")),
+        credential: exsync_ews::oauth::ClientCredential::Secret(SecretString::from("pw")),
         scope: "https://outlook.office365.com/.default".into(),
     });
     let token = tokens.token(&transport).await.unwrap();

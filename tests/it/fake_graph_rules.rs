@@ -10,8 +10,6 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use exsync::fake_exchange::state::{NewAccount, NewApp, NewItems, Rights};
-use exsync::fake_exchange::{FakeConfig, FakeExchange, Seed};
 use exsync_graph::model::{
     BodyType, Contact, DateTimeTimeZone, DeltaEntry, DeltaNext, Event, ExchangeIdFormat, ItemBody,
     Message, Recipient, TaskStatus, TodoTask,
@@ -21,6 +19,8 @@ use exsync_graph::{
     Target, ThrottleRegistry, TokenError, TokenSource, Transport, DEFAULT_CONTACT_FOLDER,
     OUTGOING_ID_PROPERTY,
 };
+use fake_exchange::state::{NewAccount, NewApp, NewItems, Rights};
+use fake_exchange::{FakeConfig, FakeExchange, Seed};
 use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
@@ -1250,10 +1250,10 @@ async fn an_app_signing_in_with_a_certificate_assertion_reads_graph() {
             impersonate: None,
         })
         .unwrap();
-    let certificate = exsync::ews::oauth::ClientCertificate::from_pem(
+    let certificate = exsync_ews::oauth::ClientCertificate::from_pem(
         &fixture("oauth-app.crt"),
         SecretString::from(fixture("oauth-app.key")),
-        exsync::ews::oauth::AssertionSigning::Ps256,
+        exsync_ews::oauth::AssertionSigning::Ps256,
     )
     .unwrap();
     let assertion = certificate

@@ -3,14 +3,14 @@
 //! "Recurrence" reference pages, with the schema's real namespaces) posted over real HTTP,
 //! every answer checked against the EWS schema, and the `/_fake/` API for categories.
 
-use exsync::ews::ops::{
+use exsync_ews::ops::{
     CreateItemResponse, DeleteItemResponse, GetItemResponse, SyncFolderItemsResponse,
     SyncItemChange,
 };
-use exsync::ews::recurrence::{DayOfWeek, RecurrencePattern, RecurrenceRange};
-use exsync::ews::types::{CalendarItemKind, Item, ResponseType};
-use exsync::ews::xml::XmlLimits;
-use exsync::fake_exchange::{FakeConfig, FakeExchange};
+use exsync_ews::recurrence::{DayOfWeek, RecurrencePattern, RecurrenceRange};
+use exsync_ews::types::{CalendarItemKind, Item, ResponseType};
+use exsync_ews::xml::XmlLimits;
+use fake_exchange::{FakeConfig, FakeExchange};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 

@@ -4,12 +4,12 @@
 //! requests checked against the schema's order, elements and enumerations; and exsync stays
 //! correct against it. Literal SOAP is posted over real HTTP; answers are read with the codec.
 
-use exsync::ews::ops::{GetFolderResponse, GetItemResponse};
-use exsync::ews::soap::{parse_envelope, TYPES_NS};
-use exsync::ews::types::Item;
-use exsync::ews::xml::{Element, XmlLimits};
-use exsync::ews::EwsError;
-use exsync::fake_exchange::FakeExchange;
+use exsync_ews::ops::{GetFolderResponse, GetItemResponse};
+use exsync_ews::soap::{parse_envelope, TYPES_NS};
+use exsync_ews::types::Item;
+use exsync_ews::xml::{Element, XmlLimits};
+use exsync_ews::EwsError;
+use fake_exchange::FakeExchange;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -312,7 +312,7 @@ fn date_times(xml: &str) -> Vec<(String, String)> {
             walk(c, out);
         }
     }
-    let root = exsync::ews::xml::parse(xml.as_bytes(), &XmlLimits::default()).unwrap();
+    let root = exsync_ews::xml::parse(xml.as_bytes(), &XmlLimits::default()).unwrap();
     let mut out = Vec::new();
     walk(&root, &mut out);
     out
@@ -404,7 +404,7 @@ fn children_of(xml: &str, name: &str) -> Vec<String> {
         }
         el.children.iter().find_map(|c| find(c, name))
     }
-    let root = exsync::ews::xml::parse(xml.as_bytes(), &XmlLimits::default()).unwrap();
+    let root = exsync_ews::xml::parse(xml.as_bytes(), &XmlLimits::default()).unwrap();
     find(&root, name)
         .unwrap_or_else(|| panic!("no {name} in {xml}"))
         .children
@@ -791,7 +791,7 @@ fn messages(xml: &str) -> Vec<(String, String)> {
     }
     let mut out = Vec::new();
     walk(
-        &exsync::ews::xml::parse(xml.as_bytes(), &XmlLimits::default()).unwrap(),
+        &exsync_ews::xml::parse(xml.as_bytes(), &XmlLimits::default()).unwrap(),
         &mut out,
     );
     out
@@ -968,15 +968,15 @@ async fn requests_out_of_schema_order_with_unknown_elements_or_bad_enumerations_
 
 #[tokio::test]
 async fn the_fake_records_every_request_exsync_sends_and_every_answer_for_the_schema_check() {
-    use exsync::ews::ops::GetFolderRequest;
-    use exsync::ews::soap::{ExchangeVersion, RequestHeader};
-    use exsync::ews::transport::{SoapPost, Transport, TransportSettings};
-    use exsync::ews::types::{BaseFolderId, BaseShape, DistinguishedFolderName, FieldUri};
+    use exsync_ews::ops::GetFolderRequest;
+    use exsync_ews::soap::{ExchangeVersion, RequestHeader};
+    use exsync_ews::transport::{SoapPost, Transport, TransportSettings};
+    use exsync_ews::types::{BaseFolderId, BaseShape, DistinguishedFolderName, FieldUri};
 
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeExchange::start(exsync::fake_exchange::FakeConfig {
+    let fake = FakeExchange::start(fake_exchange::FakeConfig {
         traffic_dir: Some(dir.path().to_owned()),
-        ..exsync::fake_exchange::FakeConfig::default()
+        ..fake_exchange::FakeConfig::default()
     })
     .await
     .unwrap();

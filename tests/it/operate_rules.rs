@@ -5,8 +5,8 @@
 use crate::support::world::World;
 use crate::support::{all_output, database_url, exsync};
 use exsync::domain::Workload;
-use exsync::explain::{explain, ItemFate, WorkloadState};
-use exsync::probe::{test_mailbox, test_profile, ProbeOptions, Reason, Verdict};
+use exsync::operator::explain::{explain, ItemFate, WorkloadState};
+use exsync::operator::probe::{test_mailbox, test_profile, ProbeOptions, Reason, Verdict};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -60,7 +60,7 @@ async fn explained(
     world: &World,
     address: &str,
     item: Option<&str>,
-) -> exsync::explain::Explanation {
+) -> exsync::operator::explain::Explanation {
     explain(
         &world.store,
         &world.cipher,

@@ -6,7 +6,7 @@
 
 use crate::support::world::World;
 use exsync::domain::Workload;
-use exsync::explain::{explain, ItemFate, WorkloadState};
+use exsync::operator::explain::{explain, ItemFate, WorkloadState};
 use exsync::sync::pass::Outcome;
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -941,7 +941,7 @@ async fn apply_keys_for_what_syncs_are_validated_reported_by_field_and_idempoten
         let cipher = world.cipher_copy();
         let ews = world.fake.ews_url();
         async move {
-            exsync::apply::apply_text(
+            exsync::operator::apply::apply_text(
                 &store,
                 &cipher,
                 &text.replace("{ews}", &ews),
@@ -981,7 +981,7 @@ async fn apply_keys_for_what_syncs_are_validated_reported_by_field_and_idempoten
         .entries
         .iter()
         .filter_map(|e| match &e.outcome {
-            exsync::apply::Outcome::Changed { fields } => {
+            exsync::operator::apply::Outcome::Changed { fields } => {
                 Some(format!("{} {}", e.key, fields.join(",")))
             }
             _ => None,

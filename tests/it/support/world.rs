@@ -6,9 +6,9 @@
 use exsync::app::App;
 use exsync::config::Settings;
 use exsync::crypto::{CredentialCipher, CredentialKey};
-use exsync::fake_exchange::{FakeConfig, FakeExchange};
 use exsync::store::Store;
 use exsync::sync::{PassSummary, SyncEngine};
+use fake_exchange::{FakeConfig, FakeExchange};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -47,7 +47,7 @@ fn control_client(fake: &FakeExchange) -> reqwest::Client {
 /// `scripts/check-traffic.sh` validates with `check-soap` after the suite:
 /// `$EXSYNC_FAKE_TRAFFIC_DIR` (set by `scripts/test.sh`), else `<target>/tmp/ews-traffic`.
 pub fn traffic_dir() -> std::path::PathBuf {
-    std::env::var_os(exsync::fake_exchange::TRAFFIC_DIR_ENV)
+    std::env::var_os(fake_exchange::TRAFFIC_DIR_ENV)
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ews-traffic"))
@@ -157,7 +157,7 @@ impl World {
         let text = text
             .replace("{ews}", &self.fake.ews_url())
             .replace("{token}", &self.fake.token_url());
-        exsync::apply::apply_text(
+        exsync::operator::apply::apply_text(
             &self.store,
             &self.cipher,
             &text,
