@@ -2,7 +2,8 @@
 # Runs exsync's whole test suite: makes sure Postgres is up and the EWS schema checker's
 # Python dependency is present, then `cargo test`, then scans the logs the suite captured for
 # secrets (scripts/scan-logs.sh) and validates the EWS traffic its fake Exchange recorded —
-# exsync's requests and the fake's answers — against the schema (scripts/check-traffic.sh).
+# exsync's requests and the fake's answers — against the schema (scripts/check-traffic.sh), and
+# the Graph traffic its fake Graph recorded with check-json (scripts/check-graph-traffic.sh).
 # Extra arguments go to `cargo test` (and skip both checks). With CI=true a missing schema
 # checker or lxml is a failure; otherwise a loud warning.
 # Each test gets its own fresh database on the server named by DATABASE_URL.
@@ -46,4 +47,5 @@ cargo test "$@"
 if [ $# -eq 0 ]; then
   scripts/scan-logs.sh
   scripts/check-traffic.sh
+  scripts/check-graph-traffic.sh
 fi

@@ -11,6 +11,7 @@ mod exchange_answers_rules;
 mod failure_rules;
 mod fake_answers_rules;
 mod fake_exchange_rules;
+mod fake_graph_rules;
 mod fake_meeting_rules;
 mod fake_streaming_rules;
 mod fake_wire_rules;

@@ -23,9 +23,9 @@ use super::query::{self, Clause, Cmp};
 use super::routes::Ctx;
 use super::wire::{to_json, GraphErr, OpResult, Reply};
 use super::{DeltaExpiryShape, GraphState};
+use crate::state::NetChange;
 use exsync_ews::extended::ExtendedFieldUri;
 use exsync_ews::types::{DistinguishedFolderName, Item};
-use crate::state::NetChange;
 
 /// What a delta round walks through.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +79,9 @@ pub(crate) struct DeltaState {
     pub(crate) received: Vec<(Cmp, DateTime<Utc>)>,
     pub(crate) change_type: Option<String>,
     pub(crate) expand: Option<ExtendedFieldUri>,
+    /// Items this round has returned so far (a filtered round stops at
+    /// `GraphFaults::filtered_round_limit`, GD-MDELTA).
+    pub(crate) delivered: usize,
 }
 
 /// Issued tokens, per mailbox in issue order.
@@ -153,6 +156,7 @@ pub(crate) fn first_call(
         received: Vec::new(),
         change_type: None,
         expand: None,
+        delivered: 0,
     };
     match &resource {
         Resource::Messages(_) => {
@@ -263,7 +267,7 @@ pub(crate) fn page(g: &GraphState, ctx: &Ctx, state: DeltaState) -> OpResult {
         let data = mailbox
             .folder(folder)
             .ok_or_else(GraphErr::item_not_found)?;
-        let (changes, position, last) = data.changes_since(
+        let (changes, mut position, mut last) = data.changes_since(
             state.since,
             usize::try_from(size).unwrap_or(usize::MAX),
             &Default::default(),
@@ -289,12 +293,12 @@ pub(crate) fn page(g: &GraphState, ctx: &Ctx, state: DeltaState) -> OpResult {
                 }
             };
             let entry = match stored {
-                None => Some(removed(
+                None => vec![removed(
                     &state.resource,
                     &mailbox.address,
                     n,
                     ctx.prefer.immutable,
-                )),
+                )],
                 Some(item) => render(
                     &state,
                     ctx,
@@ -307,10 +311,34 @@ pub(crate) fn page(g: &GraphState, ctx: &Ctx, state: DeltaState) -> OpResult {
             };
             entries.extend(entry);
         }
+        // With a filter Graph returns at most so many messages in a round (GD-MDELTA): the
+        // round ends there, and its delta link continues after everything that exists now.
+        if !state.received.is_empty() {
+            let room = faults.filtered_round_limit.saturating_sub(state.delivered);
+            let changed = |v: &Value| v.get("@removed").is_none();
+            if entries.iter().filter(|v| changed(v)).count() >= room {
+                let mut kept = 0;
+                entries.retain(|v| {
+                    if !changed(v) {
+                        return true;
+                    }
+                    kept += 1;
+                    kept <= room
+                });
+                position = data.seq;
+                last = true;
+            }
+        }
         (entries, position, last)
     };
+    let returned = entries
+        .iter()
+        .filter(|v| v.get("@removed").is_none())
+        .count();
     let next = DeltaState {
         since: position,
+        // A new round counts from zero.
+        delivered: if last { 0 } else { state.delivered + returned },
         ..state.clone()
     };
     let token = g
@@ -369,8 +397,48 @@ fn removed(resource: &Resource, address: &str, n: u64, immutable: bool) -> Value
     })
 }
 
-/// An item of a page, or `None` when the round's options leave it out.
+/// The entries an item gives a page (none when the round's options leave it out; a series
+/// gives its master and its occurrences in the window).
 fn render(
+    state: &DeltaState,
+    ctx: &Ctx,
+    address: &str,
+    n: u64,
+    item: &Item,
+    kind: &str,
+    transaction_id: Option<String>,
+) -> Vec<Value> {
+    render_one(state, ctx, address, n, item, kind, transaction_id)
+        .map(
+            |first| match (&state.resource, item, first.get("@removed")) {
+                (Resource::Events { start, end }, Item::CalendarItem(c), None) => {
+                    let mut all = vec![first.clone()];
+                    if let (Some(recurrence), Some(s), Some(e)) = (&c.recurrence, c.start, c.end) {
+                        let master = ids::rest_id(address, n, ctx.prefer.immutable);
+                        for (begins, ends) in
+                            super::series::occurrences(recurrence, s, e, *start, *end)
+                        {
+                            all.push(json!({
+                            "@odata.type": "#microsoft.graph.event",
+                            "@odata.etag": first.get("@odata.etag").cloned().unwrap_or(Value::Null),
+                            "id": ids::occurrence_id(address, n, begins),
+                            "seriesMasterId": master,
+                            "type": "occurrence",
+                            "start": to_json(&exsync_graph::model::DateTimeTimeZone::utc(begins)),
+                            "end": to_json(&exsync_graph::model::DateTimeTimeZone::utc(ends)),
+                        }));
+                        }
+                    }
+                    all
+                }
+                _ => vec![first],
+            },
+        )
+        .unwrap_or_default()
+}
+
+/// One item's own entry.
+fn render_one(
     state: &DeltaState,
     ctx: &Ctx,
     address: &str,
@@ -404,10 +472,13 @@ fn render(
             ))
         }
         (Resource::Events { start, end }, Item::CalendarItem(c)) => {
-            let inside = match (c.start, c.end) {
-                (Some(s), Some(e)) => s < *end && e > *start,
+            let inside = match (&c.recurrence, c.start, c.end) {
+                (Some(r), Some(s), Some(e)) => {
+                    !super::series::occurrences(r, s, e, *start, *end).is_empty()
+                }
+                (None, Some(s), Some(e)) => s < *end && e > *start,
                 _ => false,
-            } || c.recurrence.is_some();
+            };
             if !inside {
                 // A change outside the window is reported as a removal (GD-EDELTA, I-CAL6599);
                 // in a first round it is simply not there.

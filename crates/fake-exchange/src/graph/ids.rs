@@ -115,6 +115,26 @@ pub(crate) fn rest_id(address: &str, n: u64, immutable: bool) -> String {
     encode(format, address, n)
 }
 
+const OCCURRENCE_PREFIX: &str = "AAkALgOC";
+
+/// The id of the occurrence of series `n` that starts at `at` (occurrences are expanded by
+/// `calendarView`; item paths do not take them in the fake).
+pub(crate) fn occurrence_id(address: &str, n: u64, at: chrono::DateTime<chrono::Utc>) -> String {
+    format!(
+        "{OCCURRENCE_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(format!(
+            "o\0{}\0{n}\0{}",
+            address.to_ascii_lowercase(),
+            at.format("%Y%m%d%H%M")
+        ))
+    )
+}
+
+/// Whether `id` names an occurrence of a series.
+pub(crate) fn is_occurrence_id(id: &str) -> bool {
+    id.trim().starts_with(OCCURRENCE_PREFIX)
+}
+
 /// A To Do task's id.
 pub(crate) fn todo_task_id(address: &str, n: u64) -> String {
     tagged(TODO_PREFIX, "t", address, n)

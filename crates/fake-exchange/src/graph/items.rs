@@ -19,8 +19,8 @@ use super::query;
 use super::routes::Ctx;
 use super::wire::{to_json, GraphErr, OpResult, Reply};
 use super::GraphState;
-use exsync_ews::types::{CalendarItem, Contact, DistinguishedFolderName, Item, Task};
 use crate::state::{folder_id_string, parse_folder_id, Inner};
+use exsync_ews::types::{CalendarItem, Contact, DistinguishedFolderName, Item, Task};
 
 /// Graph translates at most this many ids per call (GD-TRANS).
 const MAX_TRANSLATE: usize = 1000;
@@ -55,6 +55,10 @@ pub(crate) fn locate(
     mailbox: &str,
     id: &str,
 ) -> Result<(DistinguishedFolderName, u64), GraphErr> {
+    if ids::is_occurrence_id(id) {
+        // An occurrence the calendar view expanded: the fake keeps no exceptions.
+        return Err(GraphErr::item_not_found());
+    }
     let (address, n) = ids::decode_rest(id).ok_or_else(GraphErr::malformed_id)?;
     if !address.eq_ignore_ascii_case(mailbox) {
         return Err(GraphErr::item_not_found());

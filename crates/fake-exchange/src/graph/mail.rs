@@ -19,11 +19,11 @@ use super::query::{self, Clause};
 use super::routes::{typed, Ctx};
 use super::wire::{to_json, GraphErr, OpResult, Reply};
 use super::GraphState;
+use crate::state::{parse_folder_id, Inner};
 use exsync_ews::types::{
     whole_seconds, Body, BodyType as EBodyType, DistinguishedFolderName, EmailAddress, Item,
     ItemBase, Message,
 };
-use crate::state::{parse_folder_id, Inner};
 
 /// Mail folders Graph shows (well-known names, GD-MGET; the others are not mail folders).
 const MAIL_FOLDERS: [(DistinguishedFolderName, &str, &str); 7] = [

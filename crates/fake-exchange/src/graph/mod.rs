@@ -18,6 +18,7 @@ mod items;
 mod mail;
 mod query;
 mod routes;
+mod series;
 mod traffic;
 mod wire;
 
@@ -95,6 +96,9 @@ pub struct GraphFaults {
     /// The Sent Items copy of a sent message appears this long after the 202 (the move happens
     /// after the answer on the real service, GD-SENDSTEPS); the draft leaves Drafts at once.
     pub sent_items_delay_ms: u64,
+    /// Most messages one round of a message delta with `$filter` returns (GD-MDELTA: 5,000);
+    /// the round then ends, and its delta link continues after what exists now.
+    pub filtered_round_limit: usize,
 }
 
 impl Default for GraphFaults {
@@ -111,6 +115,7 @@ impl Default for GraphFaults {
             default_page_size: 10,
             max_page_size: 1000,
             sent_items_delay_ms: 0,
+            filtered_round_limit: 5000,
         }
     }
 }
@@ -328,15 +333,17 @@ impl GraphState {
         if !exists {
             return Err(FakeError::NotFound(format!("app {client_id}")));
         }
-        let mut inner = self.lock();
-        match &scope.mailboxes {
-            None => {
-                inner.scopes.remove(&key(client_id));
-            }
-            Some(list) => {
-                inner
-                    .scopes
-                    .insert(key(client_id), list.iter().map(|m| key(m)).collect());
+        {
+            let mut inner = self.lock();
+            match &scope.mailboxes {
+                None => {
+                    inner.scopes.remove(&key(client_id));
+                }
+                Some(list) => {
+                    inner
+                        .scopes
+                        .insert(key(client_id), list.iter().map(|m| key(m)).collect());
+                }
             }
         }
         // The lock is not reentrant: let it go before reading the scope back.

@@ -634,7 +634,13 @@ async fn graph_endpoint(
         (None, None) => Vec::new(),
     };
     if let Some(traffic) = &g.traffic {
-        if raw.is_none() {
+        // Only answers on paths Microsoft's description has (a refused unknown path, and the
+        // MIME of `$value`, have no JSON operation to be checked against).
+        let described = entry
+            .operation
+            .as_deref()
+            .is_some_and(|op| op != "message.mime");
+        if raw.is_none() && described {
             traffic.response(method.as_str(), &path, status.as_u16(), &bytes);
         }
     }
@@ -806,11 +812,22 @@ async fn serve(
             );
         }
     }
-    let reply = if ctx.prefer.immutable {
+    let mut reply = if ctx.prefer.immutable {
         reply.header("Preference-Applied", "IdType=\"ImmutableId\"")
     } else {
         reply
     };
+    if let Some(kind) = ctx.prefer.body_type {
+        // Echoed as Graph does (GD-MGET).
+        let name = match kind {
+            exsync_graph::model::BodyType::Text => "text",
+            exsync_graph::model::BodyType::Html => "html",
+        };
+        reply = reply.header(
+            "Preference-Applied",
+            format!("outlook.body-content-type=\"{name}\""),
+        );
+    }
     Ok(reply)
 }
 
