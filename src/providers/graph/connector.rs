@@ -12,11 +12,11 @@
 use super::mailbox::{CalendarSpan, GraphMailbox};
 use super::tokens::AppTokens;
 use crate::domain::{Mailbox, OAuthCredential, Profile};
-use exsync_ews::oauth::{OAuthApp, TokenSource as OAuthTokenSource};
-use exsync_ews::transport::Transport as EwsTransport;
 use crate::providers::ews::clients::client_credential;
 use crate::sync::plan::ConnectionPlan;
 use crate::sync::port::{Connector, MailServer, OpenError, SessionSettings};
+use exsync_ews::oauth::{OAuthApp, TokenSource as OAuthTokenSource};
+use exsync_ews::transport::Transport as EwsTransport;
 use exsync_graph::{
     ClientOptions, GraphClient, ThrottleRegistry, Transport, TransportError, TransportSettings,
 };

@@ -346,8 +346,7 @@ impl GraphState {
                 }
             }
         }
-        // The lock is not reentrant: let it go before reading the scope back.
-        drop(inner);
+        // The lock is not reentrant: the block above let it go before the scope is read back.
         Ok(self.scope(client_id))
     }
 
