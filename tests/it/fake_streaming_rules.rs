@@ -290,11 +290,11 @@ async fn modified_deleted_and_moved_items_raise_their_events_even_while_disconne
     s.client
         .call(
             Some(&target("ann@contoso.test")),
-            &exsync::ews::ops::DeleteItemRequest {
-                delete_type: exsync::ews::types::DeleteType::MoveToDeletedItems,
+            &exsync_ews::ops::DeleteItemRequest {
+                delete_type: exsync_ews::types::DeleteType::MoveToDeletedItems,
                 send_meeting_cancellations: None,
                 affected_task_occurrences: None,
-                item_ids: vec![exsync::ews::types::ItemId::new(third.clone())],
+                item_ids: vec![exsync_ews::types::ItemId::new(third.clone())],
             },
         )
         .await

@@ -345,7 +345,7 @@ impl Inner {
         old_n: u64,
         from: Option<DistinguishedFolderName>,
         to: DistinguishedFolderName,
-        item: crate::ews::types::Item,
+        item: exsync_ews::types::Item,
     ) -> Result<ItemId, FakeError> {
         let Some(from) = from else {
             return self.insert_item(address, to, item);
