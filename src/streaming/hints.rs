@@ -92,6 +92,8 @@ async fn run(
                 }
             }
         }
+        // A mailbox deleted meanwhile is never released: stop trying after a while.
+        pending.retain(|_, arrived| arrived.elapsed() < FOLLOW_AT_MOST);
         if applied {
             if let Err(e) = db::wake_schedulers(&store).await {
                 tracing::debug!(error = %e, "could not wake the schedulers");

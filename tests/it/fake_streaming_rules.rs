@@ -285,6 +285,22 @@ async fn modified_deleted_and_moved_items_raise_their_events_even_while_disconne
         .unwrap();
     let first = s.deliver("ann@contoso.test").await;
     let second = s.deliver("ann@contoso.test").await;
+    let third = s.deliver("ann@contoso.test").await;
+    // Through EWS: DeleteItem to Deleted Items is a move too.
+    s.client
+        .call(
+            Some(&target("ann@contoso.test")),
+            &exsync_ews::ops::DeleteItemRequest {
+                delete_type: exsync_ews::types::DeleteType::MoveToDeletedItems,
+                send_meeting_cancellations: None,
+                affected_task_occurrences: None,
+                item_ids: vec![exsync_ews::types::ItemId::new(third.clone())],
+            },
+        )
+        .await
+        .unwrap()
+        .first()
+        .unwrap();
     s.api(
         "PATCH",
         &format!("/_fake/mailboxes/ann@contoso.test/items/{first}"),
@@ -327,6 +343,15 @@ async fn modified_deleted_and_moved_items_raise_their_events_even_while_disconne
     assert!(
         !kinds.contains(&(EventType::Deleted, second)),
         "a move is one MovedEvent, not a deletion: {kinds:?}"
+    );
+    assert!(
+        !kinds.contains(&(EventType::Deleted, third)),
+        "DeleteItem to Deleted Items is one MovedEvent: {kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|(k, _)| *k == EventType::Moved).count(),
+        2,
+        "{kinds:?}"
     );
 }
 

@@ -626,6 +626,15 @@ async fn a_busy_server_is_not_asked_again_before_its_back_off_ends(pool: PgPool)
     organisation(&world, "profile_credentials", 10, &["h1@stream.test"]).await;
     let instance = Instance::start(&world, streaming_settings());
     all_streaming(&world, 1).await;
+    // Hold the mailbox as a pass would, so no pass's request races the Subscribe requests
+    // (two requests already on their way can both arrive after a back-off was given).
+    sqlx::query(
+        "UPDATE mailboxes SET lease_owner = 'test', lease_token = gen_random_uuid(),
+                lease_expires_at = now() + interval '1 hour'",
+    )
+    .execute(world.store.pool())
+    .await
+    .unwrap();
     world.faults(json!({"back_off_ms": 1500})).await;
     world
         .fake_put(

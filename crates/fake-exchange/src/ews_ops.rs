@@ -1269,9 +1269,16 @@ fn delete_item(ctx: &Ctx, inner: &mut Inner, r: &DeleteItemRequest) -> Answer {
                 if r.delete_type == DeleteType::MoveToDeletedItems
                     && folder != Some(DistinguishedFolderName::DeletedItems)
                 {
-                    // A move gives the item a new id in Deleted Items, as Exchange does.
+                    // A move gives the item a new id in Deleted Items, as Exchange does (and
+                    // raises one MovedEvent).
                     inner
-                        .insert_item(&address, DistinguishedFolderName::DeletedItems, removed)
+                        .refile_removed(
+                            &address,
+                            n,
+                            folder,
+                            DistinguishedFolderName::DeletedItems,
+                            removed,
+                        )
                         .map_err(internal)?;
                 }
                 Ok(())

@@ -336,6 +336,41 @@ impl Inner {
     }
 }
 
+impl Inner {
+    /// File an item just removed from `from` into `to` (a delete that moves it to Deleted
+    /// Items): its DeletedEvent becomes one MovedEvent, as Exchange reports a move.
+    pub(crate) fn refile_removed(
+        &mut self,
+        address: &str,
+        old_n: u64,
+        from: Option<DistinguishedFolderName>,
+        to: DistinguishedFolderName,
+        item: exsync_ews::types::Item,
+    ) -> Result<ItemId, FakeError> {
+        let Some(from) = from else {
+            return self.insert_item(address, to, item);
+        };
+        let old_id = item_id_string(address, old_n);
+        for sub in self.streaming.subs.values_mut() {
+            sub.queue
+                .retain(|e| !(e.kind == EventType::Deleted && e.item_id == old_id));
+        }
+        self.streaming.moving = true;
+        let result = self.insert_item(address, to, item);
+        self.streaming.moving = false;
+        let id = result?;
+        if let Some((_, new_n)) = parse_item_id(&id.id) {
+            let canonical = self
+                .mailbox(address)
+                .map(|m| m.address.clone())
+                .unwrap_or_else(|| address.to_owned());
+            self.streaming
+                .item_event(&canonical, to, EventType::Moved, new_n, Some((old_n, from)));
+        }
+        Ok(id)
+    }
+}
+
 impl FakeState {
     /// `POST /_fake/mailboxes/{address}/items/{id}/move`: move an item to another folder.
     pub fn move_item(&self, address: &str, id: &str, folder: &str) -> Result<String, FakeError> {
