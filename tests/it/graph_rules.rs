@@ -780,3 +780,127 @@ async fn a_profile_moved_from_ews_mid_life_imports_nothing_twice_and_keeps_every
         "{again}"
     );
 }
+
+async fn apply_result(
+    world: &World,
+    text: &str,
+) -> Result<exsync::operator::apply::ApplyReport, exsync::operator::apply::ApplyError> {
+    exsync::operator::apply::apply_text(
+        &world.store,
+        &world.cipher,
+        text,
+        std::path::Path::new("org.toml"),
+        std::path::Path::new("."),
+        false,
+    )
+    .await
+}
+
+#[sqlx::test]
+async fn apply_takes_protocol_and_graph_url_and_refuses_what_graph_cannot_serve(pool: PgPool) {
+    let world = graph_world(pool).await;
+    let graph = |extra: &str| {
+        format!(
+            "[[profile]]\nname = \"Online\"\nprotocol = \"graph\"\n{extra}\noauth_client_id = \"a\"\noauth_client_secret = \"s\"\noauth_tenant = \"contoso\"\n"
+        )
+    };
+    let on_premises = apply_result(
+        &world,
+        &graph("server_type = \"exchange_server\"\nauth = \"oauth_client_credentials\""),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(on_premises.contains("protocol"), "{on_premises}");
+    assert!(
+        on_premises.contains("graph.exchange_online_only"),
+        "{on_premises}"
+    );
+    let passwords = apply_result(
+        &world,
+        "[[profile]]\nname = \"Online\"\nprotocol = \"graph\"\nserver_type = \"exchange_online\"\nauth = \"profile_credentials\"\nusername = \"u\"\npassword = \"p\"\n",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        passwords.contains("graph.app_only_oauth_required"),
+        "{passwords}"
+    );
+    // No ews_url needed; the token scope follows graph_url's host.
+    let report = apply_result(
+        &world,
+        &graph("server_type = \"exchange_online\"\nauth = \"oauth_client_credentials\"\ngraph_url = \"https://graph.microsoft.us/v1.0/\""),
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.warnings.is_empty(),
+        "no EWS retirement warning: {report}"
+    );
+    let row = exsync::store::profiles::list_rows(&world.store)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(row.protocol, "graph");
+    assert_eq!(row.graph_url, "https://graph.microsoft.us/v1.0");
+    let profile = row.into_profile(&world.cipher).unwrap();
+    assert_eq!(
+        profile.oauth.unwrap().scope,
+        "https://graph.microsoft.us/.default"
+    );
+    // An EWS profile still needs its endpoint.
+    let no_endpoint = apply_result(
+        &world,
+        "[[profile]]\nname = \"Onprem\"\nserver_type = \"exchange_server\"\nauth = \"profile_credentials\"\nusername = \"u\"\npassword = \"p\"\n",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(no_endpoint.contains("ews_url"), "{no_endpoint}");
+}
+
+#[sqlx::test]
+async fn migrate_profile_refuses_a_profile_graph_cannot_serve_and_changes_nothing(pool: PgPool) {
+    let world = graph_world(pool).await;
+    world
+        .apply(
+            "[[profile]]\nname = \"Onprem\"\nserver_type = \"exchange_server\"\news_url = \"{ews}\"\nauth = \"profile_credentials\"\nusername = \"u\"\npassword = \"p\"\n",
+        )
+        .await;
+    let error = exsync::operator::migrate::migrate_profile(
+        &world.store,
+        &world.cipher,
+        &world.settings,
+        "Onprem",
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            exsync::operator::migrate::MigrateError::NotEligible { .. }
+        ),
+        "{error}"
+    );
+    let (protocol, enabled): (String, bool) =
+        sqlx::query_as("SELECT protocol, enabled FROM email_server_profiles")
+            .fetch_one(world.store.pool())
+            .await
+            .unwrap();
+    assert_eq!((protocol.as_str(), enabled), ("ews", true));
+    let unknown = exsync::operator::migrate::migrate_profile(
+        &world.store,
+        &world.cipher,
+        &world.settings,
+        "Nobody",
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(
+        unknown,
+        exsync::operator::migrate::MigrateError::UnknownProfile(_)
+    ));
+}
