@@ -101,9 +101,7 @@ fn at(n: usize) -> DateTime<Utc> {
 fn email(n: usize) -> NewEmail {
     let recipients = 5 + n % 16;
     NewEmail {
-        ews_item_id: format!(
-            "AAMkADk0ZjM4ZGE1LTdmNDktNDY0Mi1hZGM3LWQ4ZWNmMTI1ZWZmNABGAAAAAAA2{n:010}"
-        ),
+        item_id: format!("AAMkADk0ZjM4ZGE1LTdmNDktNDY0Mi1hZGM3LWQ4ZWNmMTI1ZWZmNABGAAAAAAA2{n:010}"),
         change_key: Some(format!("CQAAABYAAADlX7bP1Yy3TYgq8yNQpQe7AAB{n:06}")),
         internet_message_id: Some(format!("<msg-{n}@fabrikam.test>")),
         subject: format!("RE: Quarterly numbers #{n}"),
@@ -167,7 +165,7 @@ async fn row_by_row(db: &BenchDb, page: &EmailPage) -> Result<(), sqlx::Error> {
              ON CONFLICT (mailbox_id, ews_item_id) DO NOTHING",
         )
         .bind(db.mailbox)
-        .bind(&e.ews_item_id)
+        .bind(&e.item_id)
         .bind(id)
         .bind(&e.change_key)
         .bind(e.is_read)
@@ -227,7 +225,7 @@ async fn copy_staging(db: &BenchDb, page: &EmailPage) -> Result<(), sqlx::Error>
             e.conversation_id.as_deref(),
             received.as_deref(),
             sent.as_deref(),
-            Some(e.ews_item_id.as_str()),
+            Some(e.item_id.as_str()),
             e.change_key.as_deref(),
             read,
         ];

@@ -13,7 +13,7 @@ if [ ${#files[@]} -eq 0 ] || [ "$(cat "${files[@]}" | wc -l)" -lt 100 ]; then
 fi
 # Secrets as the tests write them: password = "…", "password": "…", client_secret, …
 # and the passwords handed to the fake Exchange's accounts ("Alice-Pw1!", …).
-secrets=$( { grep -rhoE '(password|secret)[a-z_]*"?\s*[:=]\s*"[^"{}]{6,}"' tests src/demo.rs \
+secrets=$( { grep -rhoE '(password|secret)[a-z_]*"?\s*[:=]\s*"[^"{}]{6,}"' tests src/operator/demo.rs \
   | sed -E 's/.*[:=]\s*"([^"]*)"/\1/'
   grep -rhoE '"[A-Za-z0-9.-]+-(Pw1|Passw0rd|Demo1)!"' tests | tr -d '"'
   # The fixtures' private keys (OAuth certificate credential, the fake's RSA CA): a line of each.

@@ -601,13 +601,7 @@ async fn connect(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 async fn ensure_migrated(store: &Store) -> anyhow::Result<()> {
-    let applied: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_name = 'mailboxes')",
-    )
-    .fetch_one(store.pool())
-    .await
-    .map_err(store::StoreError::from)?;
-    if !applied {
+    if !store.has_schema().await? {
         return Err(
             BadInput("the database has no exsync schema yet: run `exsync migrate`".into()).into(),
         );

@@ -14,7 +14,10 @@ use crate::domain::{
     ApprovalStatus, AssertionSigning, AuthMethod, PasswordScheme, Protocol, ServerType, SyncMethod,
     DEFAULT_GRAPH_URL,
 };
-use crate::store::{MailboxRow, ProfileRow, Store, StoreError, MAILBOX_COLUMNS, PROFILE_COLUMNS};
+use crate::store::declare::{
+    self, MailboxValues, ProfileValues, StoredMailboxScope, StoredProfileScope, Tx,
+};
+use crate::store::{MailboxRow, ProfileRow, Store, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -1063,12 +1066,7 @@ pub async fn apply_text(
 
     // Profiles a mailbox may name: those in this file and those already stored.
     let mut known_auth: HashMap<String, AuthMethod> = HashMap::new();
-    let stored: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, auth FROM email_server_profiles")
-            .fetch_all(store.pool())
-            .await
-            .map_err(StoreError::from)?;
-    for (name, auth) in stored {
+    for (name, auth) in declare::profile_auths(store).await? {
         if let Ok(auth) = auth.parse() {
             known_auth.insert(name, auth);
         }
@@ -1108,7 +1106,7 @@ pub async fn apply_text(
         });
     }
 
-    let mut tx = store.pool().begin().await.map_err(StoreError::from)?;
+    let mut tx = declare::begin(store).await?;
     let mut report = ApplyReport {
         entries: Vec::new(),
         dry_run,
@@ -1157,9 +1155,9 @@ pub async fn apply_text(
         });
     }
     if dry_run {
-        tx.rollback().await.map_err(StoreError::from)?;
+        declare::rollback(tx).await?;
     } else {
-        tx.commit().await.map_err(StoreError::from)?;
+        declare::commit(tx).await?;
     }
     Ok(report)
 }
@@ -1169,9 +1167,9 @@ enum UpsertError {
     Crypto(CryptoError),
 }
 
-impl From<sqlx::Error> for UpsertError {
-    fn from(e: sqlx::Error) -> Self {
-        UpsertError::Store(e.into())
+impl From<StoreError> for UpsertError {
+    fn from(e: StoreError) -> Self {
+        UpsertError::Store(e)
     }
 }
 
@@ -1180,8 +1178,6 @@ impl From<CryptoError> for UpsertError {
         UpsertError::Crypto(e)
     }
 }
-
-type Tx<'c> = sqlx::Transaction<'c, sqlx::Postgres>;
 
 /// Does the stored (encrypted) secret differ from the desired one?
 fn secret_differs(
@@ -1214,12 +1210,7 @@ async fn upsert_profile(
     cipher: &CredentialCipher,
     want: &DesiredProfile,
 ) -> Result<Outcome, UpsertError> {
-    let existing: Option<ProfileRow> = sqlx::query_as(&format!(
-        "SELECT {PROFILE_COLUMNS} FROM email_server_profiles WHERE name = $1 FOR UPDATE"
-    ))
-    .bind(&want.name)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let existing: Option<ProfileRow> = declare::lock_profile(tx, &want.name).await?;
     const TABLE: &str = "email_server_profiles";
     let (id, outcome) = match &existing {
         None => (Uuid::new_v4(), Outcome::Created),
@@ -1349,69 +1340,38 @@ async fn upsert_profile(
         want.oauth_private_key.as_ref(),
         SecretSlot::new(TABLE, "oauth_private_key_enc", id),
     )?;
-    sqlx::query(
-        r#"
-        INSERT INTO email_server_profiles (
-            id, name, server_type, ews_url, auth, password_scheme, username, password_enc,
-            oauth_tenant, oauth_client_id, oauth_client_secret_enc, oauth_token_url, oauth_scope,
-            use_impersonation, use_same_settings_for_outgoing, outgoing_ews_url,
-            outgoing_username, outgoing_password_enc, process_emails_from,
-            max_concurrent_connections, min_polling_interval_minutes, enabled,
-            oauth_certificate_pem, oauth_private_key_enc, oauth_assertion_signing, protocol,
-            graph_url)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
-                $19, $20, $21, $22, $23, $24, $25, $26, $27)
-        ON CONFLICT (id) DO UPDATE SET
-            name = EXCLUDED.name, server_type = EXCLUDED.server_type,
-            ews_url = EXCLUDED.ews_url, auth = EXCLUDED.auth,
-            password_scheme = EXCLUDED.password_scheme, username = EXCLUDED.username,
-            password_enc = EXCLUDED.password_enc, oauth_tenant = EXCLUDED.oauth_tenant,
-            oauth_client_id = EXCLUDED.oauth_client_id,
-            oauth_client_secret_enc = EXCLUDED.oauth_client_secret_enc,
-            oauth_token_url = EXCLUDED.oauth_token_url, oauth_scope = EXCLUDED.oauth_scope,
-            use_impersonation = EXCLUDED.use_impersonation,
-            use_same_settings_for_outgoing = EXCLUDED.use_same_settings_for_outgoing,
-            outgoing_ews_url = EXCLUDED.outgoing_ews_url,
-            outgoing_username = EXCLUDED.outgoing_username,
-            outgoing_password_enc = EXCLUDED.outgoing_password_enc,
-            process_emails_from = EXCLUDED.process_emails_from,
-            max_concurrent_connections = EXCLUDED.max_concurrent_connections,
-            min_polling_interval_minutes = EXCLUDED.min_polling_interval_minutes,
-            enabled = EXCLUDED.enabled,
-            oauth_certificate_pem = EXCLUDED.oauth_certificate_pem,
-            oauth_private_key_enc = EXCLUDED.oauth_private_key_enc,
-            oauth_assertion_signing = EXCLUDED.oauth_assertion_signing,
-            protocol = EXCLUDED.protocol, graph_url = EXCLUDED.graph_url
-        "#,
+    declare::write_profile(
+        tx,
+        &ProfileValues {
+            id,
+            name: &want.name,
+            server_type: want.server_type.as_str(),
+            ews_url: &want.ews_url,
+            auth: want.auth.as_str(),
+            password_scheme: want.password_scheme.as_str(),
+            username: want.username.as_deref(),
+            password_enc: password,
+            oauth_tenant: want.oauth_tenant.as_deref(),
+            oauth_client_id: want.oauth_client_id.as_deref(),
+            oauth_client_secret_enc: client_secret,
+            oauth_token_url: want.oauth_token_url.as_deref(),
+            oauth_scope: want.oauth_scope.as_deref(),
+            use_impersonation: want.use_impersonation,
+            use_same_settings_for_outgoing: want.use_same_settings_for_outgoing,
+            outgoing_ews_url: want.outgoing_ews_url.as_deref(),
+            outgoing_username: want.outgoing_username.as_deref(),
+            outgoing_password_enc: outgoing_password,
+            process_emails_from: want.process_emails_from,
+            max_concurrent_connections: want.max_concurrent_connections,
+            min_polling_interval_minutes: want.min_polling_interval_minutes,
+            enabled: want.enabled,
+            oauth_certificate_pem: want.oauth_certificate_pem.as_deref(),
+            oauth_private_key_enc: private_key,
+            oauth_assertion_signing: want.oauth_assertion_signing.as_str(),
+            protocol: want.protocol.as_str(),
+            graph_url: &want.graph_url,
+        },
     )
-    .bind(id)
-    .bind(&want.name)
-    .bind(want.server_type.as_str())
-    .bind(&want.ews_url)
-    .bind(want.auth.as_str())
-    .bind(want.password_scheme.as_str())
-    .bind(&want.username)
-    .bind(password)
-    .bind(&want.oauth_tenant)
-    .bind(&want.oauth_client_id)
-    .bind(client_secret)
-    .bind(&want.oauth_token_url)
-    .bind(&want.oauth_scope)
-    .bind(want.use_impersonation)
-    .bind(want.use_same_settings_for_outgoing)
-    .bind(&want.outgoing_ews_url)
-    .bind(&want.outgoing_username)
-    .bind(outgoing_password)
-    .bind(want.process_emails_from)
-    .bind(want.max_concurrent_connections)
-    .bind(want.min_polling_interval_minutes)
-    .bind(want.enabled)
-    .bind(&want.oauth_certificate_pem)
-    .bind(private_key)
-    .bind(want.oauth_assertion_signing.as_str())
-    .bind(want.protocol.as_str())
-    .bind(&want.graph_url)
-    .execute(&mut **tx)
     .await?;
     // A changed profile's mailboxes become due at the next tick (a trigger does it).
     Ok(outcome)
@@ -1423,23 +1383,13 @@ async fn upsert_mailbox(
     want: &DesiredMailbox,
 ) -> Result<Outcome, UpsertError> {
     const TABLE: &str = "mailboxes";
-    let profile_id: Option<Uuid> =
-        sqlx::query_scalar("SELECT id FROM email_server_profiles WHERE name = $1")
-            .bind(&want.profile)
-            .fetch_optional(&mut **tx)
-            .await?;
-    let Some(profile_id) = profile_id else {
-        return Err(UpsertError::Store(StoreError::Database(format!(
+    let Some(profile_id) = declare::profile_id(tx, &want.profile).await? else {
+        return Err(UpsertError::Store(StoreError::NotFound(format!(
             "profile {:?} does not exist",
             want.profile
         ))));
     };
-    let existing: Option<MailboxRow> = sqlx::query_as(&format!(
-        "SELECT {MAILBOX_COLUMNS} FROM mailboxes WHERE email_address = $1 FOR UPDATE"
-    ))
-    .bind(&want.address)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let existing: Option<MailboxRow> = declare::lock_mailbox(tx, &want.address).await?;
     let (id, outcome) = match &existing {
         None => (Uuid::new_v4(), Outcome::Created),
         Some(row) => {
@@ -1488,37 +1438,23 @@ async fn upsert_mailbox(
         want.password.as_ref(),
         SecretSlot::new(TABLE, "password_enc", id),
     )?;
-    sqlx::query(
-        r#"
-        INSERT INTO mailboxes (
-            id, email_address, profile_id, allow_credentials_for_email_processing, username,
-            password_enc, process_email_received_after, incoming_method, outgoing_method,
-            act_method, approval_status, payload_logging)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-        ON CONFLICT (id) DO UPDATE SET
-            profile_id = EXCLUDED.profile_id,
-            allow_credentials_for_email_processing = EXCLUDED.allow_credentials_for_email_processing,
-            username = EXCLUDED.username, password_enc = EXCLUDED.password_enc,
-            process_email_received_after = EXCLUDED.process_email_received_after,
-            incoming_method = EXCLUDED.incoming_method,
-            outgoing_method = EXCLUDED.outgoing_method, act_method = EXCLUDED.act_method,
-            approval_status = EXCLUDED.approval_status,
-            payload_logging = EXCLUDED.payload_logging
-        "#,
+    declare::write_mailbox(
+        tx,
+        &MailboxValues {
+            id,
+            address: &want.address,
+            profile_id,
+            allow_credentials_for_email_processing: want.allow_credentials_for_email_processing,
+            username: want.username.as_deref(),
+            password_enc: password,
+            process_email_received_after: want.process_email_received_after,
+            incoming_method: want.incoming.as_str(),
+            outgoing_method: want.outgoing.as_str(),
+            act_method: want.act.as_str(),
+            approval_status: want.approval.as_str(),
+            payload_logging: want.payload_logging,
+        },
     )
-    .bind(id)
-    .bind(&want.address)
-    .bind(profile_id)
-    .bind(want.allow_credentials_for_email_processing)
-    .bind(&want.username)
-    .bind(password)
-    .bind(want.process_email_received_after)
-    .bind(want.incoming.as_str())
-    .bind(want.outgoing.as_str())
-    .bind(want.act.as_str())
-    .bind(want.approval.as_str())
-    .bind(want.payload_logging)
-    .execute(&mut **tx)
     .await?;
     Ok(outcome)
 }
@@ -1580,40 +1516,28 @@ async fn upsert_profile_scope(
     name: &str,
     want: &ProfileScope,
 ) -> Result<Vec<&'static str>, StoreError> {
-    let current: (String, String, String, Option<String>) = sqlx::query_as(
-        "SELECT incoming_filter, act_scope, act_attendee_delete, tracking_token_prefix
-           FROM email_server_profiles WHERE name = $1 FOR UPDATE",
-    )
-    .bind(name)
-    .fetch_one(&mut **tx)
-    .await?;
+    let current = declare::lock_profile_scope(tx, name).await?;
+    let wanted = StoredProfileScope {
+        incoming_filter: want.incoming_filter.as_str().to_owned(),
+        act_scope: want.act_scope.as_str().to_owned(),
+        act_attendee_delete: want.act_attendee_delete.as_str().to_owned(),
+        tracking_token_prefix: want.tracking_token_prefix.clone(),
+    };
     let mut changed = Vec::new();
-    if current.0 != want.incoming_filter.as_str() {
+    if current.incoming_filter != wanted.incoming_filter {
         changed.push("incoming_filter");
     }
-    if current.1 != want.act_scope.as_str() {
+    if current.act_scope != wanted.act_scope {
         changed.push("act_scope");
     }
-    if current.2 != want.act_attendee_delete.as_str() {
+    if current.act_attendee_delete != wanted.act_attendee_delete {
         changed.push("act_attendee_delete");
     }
-    if current.3 != want.tracking_token_prefix {
+    if current.tracking_token_prefix != wanted.tracking_token_prefix {
         changed.push("tracking_token_prefix");
     }
     if !changed.is_empty() {
-        sqlx::query(
-            "UPDATE email_server_profiles
-                SET incoming_filter = $2, act_scope = $3, act_attendee_delete = $4,
-                    tracking_token_prefix = $5
-              WHERE name = $1",
-        )
-        .bind(name)
-        .bind(want.incoming_filter.as_str())
-        .bind(want.act_scope.as_str())
-        .bind(want.act_attendee_delete.as_str())
-        .bind(&want.tracking_token_prefix)
-        .execute(&mut **tx)
-        .await?;
+        declare::write_profile_scope(tx, name, &wanted).await?;
     }
     Ok(changed)
 }
@@ -1624,30 +1548,20 @@ async fn upsert_mailbox_scope(
     address: &str,
     want: &MailboxScope,
 ) -> Result<Vec<&'static str>, StoreError> {
-    let current: (Option<String>, Option<String>) = sqlx::query_as(
-        "SELECT incoming_filter, act_scope FROM mailboxes WHERE email_address = $1 FOR UPDATE",
-    )
-    .bind(address)
-    .fetch_one(&mut **tx)
-    .await?;
-    let wanted_filter = want.incoming_filter.map(|f| f.as_str().to_owned());
-    let wanted_scope = want.act_scope.map(|s| s.as_str().to_owned());
+    let current = declare::lock_mailbox_scope(tx, address).await?;
+    let wanted = StoredMailboxScope {
+        incoming_filter: want.incoming_filter.map(|f| f.as_str().to_owned()),
+        act_scope: want.act_scope.map(|s| s.as_str().to_owned()),
+    };
     let mut changed = Vec::new();
-    if current.0 != wanted_filter {
+    if current.incoming_filter != wanted.incoming_filter {
         changed.push("incoming_filter");
     }
-    if current.1 != wanted_scope {
+    if current.act_scope != wanted.act_scope {
         changed.push("act_scope");
     }
     if !changed.is_empty() {
-        sqlx::query(
-            "UPDATE mailboxes SET incoming_filter = $2, act_scope = $3 WHERE email_address = $1",
-        )
-        .bind(address)
-        .bind(&wanted_filter)
-        .bind(&wanted_scope)
-        .execute(&mut **tx)
-        .await?;
+        declare::write_mailbox_scope(tx, address, &wanted).await?;
     }
     Ok(changed)
 }

@@ -148,7 +148,7 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> Result<(), Dem
     println!("fake Microsoft Graph listening at {graph_url}");
     let http = reqwest::Client::new();
     let mailboxes = seed(&http, &fake, options.mailboxes_per_profile).await?;
-    wipe_demo_rows(&store).await?;
+    crate::store::demo::wipe_demo_rows(&store).await?;
     let text = apply_text(
         &fake.ews_url(),
         &graph_url,
@@ -413,24 +413,6 @@ async fn seed(
     Ok(mailboxes)
 }
 
-/// Remove the rows an earlier demo run left (only the demo's own domains and profiles).
-async fn wipe_demo_rows(store: &Store) -> Result<(), StoreError> {
-    let mut tx = store.pool().begin().await?;
-    let demo_mailboxes = "SELECT id FROM mailboxes WHERE email_address LIKE '%.demo'";
-    for statement in [
-        format!("DELETE FROM outgoing_emails WHERE mailbox_id IN ({demo_mailboxes})"),
-        "DELETE FROM mailboxes WHERE email_address LIKE '%.demo'".to_owned(),
-        "DELETE FROM email_server_profiles WHERE name LIKE 'Demo %'".to_owned(),
-        "DELETE FROM emails e WHERE NOT EXISTS (SELECT 1 FROM email_copies c WHERE c.email_id = e.id)
-            AND e.sender_address LIKE '%.demo'"
-            .to_owned(),
-    ] {
-        sqlx::query(&statement).execute(&mut *tx).await?;
-    }
-    tx.commit().await?;
-    Ok(())
-}
-
 /// The demo organisation as an apply file.
 fn apply_text(ews_url: &str, graph_url: &str, token_url: &str, per_profile: usize) -> String {
     let process_from =
@@ -571,17 +553,9 @@ async fn print_summary(
             profile, t.passes, t.imported, t.skipped, t.sent, t.act, t.failures
         );
     }
-    let alerts: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT level, code, count(*) FROM alerts a
-           LEFT JOIN mailboxes m ON m.id = a.mailbox_id
-           LEFT JOIN email_server_profiles p ON p.id = a.profile_id
-          WHERE a.resolved_at IS NULL
-            AND (m.email_address LIKE '%.demo' OR p.name LIKE 'Demo %')
-          GROUP BY level, code ORDER BY level, code",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap_or_default();
+    let alerts = crate::store::demo::open_alert_counts(store)
+        .await
+        .unwrap_or_default();
     if !alerts.is_empty() {
         println!("\nopen alerts (see `exsync status` and `exsync explain ADDRESS`):");
         for (level, code, count) in alerts {

@@ -269,20 +269,16 @@ impl Scheduler {
 /// after a database restart.
 async fn listen_for_outgoing(store: Store, wake: mpsc::Sender<()>, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        match sqlx::postgres::PgListener::connect_with(store.pool()).await {
-            Ok(mut listener) => {
-                if listener.listen("exsync_outgoing").await.is_ok() {
-                    loop {
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            message = listener.recv() => match message {
-                                Ok(_) => { let _ = wake.try_send(()); }
-                                Err(_) => break,
-                            }
-                        }
+        match scheduling::OutgoingListener::connect(&store).await {
+            Ok(mut listener) => loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    message = listener.next() => match message {
+                        Ok(()) => { let _ = wake.try_send(()); }
+                        Err(_) => break,
                     }
                 }
-            }
+            },
             Err(e) => tracing::debug!(error = %e, "LISTEN unavailable; retrying"),
         }
         tokio::select! {

@@ -272,10 +272,11 @@ fn json_list(value: serde_json::Value) -> Vec<String> {
 pub struct ActRow {
     /// Row id.
     pub id: Uuid,
-    /// EWS item id (`None`: created in the database, not yet in Exchange).
-    pub ews_item_id: Option<String>,
-    /// EWS change key last seen or written.
-    pub ews_change_key: Option<String>,
+    /// The server's item id (`None`: created in the database, not yet in the mailbox);
+    /// column `ews_item_id`.
+    pub item_id: Option<String>,
+    /// The server's version token (change key) last seen or written; column `ews_change_key`.
+    pub change_key: Option<String>,
     /// The fields.
     pub fields: ActFields,
     /// Bumped by every application change.
@@ -309,8 +310,8 @@ fn select_sql(kind: ActKind) -> String {
 fn act_row(kind: ActKind, row: &sqlx::postgres::PgRow) -> Result<ActRow, sqlx::Error> {
     Ok(ActRow {
         id: row.try_get("id")?,
-        ews_item_id: row.try_get("ews_item_id")?,
-        ews_change_key: row.try_get("ews_change_key")?,
+        item_id: row.try_get("ews_item_id")?,
+        change_key: row.try_get("ews_change_key")?,
         fields: ActFields::from_row(kind, row)?,
         version: row.try_get("version")?,
         synced_version: row.try_get("synced_version")?,
@@ -614,8 +615,9 @@ pub async fn mark_push_failed(
 pub struct Tombstone {
     /// Tombstone id.
     pub id: Uuid,
-    /// The EWS item to delete.
-    pub ews_item_id: String,
+    /// The server's item to delete (column `ews_item_id`).
+    #[sqlx(rename = "ews_item_id")]
+    pub item_id: String,
     /// Attempts so far.
     pub attempts: i32,
     /// How the deleted row was tied (`owned` or `imported`).

@@ -11,7 +11,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Serialize)]
 pub struct NewEmail {
     /// EWS item id of this mailbox's copy.
-    pub ews_item_id: String,
+    pub item_id: String,
     /// EWS change key of the copy.
     pub change_key: Option<String>,
     /// Internet Message-ID (the dedupe key across mailboxes), when present.
@@ -78,7 +78,7 @@ impl SkipReason {
 #[derive(Debug, Clone)]
 pub struct SkippedItem {
     /// EWS item id.
-    pub ews_item_id: String,
+    pub item_id: String,
     /// Why.
     pub reason: SkipReason,
     /// Its DateTimeReceived, when known.
@@ -89,7 +89,7 @@ pub struct SkippedItem {
 #[derive(Debug, Clone)]
 pub struct FailedItem {
     /// EWS item id.
-    pub ews_item_id: String,
+    pub item_id: String,
     /// What went wrong (never a secret).
     pub error: String,
 }
@@ -294,7 +294,7 @@ pub async fn write_page(
         let (imported, present) = insert_emails(&mut tx, mailbox_id, folder, &page.emails).await?;
         outcome.imported = imported;
         outcome.already_present = present;
-        let ids: Vec<&str> = page.emails.iter().map(|e| e.ews_item_id.as_str()).collect();
+        let ids: Vec<&str> = page.emails.iter().map(|e| e.item_id.as_str()).collect();
         for table in ["item_failures", "skipped_items"] {
             // Imported now: no longer failed, nor skipped (a Process-From date moved earlier).
             sqlx::query(&format!(
@@ -318,11 +318,7 @@ pub async fn write_page(
         }
     }
     if !page.skipped.is_empty() {
-        let ids: Vec<&str> = page
-            .skipped
-            .iter()
-            .map(|s| s.ews_item_id.as_str())
-            .collect();
+        let ids: Vec<&str> = page.skipped.iter().map(|s| s.item_id.as_str()).collect();
         let reasons: Vec<&str> = page.skipped.iter().map(|s| s.reason.as_str()).collect();
         let received: Vec<Option<DateTime<Utc>>> =
             page.skipped.iter().map(|s| s.received_at).collect();
@@ -343,7 +339,7 @@ pub async fn write_page(
         .await?;
     }
     if !page.failed.is_empty() {
-        let ids: Vec<&str> = page.failed.iter().map(|f| f.ews_item_id.as_str()).collect();
+        let ids: Vec<&str> = page.failed.iter().map(|f| f.item_id.as_str()).collect();
         let errors: Vec<String> = page
             .failed
             .iter()
@@ -516,7 +512,7 @@ async fn insert_emails(
     .await?;
     let actual: HashMap<Uuid, Uuid> = stored.into_iter().collect();
 
-    let item_ids: Vec<&str> = emails.iter().map(|e| e.ews_item_id.as_str()).collect();
+    let item_ids: Vec<&str> = emails.iter().map(|e| e.item_id.as_str()).collect();
     let email_ids: Vec<Uuid> = copy_email_ids
         .iter()
         .map(|id| actual.get(id).copied().unwrap_or(*id))

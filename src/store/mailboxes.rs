@@ -1,6 +1,6 @@
 //! `mailboxes`: reading rows and turning them into [`Mailbox`]es.
 
-use super::StoreError;
+use super::{Store, StoreError};
 use crate::crypto::{CredentialCipher, SecretSlot};
 use crate::domain::{Mailbox, MailboxId, ParseEnumError, ProfileId};
 use chrono::{DateTime, Utc};
@@ -91,4 +91,17 @@ impl MailboxRow {
             address: self.email_address,
         })
     }
+}
+
+/// A mailbox's id and its profile's id, by address (`None`: not declared).
+pub async fn ids_by_address(
+    store: &Store,
+    address: &str,
+) -> Result<Option<(Uuid, Uuid)>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT id, profile_id FROM mailboxes WHERE email_address = lower($1)")
+            .bind(address)
+            .fetch_optional(store.pool())
+            .await?,
+    )
 }

@@ -6,6 +6,8 @@
 pub mod activities;
 pub mod alerts;
 pub mod bench;
+pub mod declare;
+pub mod demo;
 pub mod emails;
 pub mod mailboxes;
 pub mod migration;
@@ -176,6 +178,16 @@ impl Store {
             .run(&self.pool)
             .await
             .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Whether exsync's schema is there (`exsync migrate` ran): commands other than `migrate`
+    /// and `run` refuse to work on an empty database.
+    pub async fn has_schema(&self) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_name = 'mailboxes')",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Whether the database answers a trivial query.

@@ -449,3 +449,22 @@ pub fn truncate(text: &str, max: usize) -> String {
         cut
     }
 }
+
+/// A `LISTEN` on `exsync_outgoing` (a trigger notifies it when mail is queued), so the
+/// scheduler wakes at once instead of at its next tick.
+pub struct OutgoingListener(sqlx::postgres::PgListener);
+
+impl OutgoingListener {
+    /// Open a connection of its own and listen.
+    pub async fn connect(store: &Store) -> Result<OutgoingListener, StoreError> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(store.pool()).await?;
+        listener.listen("exsync_outgoing").await?;
+        Ok(OutgoingListener(listener))
+    }
+
+    /// Wait for the next notification; `Err`: the connection broke (connect again).
+    pub async fn next(&mut self) -> Result<(), StoreError> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}

@@ -11,8 +11,8 @@
 //! never removes a meeting from an attendee's calendar without a decline, and cancels an
 //! organizer's meeting (see `domain::scope::delete_action`).
 
+use super::context::{PassContext, WorkloadSummary};
 use super::incoming::short;
-use super::pass::{PassContext, WorkloadSummary};
 use super::port::{
     Change, ChangeHint, CreateKey, Folder, ItemRef, MailServer, RemoteActivity, Removal,
     WriteOutcome,
@@ -101,14 +101,14 @@ async fn pull(
             activities::rows_by_items(ctx.store, ctx.mailbox_id, kind, &ids)
                 .await?
                 .into_iter()
-                .filter_map(|r| r.ews_item_id.clone().map(|id| (id, r)))
+                .filter_map(|r| r.item_id.clone().map(|id| (id, r)))
                 .collect();
         // Our own writes come back as updates with the change key we stored: skip them.
         let to_fetch: Vec<String> = changed
             .iter()
             .filter(|c| {
                 rows.get(&c.id)
-                    .is_none_or(|row| c.version.is_none() || row.ews_change_key != c.version)
+                    .is_none_or(|row| c.version.is_none() || row.change_key != c.version)
             })
             .map(|c| c.id.clone())
             .collect();
@@ -220,12 +220,12 @@ async fn push(
             ));
             continue;
         }
-        let outcome = match &row.ews_item_id {
+        let outcome = match &row.item_id {
             None => conn.create(create_key(&row), &row.fields).await?,
             Some(id) => {
                 let item = ItemRef {
                     id: id.clone(),
-                    version: row.ews_change_key.clone(),
+                    version: row.change_key.clone(),
                     received_at: None,
                 };
                 match conn.update(&item, &row.fields).await? {
@@ -284,7 +284,7 @@ async fn delete(
 ) -> Result<(), SyncError> {
     for tombstone in activities::tombstones(ctx.store, ctx.mailbox_id, kind, PUSH_BATCH).await? {
         ctx.check()?;
-        let id = &tombstone.ews_item_id;
+        let id = &tombstone.item_id;
         // Judged against the item as Exchange holds it now (tracked? organizer or attendee?).
         let facts = match conn.item_facts(kind, id).await {
             Ok(facts) => facts,

@@ -4,7 +4,7 @@
 //! A crash between pages loses nothing and duplicates nothing: a page is committed with the
 //! state that covers it, and a replayed page finds its copies already stored.
 
-use super::pass::{PassContext, WorkloadSummary};
+use super::context::{PassContext, WorkloadSummary};
 use super::port::{Change, ChangeHint, Folder, MailServer};
 use super::progress::{PageCounts, Progress};
 use super::SyncError;
@@ -112,7 +112,7 @@ async fn sync_folder(
                 // SyncFolderItems gave the date: older mail is left out before any GetItem.
                 Some(received) if !process_from.admits(received) => {
                     out.skipped.push(SkippedItem {
-                        ews_item_id: id,
+                        item_id: id,
                         reason: SkipReason::BeforeProcessFrom,
                         received_at: Some(received),
                     });
@@ -148,14 +148,14 @@ async fn sync_folder(
                 Ok(Some(mail)) => match mail.email.received_at {
                     Some(received) if !process_from.admits(received) => {
                         out.skipped.push(SkippedItem {
-                            ews_item_id: id,
+                            item_id: id,
                             reason: SkipReason::BeforeProcessFrom,
                             received_at: Some(received),
                         });
                     }
                     received => match verdicts.next().flatten() {
                         Some(reason) => out.skipped.push(SkippedItem {
-                            ews_item_id: id,
+                            item_id: id,
                             reason,
                             received_at: received,
                         }),
@@ -163,14 +163,14 @@ async fn sync_folder(
                     },
                 },
                 Ok(None) => out.skipped.push(SkippedItem {
-                    ews_item_id: id,
+                    item_id: id,
                     reason: SkipReason::NotAnEmail,
                     received_at: None,
                 }),
                 // Deleted since the sync reported it: skipped, no retry, no alert.
                 Err(e) if e.is_gone() => gone.push(id),
                 Err(e) => out.failed.push(FailedItem {
-                    ews_item_id: id,
+                    item_id: id,
                     error: e.error,
                 }),
             }
@@ -204,7 +204,7 @@ async fn sync_folder(
         for failed in &out.failed {
             summary.item_errors.push(format!(
                 "item {} in {key}: {}",
-                short(&failed.ews_item_id),
+                short(&failed.item_id),
                 failed.error
             ));
         }

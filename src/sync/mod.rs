@@ -5,6 +5,7 @@
 //! own narrow port in domain words ([`port`]); the protocol adapters live in `providers`.
 
 pub mod act;
+pub mod context;
 pub mod incoming;
 pub mod outgoing;
 pub mod pass;
@@ -18,7 +19,8 @@ use crate::store::StoreError;
 use port::{Failure, ServerError};
 use std::time::Duration;
 
-pub use pass::{PassSummary, SyncEngine, WorkloadSummary};
+pub use context::{PassContext, WorkloadSummary};
+pub use pass::{PassSummary, SyncEngine};
 
 /// Why a workload of a pass stopped.
 #[derive(Debug, thiserror::Error)]
@@ -59,21 +61,7 @@ impl SyncError {
     /// The reaction class of this error.
     pub fn kind(&self) -> FailureKind {
         match self {
-            SyncError::Server(e) => match e.failure {
-                Failure::Unavailable
-                | Failure::TokenEndpointUnavailable { .. }
-                | Failure::SyncStateExpired => FailureKind::Transient,
-                Failure::Throttled { .. } => FailureKind::Throttled,
-                Failure::CredentialsRefused => FailureKind::Authentication,
-                Failure::TokenRequestRefused
-                | Failure::ImpersonationDenied
-                | Failure::MailboxNotFound
-                | Failure::AccessDenied
-                | Failure::MailboxUnauthorized
-                | Failure::RequestRefused
-                | Failure::ServiceRefused => FailureKind::Permanent,
-                Failure::QuotaExceeded | Failure::SendAsDenied => FailureKind::MailboxRefused,
-            },
+            SyncError::Server(e) => reaction::classify(e.failure),
             SyncError::Store(StoreError::LeaseLost) => FailureKind::Abandoned,
             SyncError::Store(_) => FailureKind::Transient,
             SyncError::LeaseLost | SyncError::Cancelled => FailureKind::Abandoned,

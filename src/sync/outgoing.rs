@@ -12,7 +12,7 @@
 //! mailbox (quota, submission quota, Send As right) keep every email queued and fail the
 //! workload, which retries with backoff and an alert.
 
-use super::pass::{PassContext, WorkloadSummary};
+use super::context::{PassContext, WorkloadSummary};
 use super::port::{MailServer, SendOutcome, SentCopy, ServerError};
 use super::{FailureKind, SyncError};
 use crate::domain::scope::ScopeSettings;

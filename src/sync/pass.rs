@@ -3,7 +3,9 @@
 //! the pass's outcome is recorded with the lease released. A heartbeat renews the lease; a
 //! pass whose lease is taken over stops writing at once (every write is fenced by the token).
 
-use super::plan::{self, connection_for, CredentialSource};
+use super::context::PassContext;
+pub use super::context::{ReportedItems, WorkloadSummary};
+use super::plan::{self, connection_for, ConnectionPlan, CredentialSource, Refusal};
 use super::port::{Connector, SessionSettings};
 use super::reaction::{react, Scope};
 use super::{act, incoming, outgoing, FailureKind, SyncError};
@@ -13,7 +15,9 @@ use crate::domain::rules::effective_process_from;
 use crate::domain::WorkloadStatus;
 use crate::domain::{AlertLevel, AlertTarget, Mailbox, MailboxId, Profile, SyncMethod, Workload};
 use crate::metrics::{labels, metrics};
-use crate::store::scheduling::{self, ClaimedMailbox, ErrorRecord, PassRecord, WorkloadRecord};
+use crate::store::scheduling::{
+    self, ClaimedMailbox, ErrorCorrelation, ErrorRecord, PassRecord, WorkloadRecord,
+};
 use crate::store::{alerts, Store};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,38 +29,6 @@ use uuid::Uuid;
 
 /// How many times a pass's record is written again after a dropped database connection.
 const FINISH_RETRIES: u32 = 3;
-
-/// What one workload of a pass did.
-#[derive(Debug, Clone, Default)]
-pub struct WorkloadSummary {
-    /// Items imported, sent, written or deleted.
-    pub processed: usize,
-    /// Items that failed (skipped this time, retried later a bounded number of times).
-    pub failed: usize,
-    /// Items left out on purpose (older than the Process-From date, not email).
-    pub skipped: usize,
-    /// Items found already stored (a replay after a reset or a crash).
-    pub already_present: usize,
-    /// Newest DateTimeReceived imported.
-    pub newest: Option<DateTime<Utc>>,
-    /// More work is waiting than one pass does: due again at once.
-    pub more_waiting: bool,
-    /// Operator-facing descriptions of item failures (for the warning alert).
-    pub item_errors: Vec<String>,
-    /// Items already counted in the metrics page by page (not counted again at the end).
-    pub reported: ReportedItems,
-}
-
-/// Item counts a workload already reported to the metrics while it ran.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ReportedItems {
-    /// Processed items reported.
-    pub processed: usize,
-    /// Skipped items reported.
-    pub skipped: usize,
-    /// Failed items reported.
-    pub failed: usize,
-}
 
 /// How a workload ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,37 +90,6 @@ impl PassSummary {
     }
 }
 
-/// What every step of a pass needs.
-pub struct PassContext<'a> {
-    /// The database.
-    pub store: &'a Store,
-    /// The mailbox.
-    pub mailbox_id: Uuid,
-    /// Its profile.
-    pub profile_id: Uuid,
-    /// The claim's fencing token.
-    pub lease_token: Uuid,
-    /// `[sync]` settings.
-    pub sync: &'a SyncSettings,
-    /// `[scheduler]` settings.
-    pub scheduler: &'a SchedulerSettings,
-    cancel: &'a CancellationToken,
-    lease_lost: &'a AtomicBool,
-}
-
-impl PassContext<'_> {
-    /// Stop here if the lease was lost or shutdown's deadline passed.
-    pub fn check(&self) -> Result<(), SyncError> {
-        if self.lease_lost.load(Ordering::SeqCst) {
-            Err(SyncError::LeaseLost)
-        } else if self.cancel.is_cancelled() {
-            Err(SyncError::Cancelled)
-        } else {
-            Ok(())
-        }
-    }
-}
-
 /// Runs passes: owns the settings, the credential cipher and the mail-server connector.
 pub struct SyncEngine {
     store: Store,
@@ -203,14 +144,9 @@ impl SyncEngine {
         address: &str,
         owner: &str,
     ) -> Result<Option<PassSummary>, SyncError> {
-        let found: Option<(Uuid, Uuid)> =
-            sqlx::query_as("SELECT id, profile_id FROM mailboxes WHERE email_address = lower($1)")
-                .bind(address)
-                .fetch_optional(self.store.pool())
-                .await
-                .map_err(crate::store::StoreError::from)?;
+        let found = crate::store::mailboxes::ids_by_address(&self.store, address).await?;
         let Some((mailbox_id, profile_id)) = found else {
-            return Err(SyncError::Store(crate::store::StoreError::Database(
+            return Err(SyncError::Store(crate::store::StoreError::NotFound(
                 format!("no mailbox {address:?}: declare it with `exsync apply` first"),
             )));
         };
@@ -219,7 +155,7 @@ impl SyncEngine {
             .into_iter()
             .find(|p| p.id == profile_id)
             .ok_or_else(|| {
-                SyncError::Store(crate::store::StoreError::Database(format!(
+                SyncError::Store(crate::store::StoreError::NotFound(format!(
                     "the profile of {address:?} is gone"
                 )))
             })?;
@@ -443,6 +379,9 @@ impl SyncEngine {
         )
     }
 
+    /// One workload of a pass, in three steps: decide how it connects (or why it may not
+    /// run), run it through the mail-server port, record what it leaves behind (success,
+    /// or the reaction its failure's type calls for).
     async fn workload(
         &self,
         ctx: &PassContext<'_>,
@@ -452,234 +391,292 @@ impl SyncEngine {
         workload: Workload,
         record: &mut PassRecord,
     ) -> WorkloadReport {
-        let started = Instant::now();
-        let target = AlertTarget::Mailbox(mailbox.id);
+        let step = WorkloadStep {
+            claimed,
+            profile,
+            mailbox,
+            workload,
+            started: Instant::now(),
+        };
         let plan = match connection_for(profile, mailbox, workload) {
             Ok(plan) => plan,
-            Err(refusal) => {
-                let level = if refusal.is_warning {
-                    AlertLevel::Warning
-                } else {
-                    AlertLevel::Error
-                };
-                self.alert(
-                    target,
-                    level,
-                    refusal.code,
-                    Some(workload),
-                    &refusal.message,
-                )
-                .await;
-                record.workloads.push(WorkloadRecord {
-                    workload,
-                    status: WorkloadStatus::Failure,
-                    failures: claimed.failures(workload),
-                    next_due: after(self.scheduler.outage_retry_interval),
-                    blocked_code: Some(refusal.code.to_owned()),
-                });
-                // A refusal is a setting, not a failed sync: the workloads that did run can
-                // still make this a successful pass (a delegation mailbox's email syncs).
-                record.error = Some(ErrorRecord {
-                    code: refusal.code.to_owned(),
-                    text: refusal.message.clone(),
-                    workload,
-                    correlation: None,
-                });
-                return self.finish(
-                    workload,
-                    Outcome::Refused {
-                        code: refusal.code.to_owned(),
-                        message: refusal.message,
-                    },
-                    WorkloadSummary::default(),
-                    started,
-                );
-            }
+            Err(refusal) => return self.refused(&step, refusal, record).await,
         };
-        let mut failed_request = None;
+        match self.run_workload(ctx, &step, &plan).await {
+            Err(missing) => self.credentials_missing(&step, missing, record).await,
+            Ok(Ran {
+                result: Ok(done), ..
+            }) => self.succeeded(&step, &plan, done, record).await,
+            Ok(Ran {
+                result: Err(error),
+                failed_request,
+            }) => {
+                self.failed(&step, &plan, error, failed_request, record)
+                    .await
+            }
+        }
+    }
+
+    /// The workload may not run for this mailbox (a setting, not a failed sync): alert,
+    /// disable it with the refusal's code, slow retry.
+    async fn refused(
+        &self,
+        step: &WorkloadStep<'_>,
+        refusal: Refusal,
+        record: &mut PassRecord,
+    ) -> WorkloadReport {
+        let workload = step.workload;
+        let level = if refusal.is_warning {
+            AlertLevel::Warning
+        } else {
+            AlertLevel::Error
+        };
+        self.alert(
+            AlertTarget::Mailbox(step.mailbox.id),
+            level,
+            refusal.code,
+            Some(workload),
+            &refusal.message,
+        )
+        .await;
+        record.workloads.push(WorkloadRecord {
+            workload,
+            status: WorkloadStatus::Failure,
+            failures: step.claimed.failures(workload),
+            next_due: after(self.scheduler.outage_retry_interval),
+            blocked_code: Some(refusal.code.to_owned()),
+        });
+        // A refusal is a setting, not a failed sync: the workloads that did run can
+        // still make this a successful pass (a delegation mailbox's email syncs).
+        record.error = Some(ErrorRecord {
+            code: refusal.code.to_owned(),
+            text: refusal.message.clone(),
+            workload,
+            correlation: None,
+        });
+        self.finish(
+            workload,
+            Outcome::Refused {
+                code: refusal.code.to_owned(),
+                message: refusal.message,
+            },
+            WorkloadSummary::default(),
+            step.started,
+        )
+    }
+
+    /// Open the mailbox through the connector and run the workload's module over it.
+    /// `Err`: no session could be opened (the credentials the plan needs are missing).
+    async fn run_workload(
+        &self,
+        ctx: &PassContext<'_>,
+        step: &WorkloadStep<'_>,
+        plan: &ConnectionPlan,
+    ) -> Result<Ran, String> {
+        let (profile, mailbox) = (step.profile, step.mailbox);
         let settings = SessionSettings {
             max_changes: self.sync.max_changes_per_request,
             batch: self.sync.get_item_batch_size as usize,
             tracking_category: Some(self.sync.tracking_category.clone()),
             log_payloads: mailbox.payload_logging,
         };
-        let result = match self.connector.open(profile, mailbox, &plan, &settings) {
-            Err(e) => Err(e.to_string()),
-            Ok(conn) => {
-                let conn = conn.as_ref();
-                let scope = crate::store::scope::settings(
-                    &self.store,
-                    mailbox.id.0,
-                    &self.sync.tracking_category,
-                )
+        let conn = self
+            .connector
+            .open(profile, mailbox, plan, &settings)
+            .map_err(|e| e.to_string())?;
+        let conn = conn.as_ref();
+        let scope =
+            crate::store::scope::settings(&self.store, mailbox.id.0, &self.sync.tracking_category)
                 .await;
-                let outcome = match scope {
-                    Err(e) => Err(SyncError::Store(e)),
-                    Ok(scope) => match workload {
-                        Workload::Incoming => {
-                            let from = effective_process_from(
-                                profile.process_emails_from,
-                                mailbox.process_email_received_after,
-                            );
-                            incoming::run(ctx, conn, from, &scope).await
-                        }
-                        Workload::Outgoing => outgoing::run(ctx, conn, &scope).await,
-                        Workload::Act => act::run(ctx, conn, &scope).await,
-                    },
-                };
-                failed_request = conn.failed_request();
-                Ok(outcome)
-            }
-        };
-        let result = match result {
-            Ok(result) => result,
-            Err(missing) => {
-                let code = "credentials.missing";
-                self.alert(target, AlertLevel::Error, code, Some(workload), &missing)
-                    .await;
-                record.workloads.push(WorkloadRecord {
-                    workload,
-                    status: WorkloadStatus::Failure,
-                    failures: claimed.failures(workload),
-                    next_due: after(self.scheduler.outage_retry_interval),
-                    blocked_code: Some(code.into()),
-                });
-                record.succeeded = false;
-                return self.finish(
-                    workload,
-                    Outcome::Refused {
-                        code: code.into(),
-                        message: missing,
-                    },
-                    WorkloadSummary::default(),
-                    started,
-                );
-            }
-        };
-        match result {
-            Ok(done) => {
-                self.on_success(
-                    claimed,
-                    profile,
-                    mailbox,
-                    workload,
-                    &plan.credentials,
-                    &done,
-                )
-                .await;
-                let activity = plan::activity(done.processed, done.newest, Utc::now());
-                let next = if done.more_waiting {
-                    Duration::ZERO
-                } else {
-                    plan::cadence(
-                        &self.scheduler,
-                        workload,
-                        activity,
-                        profile.min_polling_interval,
-                    )
-                };
-                record.workloads.push(WorkloadRecord {
-                    workload,
-                    status: WorkloadStatus::Success,
-                    failures: 0,
-                    next_due: after(next),
-                    blocked_code: None,
-                });
-                record.items_processed += done.processed as i32;
-                record.items_failed += done.failed as i32;
-                self.finish(workload, Outcome::Success, done, started)
-            }
-            Err(error) => {
-                let kind = error.kind();
-                let code = error.code();
-                let message = error.to_string();
-                if kind == FailureKind::Abandoned {
-                    return self.finish(
-                        workload,
-                        Outcome::Failed {
-                            code,
-                            message,
-                            kind,
-                        },
-                        WorkloadSummary::default(),
-                        started,
+        let result = match scope {
+            Err(e) => Err(SyncError::Store(e)),
+            Ok(scope) => match step.workload {
+                Workload::Incoming => {
+                    let from = effective_process_from(
+                        profile.process_emails_from,
+                        mailbox.process_email_received_after,
                     );
+                    incoming::run(ctx, conn, from, &scope).await
                 }
-                let reaction = react(
+                Workload::Outgoing => outgoing::run(ctx, conn, &scope).await,
+                Workload::Act => act::run(ctx, conn, &scope).await,
+            },
+        };
+        Ok(Ran {
+            result,
+            failed_request: conn.failed_request(),
+        })
+    }
+
+    /// No session could be opened: alert `credentials.missing`, disable, slow retry.
+    async fn credentials_missing(
+        &self,
+        step: &WorkloadStep<'_>,
+        missing: String,
+        record: &mut PassRecord,
+    ) -> WorkloadReport {
+        let workload = step.workload;
+        let code = "credentials.missing";
+        let target = AlertTarget::Mailbox(step.mailbox.id);
+        self.alert(target, AlertLevel::Error, code, Some(workload), &missing)
+            .await;
+        record.workloads.push(WorkloadRecord {
+            workload,
+            status: WorkloadStatus::Failure,
+            failures: step.claimed.failures(workload),
+            next_due: after(self.scheduler.outage_retry_interval),
+            blocked_code: Some(code.into()),
+        });
+        record.succeeded = false;
+        self.finish(
+            workload,
+            Outcome::Refused {
+                code: code.into(),
+                message: missing,
+            },
+            WorkloadSummary::default(),
+            step.started,
+        )
+    }
+
+    /// The workload ran to the end: clear what healed, next due by its cadence (at once
+    /// when more is waiting).
+    async fn succeeded(
+        &self,
+        step: &WorkloadStep<'_>,
+        plan: &ConnectionPlan,
+        done: WorkloadSummary,
+        record: &mut PassRecord,
+    ) -> WorkloadReport {
+        let workload = step.workload;
+        self.on_success(
+            step.claimed,
+            step.profile,
+            step.mailbox,
+            workload,
+            &plan.credentials,
+            &done,
+        )
+        .await;
+        let activity = plan::activity(done.processed, done.newest, Utc::now());
+        let next = if done.more_waiting {
+            Duration::ZERO
+        } else {
+            plan::cadence(
+                &self.scheduler,
+                workload,
+                activity,
+                step.profile.min_polling_interval,
+            )
+        };
+        record.workloads.push(WorkloadRecord {
+            workload,
+            status: WorkloadStatus::Success,
+            failures: 0,
+            next_due: after(next),
+            blocked_code: None,
+        });
+        record.items_processed += done.processed as i32;
+        record.items_failed += done.failed as i32;
+        self.finish(workload, Outcome::Success, done, step.started)
+    }
+
+    /// The workload failed: the reaction its failure's type calls for (see
+    /// [`super::reaction`]), its alert, a credential block, the error kept with its
+    /// request's ids.
+    async fn failed(
+        &self,
+        step: &WorkloadStep<'_>,
+        plan: &ConnectionPlan,
+        error: SyncError,
+        failed_request: Option<ErrorCorrelation>,
+        record: &mut PassRecord,
+    ) -> WorkloadReport {
+        let (claimed, profile, workload, started) =
+            (step.claimed, step.profile, step.workload, step.started);
+        let target = AlertTarget::Mailbox(step.mailbox.id);
+        let kind = error.kind();
+        let code = error.code();
+        let message = error.to_string();
+        if kind == FailureKind::Abandoned {
+            return self.finish(
+                workload,
+                Outcome::Failed {
+                    code,
+                    message,
                     kind,
-                    &code,
-                    claimed.failures(workload),
-                    Some(plan.credentials),
-                    error.server_back_off(),
-                    &self.scheduler,
-                    plan::random_jitter(),
-                );
-                if kind == FailureKind::Throttled {
-                    metrics()
-                        .throttled
-                        .get_or_create(&labels([("profile", &profile.id.to_string())]))
-                        .inc();
-                }
-                if let Some(alert) = &reaction.alert {
-                    let alert_target = match alert.scope {
-                        Scope::Profile => AlertTarget::Profile(profile.id),
-                        Scope::Mailbox => target,
-                    };
-                    let text = guidance(kind, &message, &reaction, &self.scheduler);
-                    let workload_tag = (alert.scope == Scope::Mailbox).then_some(workload);
-                    self.alert(alert_target, alert.level, &alert.code, workload_tag, &text)
-                        .await;
-                }
-                match reaction.block_credentials {
-                    Some(Scope::Profile) => {
-                        if let Err(e) = scheduling::block_profile_credentials(
-                            &self.store,
-                            profile.id.0,
-                            &message,
-                        )
-                        .await
-                        {
-                            tracing::warn!(error = %e, "could not record the profile's credential block");
-                        }
-                    }
-                    Some(Scope::Mailbox) => {
-                        record.block_mailbox_credentials = Some(message.clone())
-                    }
-                    None => {}
-                }
-                record.workloads.push(WorkloadRecord {
-                    workload,
-                    status: reaction.status,
-                    failures: reaction.failures,
-                    next_due: after(reaction.retry_in),
-                    blocked_code: reaction.blocked_code.clone(),
-                });
-                record.succeeded = false;
-                record.clear_error = false;
-                // Only a mail-server (or token) failure has a request to correlate with the
-                // server's logs.
-                let correlation = match &error {
-                    SyncError::Server(_) => failed_request,
-                    _ => None,
-                };
-                record.error = Some(ErrorRecord {
-                    code: code.clone(),
-                    text: message.clone(),
-                    workload,
-                    correlation,
-                });
-                self.finish(
-                    workload,
-                    Outcome::Failed {
-                        code,
-                        message,
-                        kind,
-                    },
-                    WorkloadSummary::default(),
-                    started,
-                )
-            }
+                },
+                WorkloadSummary::default(),
+                started,
+            );
         }
+        let reaction = react(
+            kind,
+            &code,
+            claimed.failures(workload),
+            Some(plan.credentials),
+            error.server_back_off(),
+            &self.scheduler,
+            plan::random_jitter(),
+        );
+        if kind == FailureKind::Throttled {
+            metrics()
+                .throttled
+                .get_or_create(&labels([("profile", &profile.id.to_string())]))
+                .inc();
+        }
+        if let Some(alert) = &reaction.alert {
+            let alert_target = match alert.scope {
+                Scope::Profile => AlertTarget::Profile(profile.id),
+                Scope::Mailbox => target,
+            };
+            let text = guidance(kind, &message, &reaction, &self.scheduler);
+            let workload_tag = (alert.scope == Scope::Mailbox).then_some(workload);
+            self.alert(alert_target, alert.level, &alert.code, workload_tag, &text)
+                .await;
+        }
+        match reaction.block_credentials {
+            Some(Scope::Profile) => {
+                if let Err(e) =
+                    scheduling::block_profile_credentials(&self.store, profile.id.0, &message).await
+                {
+                    tracing::warn!(error = %e, "could not record the profile's credential block");
+                }
+            }
+            Some(Scope::Mailbox) => record.block_mailbox_credentials = Some(message.clone()),
+            None => {}
+        }
+        record.workloads.push(WorkloadRecord {
+            workload,
+            status: reaction.status,
+            failures: reaction.failures,
+            next_due: after(reaction.retry_in),
+            blocked_code: reaction.blocked_code.clone(),
+        });
+        record.succeeded = false;
+        record.clear_error = false;
+        // Only a mail-server (or token) failure has a request to correlate with the
+        // server's logs.
+        let correlation = match &error {
+            SyncError::Server(_) => failed_request,
+            _ => None,
+        };
+        record.error = Some(ErrorRecord {
+            code: code.clone(),
+            text: message.clone(),
+            workload,
+            correlation,
+        });
+        self.finish(
+            workload,
+            Outcome::Failed {
+                code,
+                message,
+                kind,
+            },
+            WorkloadSummary::default(),
+            started,
+        )
     }
 
     /// Clear what healed (with an information alert) and report item failures.
@@ -848,6 +845,21 @@ impl SyncEngine {
             duration,
         }
     }
+}
+
+/// One workload of one claimed mailbox, as the steps of a workload see it.
+struct WorkloadStep<'a> {
+    claimed: &'a ClaimedMailbox,
+    profile: &'a Profile,
+    mailbox: &'a Mailbox,
+    workload: Workload,
+    started: Instant,
+}
+
+/// What running a workload gave: its result, and the failed request's ids, if one failed.
+struct Ran {
+    result: Result<WorkloadSummary, SyncError>,
+    failed_request: Option<ErrorCorrelation>,
 }
 
 /// Operator-facing alert text: what happened and what exsync does about it.

@@ -35,7 +35,8 @@ pub enum CredentialSource {
 /// Where and as whom one workload of one mailbox connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectionPlan {
-    /// The EWS endpoint.
+    /// The endpoint the profile names for this workload (its EWS URL, or the outgoing one);
+    /// a provider with an endpoint setting of its own (Graph's `graph_url`) uses that instead.
     pub endpoint: Url,
     /// Whose credentials.
     pub credentials: CredentialSource,

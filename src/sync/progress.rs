@@ -2,7 +2,7 @@
 //! operator watching the logs or `/metrics` must see it move page by page — items so far,
 //! rate, folder — not only when the workload ends.
 
-use super::pass::WorkloadSummary;
+use super::context::WorkloadSummary;
 use crate::domain::Workload;
 use crate::metrics::{labels, metrics};
 use std::time::Instant;

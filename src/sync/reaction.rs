@@ -3,6 +3,7 @@
 //! Pure, so every rule of the failure taxonomy is tested here without I/O.
 
 use super::plan::{backoff, CredentialSource};
+use super::port::Failure;
 use super::FailureKind;
 use crate::config::SchedulerSettings;
 use crate::domain::{AlertLevel, WorkloadStatus};
@@ -43,6 +44,28 @@ pub struct Reaction {
     pub alert: Option<AlertPlan>,
     /// Block these credentials (no request with them until they change or the slow retry).
     pub block_credentials: Option<Scope>,
+}
+
+/// The reaction class of a mail-server failure (the port's [`Failure`], whichever provider
+/// reported it): a failure that may pass is transient, a server's "wait" is throttling, a
+/// refused credential blocks it, what only the operator can fix pauses the workload, and
+/// what the mailbox refuses for now (quota, Send As) keeps its items queued.
+pub fn classify(failure: Failure) -> FailureKind {
+    match failure {
+        Failure::Unavailable
+        | Failure::TokenEndpointUnavailable { .. }
+        | Failure::SyncStateExpired => FailureKind::Transient,
+        Failure::Throttled { .. } => FailureKind::Throttled,
+        Failure::CredentialsRefused => FailureKind::Authentication,
+        Failure::TokenRequestRefused
+        | Failure::ImpersonationDenied
+        | Failure::MailboxNotFound
+        | Failure::AccessDenied
+        | Failure::MailboxUnauthorized
+        | Failure::RequestRefused
+        | Failure::ServiceRefused => FailureKind::Permanent,
+        Failure::QuotaExceeded | Failure::SendAsDenied => FailureKind::MailboxRefused,
+    }
 }
 
 /// Code of a workload disabled after too many consecutive transient failures.
@@ -303,5 +326,35 @@ mod tests {
         assert_eq!(r.blocked_code.as_deref(), Some("ews.impersonation_denied"));
         assert_eq!(r.retry_in, s.outage_retry_interval);
         assert_eq!(r.alert.map(|a| a.level), Some(AlertLevel::Error));
+    }
+
+    #[test]
+    fn a_mailbox_refusal_keeps_items_queued_and_an_expired_sync_state_is_transient() {
+        use std::time::Duration;
+        assert_eq!(
+            classify(Failure::QuotaExceeded),
+            FailureKind::MailboxRefused
+        );
+        assert_eq!(classify(Failure::SendAsDenied), FailureKind::MailboxRefused);
+        assert_eq!(classify(Failure::SyncStateExpired), FailureKind::Transient);
+        assert_eq!(
+            classify(Failure::Throttled {
+                back_off: Duration::from_secs(5)
+            }),
+            FailureKind::Throttled
+        );
+        assert_eq!(
+            classify(Failure::CredentialsRefused),
+            FailureKind::Authentication
+        );
+        // A token endpoint in trouble never blocks the credentials.
+        assert_eq!(
+            classify(Failure::TokenEndpointUnavailable { retry_after: None }),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            classify(Failure::ImpersonationDenied),
+            FailureKind::Permanent
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! filter leaves out (gathering the facts it needs from the database in one query per page),
 //! and the tracking token outgoing mail carries in its subject.
 
-use super::pass::PassContext;
+use super::context::PassContext;
 use super::port::IncomingMail;
 use crate::domain::scope::{
     mail_left_out_by, referenced_message_ids, subject_with_token, tracking_tokens, IncomingFilter,

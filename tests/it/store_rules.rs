@@ -152,7 +152,7 @@ async fn a_finished_pass_records_statuses_and_schedules_the_next_one(pool: PgPoo
 
 fn message(item: &str, imid: &str) -> NewEmail {
     NewEmail {
-        ews_item_id: item.to_owned(),
+        item_id: item.to_owned(),
         change_key: Some("CK".to_owned()),
         internet_message_id: Some(imid.to_owned()),
         subject: "Quarterly numbers".to_owned(),
@@ -243,7 +243,7 @@ async fn a_failing_item_is_retried_a_bounded_number_of_times(pool: PgPool) {
         .remove(0);
     let page = EmailPage {
         failed: vec![emails::FailedItem {
-            ews_item_id: "poison".to_owned(),
+            item_id: "poison".to_owned(),
             error: "ErrorCorruptData".to_owned(),
         }],
         ..EmailPage::default()

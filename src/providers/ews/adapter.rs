@@ -922,7 +922,7 @@ fn to_new_email(id: &str, m: Message) -> NewEmail {
     };
     let sender = m.from.or(m.sender);
     NewEmail {
-        ews_item_id: id.to_owned(),
+        item_id: id.to_owned(),
         change_key: m.base.item_id.and_then(|i| i.change_key),
         internet_message_id: m.internet_message_id.filter(|s| !s.trim().is_empty()),
         subject: m.base.subject.unwrap_or_default(),

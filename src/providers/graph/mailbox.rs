@@ -798,7 +798,7 @@ fn incoming_mail(id: &str, m: Message) -> Option<IncomingMail> {
         .or(m.sender.as_ref())
         .and_then(|r| r.email_address.clone());
     let email = NewEmail {
-        ews_item_id: id.to_owned(),
+        item_id: id.to_owned(),
         change_key: m.change_key.clone(),
         internet_message_id: m
             .internet_message_id
