@@ -388,7 +388,11 @@ async fn a_throttled_mailbox_waits_as_told_and_nothing_is_sent_early(pool: PgPoo
     world
         .fake_put(
             "/_fake/graph/faults",
-            json!({"throttle_rate": 0.2, "retry_after_secs": 1}),
+            json!({
+                "throttle_rate": 0.2,
+                "retry_after_secs": 1,
+                "fail_next": ["throttled", "service_unavailable", "throttled"]
+            }),
         )
         .await;
     for _ in 0..15 {

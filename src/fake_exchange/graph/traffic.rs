@@ -135,8 +135,9 @@ impl GraphTraffic {
             return;
         }
         let args = self.dir.join(format!("{name}.args"));
-        let partial = json.with_extension(format!("{}.partial", std::process::id()));
-        let partial_args = args.with_extension(format!("{}.partial", std::process::id()));
+        // Distinct temporary names: the body and its sidecar must not overwrite each other.
+        let partial = json.with_extension(format!("json.{}.partial", std::process::id()));
+        let partial_args = args.with_extension(format!("args.{}.partial", std::process::id()));
         let ok = std::fs::write(&partial, body).is_ok()
             && std::fs::write(&partial_args, format!("{method}\n{template}\n{what}\n")).is_ok()
             && std::fs::rename(&partial_args, &args).is_ok()
