@@ -469,6 +469,26 @@ async fn a_mailbox_outside_the_apps_rbac_scope_is_refused_alone_with_what_to_gra
     .unwrap();
     assert!(target.is_some());
     assert_eq!(blocked.as_deref(), Some("graph.access_denied"));
+    // The refused request is stored with its ids: what exsync sent and what Graph answered.
+    let (client_request_id, request_id): (Option<uuid::Uuid>, Option<String>) = sqlx::query_as(
+        "SELECT last_error_client_request_id, last_error_request_id FROM mailboxes
+          WHERE email_address = 'bob@contoso.test'",
+    )
+    .fetch_one(world.store.pool())
+    .await
+    .unwrap();
+    let logged = world.fake_get("/_fake/graph/requests").await;
+    let refused = logged
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == 403)
+        .expect("the refused request is in the fake's log");
+    assert_eq!(
+        client_request_id.map(|id| id.to_string()).as_deref(),
+        refused["client_request_id"].as_str()
+    );
+    assert_eq!(request_id.as_deref(), refused["request_id"].as_str());
     // The profile's other mailbox goes on.
     let alice = world.pass("alice@contoso.test").await;
     assert_eq!(
