@@ -928,3 +928,40 @@ async fn migrate_profile_refuses_a_profile_graph_cannot_serve_and_changes_nothin
         exsync::operator::migrate::MigrateError::UnknownProfile(_)
     ));
 }
+
+#[sqlx::test]
+async fn test_mailbox_tests_a_graph_mailbox_like_an_ews_one(pool: PgPool) {
+    let world = graph_world(pool).await;
+    graph_profile(&world, 10, "").await;
+    let probe = exsync::operator::probe::test_mailbox(
+        &world.engine,
+        "alice@contoso.test",
+        exsync::operator::probe::ProbeOptions { no_send: true },
+    )
+    .await
+    .unwrap();
+    assert!(probe.passed, "{probe}");
+    assert!(
+        operations(&graph_stats(&world).await, "message.delta") >= 1,
+        "it asked Graph"
+    );
+    // Outside the app's scope: the test fails with the reason, nothing else changes.
+    world
+        .fake_put(
+            "/_fake/graph/apps/graph-app/scope",
+            json!({"mailboxes": []}),
+        )
+        .await;
+    let refused = exsync::operator::probe::test_mailbox(
+        &world.engine,
+        "alice@contoso.test",
+        exsync::operator::probe::ProbeOptions { no_send: true },
+    )
+    .await
+    .unwrap();
+    assert!(!refused.passed, "{refused}");
+    assert!(
+        refused.to_string().contains("New-ManagementRoleAssignment"),
+        "{refused}"
+    );
+}
