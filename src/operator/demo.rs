@@ -64,7 +64,7 @@ impl From<FakeError> for DemoError {
 pub struct DemoOptions {
     /// Exit after every mailbox completed a full pass.
     pub once: bool,
-    /// Mailboxes in each of the three profiles.
+    /// Mailboxes in each of the four profiles.
     pub mailboxes_per_profile: usize,
     /// Give up (`--once`) after this long.
     pub timeout: Duration,
@@ -79,7 +79,10 @@ struct DemoProfile {
     limit: u32,
 }
 
-const PROFILES: [DemoProfile; 3] = [
+/// The Exchange Online profile's application (app-only OAuth over Microsoft Graph).
+const GRAPH_APP: (&str, &str) = ("demo-graph-app", "Demo-Graph-Secret1!");
+
+const PROFILES: [DemoProfile; 4] = [
     DemoProfile {
         name: "Demo Contoso (impersonation)",
         domain: "contoso.demo",
@@ -104,6 +107,14 @@ const PROFILES: [DemoProfile; 3] = [
         act: true,
         limit: 2,
     },
+    DemoProfile {
+        name: "Demo Northwind (Exchange Online, Graph)",
+        domain: "northwind.demo",
+        auth: "oauth_client_credentials",
+        impersonation: true,
+        act: true,
+        limit: 4,
+    },
 ];
 
 const FIRST_NAMES: [&str; 16] = [
@@ -127,12 +138,23 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> Result<(), Dem
     let store = Store::connect(&settings.database).await?;
     store.migrate().await?;
     let cipher = demo_cipher(&settings)?;
-    let fake = FakeExchange::start(FakeConfig::default()).await?;
+    let fake = FakeExchange::start(FakeConfig {
+        graph: true,
+        ..FakeConfig::default()
+    })
+    .await?;
     println!("fake Exchange listening at {}", fake.ews_url());
+    let graph_url = fake.graph_url().unwrap_or_default();
+    println!("fake Microsoft Graph listening at {graph_url}");
     let http = reqwest::Client::new();
     let mailboxes = seed(&http, &fake, options.mailboxes_per_profile).await?;
     crate::store::demo::wipe_demo_rows(&store).await?;
-    let text = apply_text(&fake.ews_url(), options.mailboxes_per_profile);
+    let text = apply_text(
+        &fake.ews_url(),
+        &graph_url,
+        &fake.token_url(),
+        options.mailboxes_per_profile,
+    );
     crate::operator::apply::apply_text(
         &store,
         &cipher,
@@ -145,8 +167,9 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> Result<(), Dem
     .map_err(|e| DemoError::Apply(e.to_string()))?;
     let queued = enqueue(&store, options.mailboxes_per_profile).await?;
     println!(
-        "seeded {} mailboxes in 3 profiles and queued {queued} outgoing emails; syncing…\n",
-        mailboxes.len()
+        "seeded {} mailboxes in {} profiles (three on EWS, one on Microsoft Graph) and queued {queued} outgoing emails; syncing…\n",
+        mailboxes.len(),
+        PROFILES.len()
     );
 
     // The demo's scheduler reacts fast so the whole organisation finishes in seconds.
@@ -199,7 +222,15 @@ pub async fn run(mut settings: Settings, options: DemoOptions) -> Result<(), Dem
         Some(response) => response.json().await.unwrap_or(Value::Null),
         None => Value::Null,
     };
-    print_summary(&store, &totals, &stats).await;
+    let graph_stats: Value = match http
+        .get(format!("{}/_fake/graph/stats", fake.base_url()))
+        .send()
+        .await
+    {
+        Ok(response) => response.json().await.unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    print_summary(&store, &totals, &stats, &graph_stats).await;
     fake.shutdown().await;
     if timed_out {
         return Err(DemoError::Timeout(
@@ -362,6 +393,13 @@ async fn seed(
             .await?;
         }
     }
+    // The Graph profile's application, allowed to every mailbox (app-only OAuth).
+    fake_post(
+        http,
+        format!("{base}/_fake/apps"),
+        json!({"client_id": GRAPH_APP.0, "client_secret": GRAPH_APP.1}),
+    )
+    .await?;
     // One mailbox's password has expired: its alert shows how exsync reports that.
     if per_profile > 1 {
         let expired = address(per_profile - 1, PROFILES[1].domain).replace('@', ".");
@@ -376,15 +414,22 @@ async fn seed(
 }
 
 /// The demo organisation as an apply file.
-fn apply_text(ews_url: &str, per_profile: usize) -> String {
+fn apply_text(ews_url: &str, graph_url: &str, token_url: &str, per_profile: usize) -> String {
     let process_from =
         (Utc::now() - Days::days(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let mut text = String::new();
     for profile in &PROFILES {
-        text.push_str(&format!(
-            "[[profile]]\nname = \"{}\"\nserver_type = \"exchange_server\"\news_url = \"{ews_url}\"\nauth = \"{}\"\nuse_impersonation = {}\nmax_concurrent_connections = {}\nprocess_emails_from = {process_from}\n",
-            profile.name, profile.auth, profile.impersonation, profile.limit
-        ));
+        if profile.auth == "oauth_client_credentials" {
+            text.push_str(&format!(
+                "[[profile]]\nname = \"{}\"\nserver_type = \"exchange_online\"\nprotocol = \"graph\"\ngraph_url = \"{graph_url}\"\nauth = \"oauth_client_credentials\"\noauth_client_id = \"{}\"\noauth_client_secret = \"{}\"\noauth_token_url = \"{token_url}\"\nmax_concurrent_connections = {}\nprocess_emails_from = {process_from}\n",
+                profile.name, GRAPH_APP.0, GRAPH_APP.1, profile.limit
+            ));
+        } else {
+            text.push_str(&format!(
+                "[[profile]]\nname = \"{}\"\nserver_type = \"exchange_server\"\news_url = \"{ews_url}\"\nauth = \"{}\"\nuse_impersonation = {}\nmax_concurrent_connections = {}\nprocess_emails_from = {process_from}\n",
+                profile.name, profile.auth, profile.impersonation, profile.limit
+            ));
+        }
         if profile.auth == "profile_credentials" {
             text.push_str(&format!(
                 "username = \"svc-{}\"\npassword = \"Service-Demo1!\"\n",
@@ -491,15 +536,20 @@ fn print_pass(started: Instant, profile: &str, summary: &PassSummary) {
     );
 }
 
-async fn print_summary(store: &Store, totals: &BTreeMap<&'static str, Totals>, stats: &Value) {
+async fn print_summary(
+    store: &Store,
+    totals: &BTreeMap<&'static str, Totals>,
+    stats: &Value,
+    graph_stats: &Value,
+) {
     println!("\nsummary");
     println!(
-        "{:<32} {:>7} {:>9} {:>8} {:>5} {:>5} {:>9}",
+        "{:<40} {:>7} {:>9} {:>8} {:>5} {:>5} {:>9}",
         "PROFILE", "PASSES", "IMPORTED", "SKIPPED", "SENT", "ACT", "PROBLEMS"
     );
     for (profile, t) in totals {
         println!(
-            "{:<32} {:>7} {:>9} {:>8} {:>5} {:>5} {:>9}",
+            "{:<40} {:>7} {:>9} {:>8} {:>5} {:>5} {:>9}",
             profile, t.passes, t.imported, t.skipped, t.sent, t.act, t.failures
         );
     }
@@ -523,5 +573,24 @@ async fn print_summary(store: &Store, totals: &BTreeMap<&'static str, Totals>, s
                 .unwrap_or(0);
             println!("  {account:<24} {peak} of {}", profile.limit);
         }
+    }
+    if let Some(mailboxes) = graph_stats
+        .get("apps")
+        .and_then(|a| a.get(GRAPH_APP.0))
+        .and_then(Value::as_object)
+    {
+        let peak = mailboxes
+            .values()
+            .filter_map(|m| m.get("peak_in_flight").and_then(Value::as_u64))
+            .max()
+            .unwrap_or(0);
+        let throttled: u64 = mailboxes
+            .values()
+            .filter_map(|m| m.get("throttled").and_then(Value::as_u64))
+            .sum();
+        println!(
+            "\nMicrosoft Graph ({}): peak requests in flight per mailbox {peak} of 4, {throttled} throttled",
+            GRAPH_APP.0
+        );
     }
 }

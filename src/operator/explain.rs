@@ -216,6 +216,8 @@ pub struct Explanation {
     pub profile_enabled: bool,
     /// The profile's authentication: `profile_credentials`, `mailbox_credentials`, `oauth_client_credentials`.
     pub auth: String,
+    /// The protocol the profile speaks: `ews`, or `graph` (Microsoft Graph) and its URL.
+    pub protocol: String,
     /// Impersonation or delegation (profile credentials), or own credentials.
     pub access: String,
     /// Approval of the mailbox's email address.
@@ -301,6 +303,10 @@ pub async fn explain_with(
         profile: profile_row.name.clone(),
         profile_enabled: profile_row.enabled,
         auth: profile_row.auth.clone(),
+        protocol: match profile_row.protocol.as_str() {
+            "graph" => format!("graph ({})", profile_row.graph_url),
+            other => other.to_owned(),
+        },
         access: match (profile_row.auth.as_str(), profile_row.use_impersonation) {
             ("mailbox_credentials", _) => "own credentials".into(),
             (_, true) => "impersonation".into(),
@@ -649,6 +655,7 @@ impl std::fmt::Display for Explanation {
                 "DISABLED: nothing syncs"
             }
         )?;
+        writeln!(f, "  protocol:      {}", self.protocol)?;
         writeln!(f, "  credentials:   {} via {}", self.auth, self.access)?;
         writeln!(f, "  approval:      {}", self.approval)?;
         let source = match self.process_from.source {

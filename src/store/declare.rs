@@ -97,7 +97,7 @@ pub struct ProfileValues<'a> {
     pub oauth_private_key_enc: Option<Vec<u8>>,
     /// `oauth_assertion_signing`.
     pub oauth_assertion_signing: &'a str,
-    /// `protocol` (`ews` or `graph`).
+    /// `protocol` (`ews` | `graph`).
     pub protocol: &'a str,
     /// `graph_url`.
     pub graph_url: &'a str,

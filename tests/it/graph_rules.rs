@@ -388,7 +388,11 @@ async fn a_throttled_mailbox_waits_as_told_and_nothing_is_sent_early(pool: PgPoo
     world
         .fake_put(
             "/_fake/graph/faults",
-            json!({"throttle_rate": 0.2, "retry_after_secs": 1}),
+            json!({
+                "throttle_rate": 0.2,
+                "retry_after_secs": 1,
+                "fail_next": ["throttled", "service_unavailable", "throttled"]
+            }),
         )
         .await;
     for _ in 0..15 {
@@ -465,6 +469,26 @@ async fn a_mailbox_outside_the_apps_rbac_scope_is_refused_alone_with_what_to_gra
     .unwrap();
     assert!(target.is_some());
     assert_eq!(blocked.as_deref(), Some("graph.access_denied"));
+    // The refused request is stored with its ids: what exsync sent and what Graph answered.
+    let (client_request_id, request_id): (Option<uuid::Uuid>, Option<String>) = sqlx::query_as(
+        "SELECT last_error_client_request_id, last_error_request_id FROM mailboxes
+          WHERE email_address = 'bob@contoso.test'",
+    )
+    .fetch_one(world.store.pool())
+    .await
+    .unwrap();
+    let logged = world.fake_get("/_fake/graph/requests").await;
+    let refused = logged
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["status"] == 403)
+        .expect("the refused request is in the fake's log");
+    assert_eq!(
+        client_request_id.map(|id| id.to_string()).as_deref(),
+        refused["client_request_id"].as_str()
+    );
+    assert_eq!(request_id.as_deref(), refused["request_id"].as_str());
     // The profile's other mailbox goes on.
     let alice = world.pass("alice@contoso.test").await;
     assert_eq!(
@@ -778,5 +802,166 @@ async fn a_profile_moved_from_ews_mid_life_imports_nothing_twice_and_keeps_every
         (again.translated, again.matched, again.failed),
         (10, 2, 0),
         "{again}"
+    );
+}
+
+async fn apply_result(
+    world: &World,
+    text: &str,
+) -> Result<exsync::operator::apply::ApplyReport, exsync::operator::apply::ApplyError> {
+    exsync::operator::apply::apply_text(
+        &world.store,
+        &world.cipher,
+        text,
+        std::path::Path::new("org.toml"),
+        std::path::Path::new("."),
+        false,
+    )
+    .await
+}
+
+#[sqlx::test]
+async fn apply_takes_protocol_and_graph_url_and_refuses_what_graph_cannot_serve(pool: PgPool) {
+    let world = graph_world(pool).await;
+    let graph = |extra: &str| {
+        format!(
+            "[[profile]]\nname = \"Online\"\nprotocol = \"graph\"\n{extra}\noauth_client_id = \"a\"\noauth_client_secret = \"s\"\noauth_tenant = \"contoso\"\n"
+        )
+    };
+    let on_premises = apply_result(
+        &world,
+        &graph("server_type = \"exchange_server\"\nauth = \"oauth_client_credentials\""),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(on_premises.contains("protocol"), "{on_premises}");
+    assert!(
+        on_premises.contains("graph.exchange_online_only"),
+        "{on_premises}"
+    );
+    let passwords = apply_result(
+        &world,
+        "[[profile]]\nname = \"Online\"\nprotocol = \"graph\"\nserver_type = \"exchange_online\"\nauth = \"profile_credentials\"\nusername = \"u\"\npassword = \"p\"\n",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        passwords.contains("graph.app_only_oauth_required"),
+        "{passwords}"
+    );
+    // No ews_url needed; the token scope follows graph_url's host.
+    let report = apply_result(
+        &world,
+        &graph("server_type = \"exchange_online\"\nauth = \"oauth_client_credentials\"\ngraph_url = \"https://graph.microsoft.us/v1.0/\""),
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.warnings.is_empty(),
+        "no EWS retirement warning: {report}"
+    );
+    let row = exsync::store::profiles::list_rows(&world.store)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(row.protocol, "graph");
+    assert_eq!(row.graph_url, "https://graph.microsoft.us/v1.0");
+    let profile = row.into_profile(&world.cipher).unwrap();
+    assert_eq!(
+        profile.oauth.unwrap().scope,
+        "https://graph.microsoft.us/.default"
+    );
+    // An EWS profile still needs its endpoint.
+    let no_endpoint = apply_result(
+        &world,
+        "[[profile]]\nname = \"Onprem\"\nserver_type = \"exchange_server\"\nauth = \"profile_credentials\"\nusername = \"u\"\npassword = \"p\"\n",
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(no_endpoint.contains("ews_url"), "{no_endpoint}");
+}
+
+#[sqlx::test]
+async fn migrate_profile_refuses_a_profile_graph_cannot_serve_and_changes_nothing(pool: PgPool) {
+    let world = graph_world(pool).await;
+    world
+        .apply(
+            "[[profile]]\nname = \"Onprem\"\nserver_type = \"exchange_server\"\news_url = \"{ews}\"\nauth = \"profile_credentials\"\nusername = \"u\"\npassword = \"p\"\n",
+        )
+        .await;
+    let error = exsync::operator::migrate::migrate_profile(
+        &world.store,
+        &world.cipher,
+        &world.settings,
+        "Onprem",
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            exsync::operator::migrate::MigrateError::NotEligible { .. }
+        ),
+        "{error}"
+    );
+    let (protocol, enabled): (String, bool) =
+        sqlx::query_as("SELECT protocol, enabled FROM email_server_profiles")
+            .fetch_one(world.store.pool())
+            .await
+            .unwrap();
+    assert_eq!((protocol.as_str(), enabled), ("ews", true));
+    let unknown = exsync::operator::migrate::migrate_profile(
+        &world.store,
+        &world.cipher,
+        &world.settings,
+        "Nobody",
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(
+        unknown,
+        exsync::operator::migrate::MigrateError::UnknownProfile(_)
+    ));
+}
+
+#[sqlx::test]
+async fn test_mailbox_tests_a_graph_mailbox_like_an_ews_one(pool: PgPool) {
+    let world = graph_world(pool).await;
+    graph_profile(&world, 10, "").await;
+    let probe = exsync::operator::probe::test_mailbox(
+        &world.engine,
+        "alice@contoso.test",
+        exsync::operator::probe::ProbeOptions { no_send: true },
+    )
+    .await
+    .unwrap();
+    assert!(probe.passed, "{probe}");
+    assert!(
+        operations(&graph_stats(&world).await, "message.delta") >= 1,
+        "it asked Graph"
+    );
+    // Outside the app's scope: the test fails with the reason, nothing else changes.
+    world
+        .fake_put(
+            "/_fake/graph/apps/graph-app/scope",
+            json!({"mailboxes": []}),
+        )
+        .await;
+    let refused = exsync::operator::probe::test_mailbox(
+        &world.engine,
+        "alice@contoso.test",
+        exsync::operator::probe::ProbeOptions { no_send: true },
+    )
+    .await
+    .unwrap();
+    assert!(!refused.passed, "{refused}");
+    assert!(
+        refused.to_string().contains("New-ManagementRoleAssignment"),
+        "{refused}"
     );
 }
