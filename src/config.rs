@@ -299,6 +299,9 @@ pub struct SyncSettings {
     pub get_item_batch_size: u32,
     /// Attempts before an outgoing email is marked failed.
     pub outgoing_max_attempts: u32,
+    /// Minutes a send whose answer was lost waits for its Sent Items copy before it is
+    /// marked failed with an `outgoing.unconfirmed` alert (never sent a second time).
+    pub unconfirmed_send_alert_minutes: u32,
     /// Attempts before an item that fails to import is given up (with its error kept).
     pub item_max_attempts: u32,
     /// Conflict rule for appointments, contacts and tasks.
@@ -320,6 +323,7 @@ impl Default for SyncSettings {
             max_changes_per_request: 512,
             get_item_batch_size: 100,
             outgoing_max_attempts: 5,
+            unconfirmed_send_alert_minutes: 15,
             item_max_attempts: 5,
             conflict_policy: ConflictPolicy::NewerWins,
             tracking_category: crate::domain::scope::DEFAULT_TRACKING_CATEGORY.to_owned(),
@@ -591,6 +595,12 @@ impl Settings {
             y.outgoing_max_attempts,
             1,
             100,
+        )?;
+        in_range(
+            "sync.unconfirmed_send_alert_minutes",
+            y.unconfirmed_send_alert_minutes,
+            1,
+            10080,
         )?;
         in_range("sync.item_max_attempts", y.item_max_attempts, 1, 100)?;
         in_range("sync.calendar_past_days", y.calendar_past_days, 0, 3650)?;

@@ -17,7 +17,8 @@ use crate::store::outgoing::OutgoingEmail;
 use crate::store::{alerts, scheduling, MailboxRow, Store, StoreError};
 use crate::sync::plan::{connection_for, ConnectionPlan, CredentialSource};
 use crate::sync::port::{
-    ChangeHint, Connector, Failure, Folder, MailServer, SendOutcome, ServerError, SessionSettings,
+    ChangeHint, Connector, Failure, Folder, MailServer, NoJournal, SendOutcome, ServerError,
+    SessionSettings,
 };
 use crate::sync::{SyncEngine, SyncError};
 use serde::Serialize;
@@ -586,13 +587,14 @@ async fn check(
                 body_type: "text".into(),
                 internet_message_id: format!("<{id}.test-mailbox@{domain}>"),
                 attempts: 1,
+                send_issued_at: None,
             };
-            Ok(match conn.send(&email).await? {
+            Ok(match conn.send(&email, &NoJournal).await? {
                 SendOutcome::Accepted => Ok(format!(
                     "sent a test message to {} (ExsyncOutgoingId {id})",
                     mailbox.address
                 )),
-                SendOutcome::Refused(refused) => Err(refused),
+                SendOutcome::Refused(refused) | SendOutcome::Unconfirmed(refused) => Err(refused),
             })
         }
         Workload::Act => {

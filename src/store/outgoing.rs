@@ -34,12 +34,15 @@ pub struct OutgoingEmail {
     pub internet_message_id: String,
     /// Attempts including this one.
     pub attempts: i32,
+    /// When exsync last asked the server to send it (a send request left, its answer maybe
+    /// lost); `None`: no send request was ever issued.
+    pub send_issued_at: Option<DateTime<Utc>>,
 }
 
 impl OutgoingEmail {
     /// Whether an earlier attempt may already have reached Exchange (so check Sent Items).
     pub fn may_have_been_sent(&self) -> bool {
-        self.attempts > 1
+        self.attempts > 1 || self.send_issued_at.is_some()
     }
 }
 
@@ -62,7 +65,8 @@ pub async fn claim(
                   FOR UPDATE SKIP LOCKED) due
           WHERE o.id = due.id
          RETURNING o.id, o.mailbox_id, o.to_recipients, o.cc_recipients, o.bcc_recipients,
-                   o.subject, o.body, o.body_type, o.internet_message_id, o.attempts",
+                   o.subject, o.body, o.body_type, o.internet_message_id, o.attempts,
+                   o.send_issued_at",
     )
     .bind(mailbox_id)
     .bind(limit)
@@ -166,6 +170,16 @@ pub async fn awaiting_message_id(
     .fetch_all(store.pool())
     .await?;
     Ok(ids)
+}
+
+/// Record, just before the request leaves, that the server is asked to send this email: a
+/// retry that then finds no trace of it knows the send may have happened.
+pub async fn note_send_issued(store: &Store, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outgoing_emails SET send_issued_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
 }
 
 /// Keep why an email is waiting (a mailbox-level refusal) without changing its status.

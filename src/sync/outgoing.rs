@@ -13,11 +13,18 @@
 //! workload, which retries with backoff and an alert.
 
 use super::context::{PassContext, WorkloadSummary};
-use super::port::{MailServer, SendOutcome, SentCopy, ServerError};
+use super::port::{
+    Failure, MailServer, PortFuture, SendJournal, SendOutcome, SentCopy, ServerError,
+};
 use super::{FailureKind, SyncError};
 use crate::domain::scope::ScopeSettings;
+use crate::domain::{AlertLevel, AlertTarget, MailboxId, Workload};
+use crate::store::alerts;
 use crate::store::outgoing::{self, OutgoingEmail};
 use chrono::Utc;
+
+/// The alert of a send left unconfirmed: open until the operator decides (no pass heals it).
+pub const UNCONFIRMED_ALERT: &str = "outgoing.unconfirmed";
 
 /// Most emails sent in one pass (the rest wait for the next pass, due at once).
 pub const BATCH: i64 = 50;
@@ -51,7 +58,7 @@ pub async fn run(
             }
         };
         let email: &OutgoingEmail = &tokened;
-        match send_once(conn, email).await {
+        match send_once(ctx, conn, email).await {
             Ok(Sent::Now) => {
                 outgoing::mark_sent(ctx.store, email, None).await?;
                 summary.processed += 1;
@@ -61,6 +68,7 @@ pub async fn run(
                 outgoing::mark_sent(ctx.store, email, message_id.as_deref()).await?;
                 summary.processed += 1;
             }
+            Ok(Sent::Unconfirmed(why)) => unconfirmed(ctx, email, &why).await?,
             Ok(Sent::Refused(refused)) => {
                 // Exchange refused this one message: it fails alone, the others go on.
                 outgoing::mark_failed(ctx.store, email.id, &refused).await?;
@@ -127,19 +135,99 @@ enum Sent {
     Before(Option<String>),
     /// Exchange refused this one message.
     Refused(String),
+    /// A send was issued before and left no trace yet: never sent again automatically.
+    Unconfirmed(String),
+}
+
+/// A send whose answer was lost and whose Sent Items copy is not found yet: it waits for the
+/// copy (queued, retried with backoff); after `sync.unconfirmed_send_alert_minutes` it is
+/// marked failed with an `outgoing.unconfirmed` alert for the operator to decide. It is
+/// never sent a second time by exsync.
+async fn unconfirmed(
+    ctx: &PassContext<'_>,
+    email: &OutgoingEmail,
+    why: &str,
+) -> Result<(), SyncError> {
+    let issued = email.send_issued_at.unwrap_or_else(Utc::now);
+    let bound = chrono::Duration::minutes(i64::from(ctx.sync.unconfirmed_send_alert_minutes));
+    if Utc::now() < issued + bound {
+        let delay = super::plan::backoff(
+            ctx.scheduler,
+            email.attempts.max(1) as u32,
+            None,
+            super::plan::random_jitter(),
+        );
+        let next = (Utc::now()
+            + chrono::Duration::from_std(delay).unwrap_or_else(|_| chrono::Duration::minutes(5)))
+        .min(issued + bound);
+        tracing::info!(outgoing.id = %email.id, "send unconfirmed; waiting for its Sent Items copy, not sending again");
+        outgoing::mark_retry(ctx.store, email.id, why, next).await?;
+        return Ok(());
+    }
+    let text = format!(
+        "outgoing email {} (subject {:?}) is unconfirmed: exsync asked Exchange to send it at \
+         {issued}, the answer was lost, and after {} minutes neither its Sent Items copy nor its \
+         draft is found. It may or may not have been delivered; exsync will not send it again. \
+         Check the recipients or the mailbox's Sent Items, and queue it again only if it never \
+         arrived.",
+        email.id, email.subject, ctx.sync.unconfirmed_send_alert_minutes
+    );
+    // Not an item failure to retry (the `item.failed` alert says it will be): its own alert.
+    outgoing::mark_failed(ctx.store, email.id, &text).await?;
+    let target = AlertTarget::Mailbox(MailboxId(ctx.mailbox_id));
+    if let Err(e) = alerts::raise(
+        ctx.store,
+        target,
+        AlertLevel::Error,
+        UNCONFIRMED_ALERT,
+        Some(Workload::Outgoing),
+        &text,
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "could not raise the unconfirmed-send alert");
+    }
+    Ok(())
+}
+
+/// Records in the queue row that a send request is about to leave.
+struct StoreJournal<'a> {
+    store: &'a crate::store::Store,
+}
+
+impl SendJournal for StoreJournal<'_> {
+    fn sending(&self, outgoing_id: uuid::Uuid) -> PortFuture<'_, ()> {
+        Box::pin(async move {
+            outgoing::note_send_issued(self.store, outgoing_id)
+                .await
+                .map_err(|e| {
+                    ServerError::new(
+                        Failure::Unavailable,
+                        "store.send_journal",
+                        format!("could not record the send before issuing it: {e}"),
+                    )
+                })
+        })
+    }
 }
 
 /// Send unless an earlier attempt already got through (checked in Sent Items by the key).
-async fn send_once(conn: &dyn MailServer, email: &OutgoingEmail) -> Result<Sent, ServerError> {
+async fn send_once(
+    ctx: &PassContext<'_>,
+    conn: &dyn MailServer,
+    email: &OutgoingEmail,
+) -> Result<Sent, ServerError> {
     if email.may_have_been_sent() {
         if let Some(copy) = conn.find_sent(email.id).await? {
             tracing::info!(outgoing.id = %email.id, "already in Sent Items; not sending again");
             return Ok(Sent::Before(copy.internet_message_id));
         }
     }
-    Ok(match conn.send(email).await? {
+    let journal = StoreJournal { store: ctx.store };
+    Ok(match conn.send(email, &journal).await? {
         SendOutcome::Accepted => Sent::Now,
         SendOutcome::Refused(refused) => Sent::Refused(refused),
+        SendOutcome::Unconfirmed(why) => Sent::Unconfirmed(why),
     })
 }
 

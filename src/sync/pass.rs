@@ -695,10 +695,11 @@ impl SyncEngine {
         done: &WorkloadSummary,
     ) {
         let target = AlertTarget::Mailbox(mailbox.id);
+        // An unconfirmed send needs the operator's decision: no later pass heals it.
         let keep: &[&str] = if done.failed > 0 {
-            &["item.failed"]
+            &["item.failed", crate::sync::outgoing::UNCONFIRMED_ALERT]
         } else {
-            &[]
+            &[crate::sync::outgoing::UNCONFIRMED_ALERT]
         };
         let was_unhealthy = claimed.failures(workload) > 0
             || claimed.blocked_code(workload).is_some()

@@ -252,6 +252,28 @@ pub enum SendOutcome {
     Accepted,
     /// The server refused this one message (bad recipient, too large, …): it fails alone.
     Refused(String),
+    /// An earlier attempt asked the server to send it (its answer maybe lost) and neither
+    /// its sent copy nor its draft is found now: it may be sent with its copy not filed yet.
+    /// Nothing was sent again; the text says what was looked for.
+    Unconfirmed(String),
+}
+
+/// Where a provider records, just before the request leaves, that it asks the server to send
+/// a queued email (so a retry that finds no trace of it does not send it a second time).
+pub trait SendJournal: Send + Sync {
+    /// The send request for this queued email is about to leave; `Err`: not recorded, so
+    /// the request must not leave either.
+    fn sending(&self, outgoing_id: Uuid) -> PortFuture<'_, ()>;
+}
+
+/// A journal that records nothing (a test message that is never retried).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoJournal;
+
+impl SendJournal for NoJournal {
+    fn sending(&self, _outgoing_id: Uuid) -> PortFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 /// What failed, in the terms `sync::reaction` decides by.
@@ -424,7 +446,13 @@ pub trait MailServer: Send + Sync {
     /// as the idempotency key, keeping a copy in Sent Items. The server assigns the
     /// Message-ID (read it back with [`MailServer::find_sent`]). `Err`: the mailbox or the
     /// connection failed (quota, Send As right, …) and nothing about the message is decided.
-    fn send<'a>(&'a self, email: &'a OutgoingEmail) -> PortFuture<'a, SendOutcome>;
+    /// A provider whose send can leave without a trace to find on a retry (Graph: the draft
+    /// gone, the Sent Items copy not filed yet) calls `journal` before the request leaves.
+    fn send<'a>(
+        &'a self,
+        email: &'a OutgoingEmail,
+        journal: &'a dyn SendJournal,
+    ) -> PortFuture<'a, SendOutcome>;
 
     /// What this server would refuse in an activity, checked before a request is spent on
     /// it (a key its schema does not know, an appointment ending before it starts). `None`:

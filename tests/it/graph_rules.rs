@@ -202,6 +202,144 @@ async fn a_send_graph_accepted_before_a_crash_is_found_by_its_marker_and_never_s
     assert_eq!(status, "sent");
 }
 
+/// The row's status, last error and whether a send was recorded as issued.
+async fn send_row(world: &World, id: uuid::Uuid) -> (String, Option<String>, bool) {
+    sqlx::query_as(
+        "SELECT status, last_error, send_issued_at IS NOT NULL FROM outgoing_emails WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(world.store.pool())
+    .await
+    .unwrap()
+}
+
+/// Graph files the Sent Items copy `delay_ms` after the 202; the first pass sends, then the
+/// process "dies" before it records anything (as if the 202 was lost).
+async fn a_send_whose_answer_was_lost(world: &World, delay_ms: u64) -> uuid::Uuid {
+    world.mailbox("bob@contoso.test", "bob", "Bob-Pw1!").await;
+    graph_profile(world, 10, "").await;
+    world
+        .fake_put(
+            "/_fake/graph/faults",
+            json!({ "sent_items_delay_ms": delay_ms }),
+        )
+        .await;
+    let id = enqueue(world, "bob@contoso.test", "Lost answer").await;
+    world.pass("alice@contoso.test").await;
+    sqlx::query(
+        "UPDATE outgoing_emails
+            SET status = 'sending', sent_at = NULL, sent_message_id = NULL, message_id_lookups = 0
+          WHERE id = $1",
+    )
+    .bind(id)
+    .execute(world.store.pool())
+    .await
+    .unwrap();
+    world.fake_post("/_fake/graph/stats/reset", json!({})).await;
+    id
+}
+
+#[sqlx::test]
+async fn a_retry_while_the_sent_items_copy_lags_sends_nothing_twice(pool: PgPool) {
+    let world = graph_world(pool).await;
+    let id = a_send_whose_answer_was_lost(&world, 60_000).await;
+    // The draft left Drafts with the send and its copy is not in Sent Items yet: neither
+    // marker is found, but the send was issued, so no new draft is made.
+    let retry = world.pass("alice@contoso.test").await;
+    assert_eq!(
+        outcome(&retry, exsync::domain::Workload::Outgoing),
+        "Success"
+    );
+    let stats = graph_stats(&world).await;
+    assert_eq!(operations(&stats, "message.create"), 0, "{stats}");
+    assert_eq!(operations(&stats, "message.send"), 0, "{stats}");
+    assert_eq!(items(&world, "bob@contoso.test", "inbox").await.len(), 1);
+    let (status, error, issued) = send_row(&world, id).await;
+    assert_eq!(status, "pending", "still queued, retried with backoff");
+    assert!(issued);
+    assert!(
+        error
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("waiting for the Sent Items copy"),
+        "{error:?}"
+    );
+}
+
+#[sqlx::test]
+async fn once_the_sent_items_copy_appears_the_row_is_sent_with_its_message_id(pool: PgPool) {
+    let world = graph_world(pool).await;
+    let id = a_send_whose_answer_was_lost(&world, 1_500).await;
+    world.pass("alice@contoso.test").await;
+    assert_eq!(send_row(&world, id).await.0, "pending");
+    tokio::time::sleep(std::time::Duration::from_millis(2_000)).await;
+    sqlx::query("UPDATE outgoing_emails SET next_attempt_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(world.store.pool())
+        .await
+        .unwrap();
+    world.pass("alice@contoso.test").await;
+    let (status, sent_id): (String, Option<String>) =
+        sqlx::query_as("SELECT status, sent_message_id FROM outgoing_emails WHERE id = $1")
+            .bind(id)
+            .fetch_one(world.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "sent");
+    let sent = items(&world, "alice@contoso.test", "sentitems").await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent_id.as_deref(), sent[0]["internet_message_id"].as_str());
+    let stats = graph_stats(&world).await;
+    assert_eq!(operations(&stats, "message.create"), 0, "{stats}");
+    assert_eq!(operations(&stats, "message.send"), 0, "{stats}");
+    assert_eq!(items(&world, "bob@contoso.test", "inbox").await.len(), 1);
+}
+
+#[sqlx::test]
+async fn a_send_unconfirmed_past_the_bound_fails_with_an_alert_and_is_never_sent_again(
+    pool: PgPool,
+) {
+    let world = graph_world(pool).await;
+    let id = a_send_whose_answer_was_lost(&world, 600_000).await;
+    // The default bound is 15 minutes: the send was issued an hour ago.
+    sqlx::query(
+        "UPDATE outgoing_emails SET send_issued_at = now() - interval '1 hour' WHERE id = $1",
+    )
+    .bind(id)
+    .execute(world.store.pool())
+    .await
+    .unwrap();
+    world.pass("alice@contoso.test").await;
+    let (status, error, _) = send_row(&world, id).await;
+    assert_eq!(status, "failed");
+    assert!(error.unwrap_or_default().contains("unconfirmed"));
+    let stats = graph_stats(&world).await;
+    assert_eq!(operations(&stats, "message.create"), 0, "{stats}");
+    assert_eq!(operations(&stats, "message.send"), 0, "{stats}");
+    let open: Vec<String> = sqlx::query_scalar(
+        "SELECT a.code FROM alerts a JOIN mailboxes m ON m.id = a.mailbox_id
+          WHERE m.email_address = 'alice@contoso.test' AND a.resolved_at IS NULL",
+    )
+    .fetch_all(world.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        open.contains(&"outgoing.unconfirmed".to_owned()),
+        "{open:?}"
+    );
+    // A later pass neither sends it nor heals the operator's alert.
+    enqueue(&world, "bob@contoso.test", "Another").await;
+    world.pass("alice@contoso.test").await;
+    let still_open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM alerts WHERE code = 'outgoing.unconfirmed' AND resolved_at IS NULL",
+    )
+    .fetch_one(world.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(still_open, 1);
+    assert_eq!(items(&world, "bob@contoso.test", "inbox").await.len(), 2);
+}
+
 /// App-only tokens from the fake's token endpoint, for driving Graph directly in a test.
 #[derive(Debug)]
 struct TestTokens {

@@ -10,8 +10,8 @@ use crate::store::scheduling::ErrorCorrelation;
 use crate::sync::plan::Access;
 use crate::sync::port::{
     Change, ChangeHint, ChangePage, FetchedMail, Folder, ItemFacts, ItemFailure, ItemRef,
-    MailServer, PortFuture, RemoteActivity, Removal, SendOutcome, SentCopy, ServerError,
-    WriteOutcome,
+    MailServer, PortFuture, RemoteActivity, Removal, SendJournal, SendOutcome, SentCopy,
+    ServerError, WriteOutcome,
 };
 use exsync_ews::client::{EwsClient, EwsOperation, Target};
 use exsync_ews::extended::{ExtendedFieldUri, ExtendedProperty};
@@ -592,7 +592,12 @@ impl MailServer for MailboxConnection {
         Box::pin(async move { self.sent_copy(outgoing_id).await.map_err(server_error) })
     }
 
-    fn send<'a>(&'a self, email: &'a OutgoingEmail) -> PortFuture<'a, SendOutcome> {
+    fn send<'a>(
+        &'a self,
+        email: &'a OutgoingEmail,
+        // CreateItem SendAndSaveCopy is one request: a retry checks Sent Items only.
+        _journal: &'a dyn SendJournal,
+    ) -> PortFuture<'a, SendOutcome> {
         Box::pin(async move { self.send_message(email).await.map_err(server_error) })
     }
 

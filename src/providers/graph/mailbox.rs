@@ -12,6 +12,9 @@
 //! - Sending exactly once: a draft carrying the one fixed extended property (the queue row's
 //!   id), then `send`; before a retry Sent Items and Drafts are searched for that value: found
 //!   in Sent Items means sent, a draft left over from a crash is sent (never a second draft).
+//!   The send's issue is journalled before its request leaves; when neither is found after
+//!   an issued send (the draft gone, Sent Items filed after the 202), nothing is sent again:
+//!   [`SendOutcome::Unconfirmed`].
 //! - Writes carry `If-Match` with the stored ETag; 412 is [`WriteOutcome::Conflict`]; events
 //!   are created with a `transactionId` derived from the fields, so a retried POST after a
 //!   lost answer does not create a second event.
@@ -24,8 +27,8 @@ use crate::store::outgoing::OutgoingEmail;
 use crate::store::scheduling::ErrorCorrelation;
 use crate::sync::port::{
     Change, ChangeHint, ChangePage, CreateKey, FetchedMail, Folder, IncomingMail, ItemFacts,
-    ItemFailure, ItemRef, MailServer, PortFuture, RemoteActivity, Removal, SendOutcome, SentCopy,
-    ServerError, SessionSettings, WriteOutcome,
+    ItemFailure, ItemRef, MailServer, PortFuture, RemoteActivity, Removal, SendJournal,
+    SendOutcome, SentCopy, ServerError, SessionSettings, WriteOutcome,
 };
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use exsync_graph::model::{
@@ -331,7 +334,11 @@ impl GraphMailbox {
             .map_err(|e| self.fail(e))
     }
 
-    async fn send_message(&self, email: &OutgoingEmail) -> Result<SendOutcome, ServerError> {
+    async fn send_message(
+        &self,
+        email: &OutgoingEmail,
+        journal: &dyn SendJournal,
+    ) -> Result<SendOutcome, ServerError> {
         let target = &self.target;
         // An earlier attempt may have got as far as a draft (or further): never a second one.
         let draft_id = if email.may_have_been_sent() {
@@ -349,6 +356,13 @@ impl GraphMailbox {
             }
             if first.is_some() {
                 tracing::info!(outgoing.id = %email.id, "a draft from an earlier attempt is sent");
+            } else if let Some(issued) = email.send_issued_at {
+                // The send left once and its answer was lost: the draft may be gone because it
+                // was sent, its Sent Items copy not filed yet. A new draft could send it twice.
+                return Ok(SendOutcome::Unconfirmed(format!(
+                    "waiting for the Sent Items copy: a send was issued at {issued} and neither \
+                     its Sent Items copy nor its draft (marked with the row id) is found yet"
+                )));
             }
             first
         } else {
@@ -374,6 +388,8 @@ impl GraphMailbox {
                 Err(e) => return Err(self.fail(e)),
             },
         };
+        // Recorded before the request leaves: if its answer is lost, a retry knows.
+        journal.sending(email.id).await?;
         match self.client.send_draft(target, &draft_id).await {
             Ok(()) => Ok(SendOutcome::Accepted),
             Err(e) if e.kind() == ErrorKind::ItemLevel => {
@@ -556,8 +572,12 @@ impl MailServer for GraphMailbox {
         })
     }
 
-    fn send<'a>(&'a self, email: &'a OutgoingEmail) -> PortFuture<'a, SendOutcome> {
-        Box::pin(async move { self.send_message(email).await })
+    fn send<'a>(
+        &'a self,
+        email: &'a OutgoingEmail,
+        journal: &'a dyn SendJournal,
+    ) -> PortFuture<'a, SendOutcome> {
+        Box::pin(async move { self.send_message(email, journal).await })
     }
 
     fn write_problem(&self, fields: &ActFields) -> Option<String> {
