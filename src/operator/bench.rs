@@ -636,9 +636,12 @@ async fn declare(
 }
 
 /// Piecewise-constant integral of the connections the work could use:
-/// Σ over profiles of min(unfinished mailboxes, limit), in connection-seconds.
+/// Σ over profiles of min(unfinished mailboxes × requests per mailbox, limit), in
+/// connection-seconds. An EWS pass has one request in flight at a time; a Graph pass up to
+/// the service's mailbox concurrency (4).
 struct Capacity {
     limit: u64,
+    per_mailbox: u64,
     unfinished: Vec<u64>,
     since: Instant,
     integral: f64,
@@ -649,8 +652,13 @@ impl Capacity {
         let k = u64::from(options.profiles);
         let m = u64::from(options.mailboxes);
         let unfinished = (0..k).map(|p| m / k + u64::from(p < m % k)).collect();
+        let per_mailbox = match options.protocol {
+            Protocol::Ews => 1,
+            Protocol::Graph => exsync_graph::MAILBOX_CONCURRENCY as u64,
+        };
         Capacity {
             limit: u64::from(options.limit),
+            per_mailbox,
             unfinished,
             since: start,
             integral: 0.0,
@@ -658,7 +666,10 @@ impl Capacity {
     }
 
     fn current(&self) -> u64 {
-        self.unfinished.iter().map(|u| (*u).min(self.limit)).sum()
+        self.unfinished
+            .iter()
+            .map(|u| (u * self.per_mailbox).min(self.limit))
+            .sum()
     }
 
     fn advance(&mut self, now: Instant) {
@@ -973,6 +984,22 @@ mod tests {
         assert_eq!(c.current(), 3);
         c.advance(start + Duration::from_secs(3));
         assert!((c.integral - (4.0 + 4.0 + 3.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_graph_mailbox_can_use_up_to_four_connections_of_its_profile() {
+        let mut options = BenchOptions::preset(Scenario::Small);
+        options.protocol = Protocol::Graph;
+        options.mailboxes = 3;
+        options.profiles = 1;
+        options.limit = 10;
+        let start = Instant::now();
+        let mut c = Capacity::new(&options, start);
+        // min(3 × 4, 10) while three are left, min(1 × 4, 10) when one is.
+        assert_eq!(c.current(), 10);
+        c.finished(0, start);
+        c.finished(0, start);
+        assert_eq!(c.current(), 4);
     }
 
     #[test]
