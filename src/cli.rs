@@ -57,6 +57,10 @@ pub enum Command {
         /// Print exactly one JSON object on standard output (progress goes to standard error).
         #[arg(long)]
         json: bool,
+        /// The protocol of every benchmark profile: ews (exchange_server, impersonation) or
+        /// graph (exchange_online, app-only OAuth against the fake Graph).
+        #[arg(long, value_enum, default_value = "ews")]
+        protocol: crate::operator::bench::Protocol,
         /// Mailboxes (overrides the scenario).
         #[arg(long, value_name = "M")]
         mailboxes: Option<u32>,
@@ -325,6 +329,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         Command::Bench {
             scenario,
             json,
+            protocol,
             mailboxes,
             items,
             profiles,
@@ -337,6 +342,13 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             mail_secs,
             idle_secs,
         } => {
+            if streaming && protocol == crate::operator::bench::Protocol::Graph {
+                return Err(BadInput(
+                    "--streaming measures EWS streaming notifications; it has no --protocol graph form"
+                        .to_owned(),
+                )
+                .into());
+            }
             if streaming {
                 let defaults = crate::operator::bench::streaming::StreamingBenchOptions::default();
                 let options = crate::operator::bench::streaming::StreamingBenchOptions {
@@ -364,6 +376,7 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 return Ok(ExitCode::SUCCESS);
             }
             let mut options = crate::operator::bench::BenchOptions::preset(scenario);
+            options.protocol = protocol;
             options.mailboxes = mailboxes.unwrap_or(options.mailboxes);
             options.items = items.unwrap_or(options.items);
             options.profiles = profiles.unwrap_or(options.profiles);

@@ -70,6 +70,7 @@ async fn tiny_scenario_reports_every_contract_field_and_drops_its_database() {
         assert_eq!(object[parameter], expected, "{parameter}");
     }
     assert_eq!(object["scenario"], "small");
+    assert_eq!(object["protocol"], "ews", "EWS is the default protocol");
 
     assert_eq!(
         object["items_imported"],
@@ -105,6 +106,61 @@ async fn tiny_scenario_reports_every_contract_field_and_drops_its_database() {
 
     let database = object["database"].as_str().expect("database name");
     assert!(database.starts_with("exsync_bench_"), "{database}");
+    assert!(
+        !database_exists(&settings, database).await,
+        "the throw-away database is dropped"
+    );
+}
+
+#[tokio::test]
+async fn the_graph_protocol_reports_the_same_figures_over_graph_profiles() {
+    let settings = settings();
+    let mut options = tiny();
+    options.protocol = bench::Protocol::Graph;
+    let report = bench::run(settings.clone(), options)
+        .await
+        .expect("bench run over Graph");
+    let json: Value =
+        serde_json::from_str(&serde_json::to_string(&report).expect("json")).expect("object");
+    let object = json.as_object().expect("one JSON object");
+
+    assert_eq!(object["protocol"], "graph");
+    for field in [
+        "import_items_per_s",
+        "idle_cycle_s",
+        "cpu_ms_per_pass",
+        "sends_per_s",
+        "peak_rss_mb",
+        "utilisation",
+        "request_utilisation",
+        "permit_utilisation",
+    ] {
+        let value = object[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field} is a number"));
+        assert!(value.is_finite() && value >= 0.0, "{field} = {value}");
+    }
+    assert_eq!(
+        object["items_imported"],
+        3 * 20,
+        "every seeded item imported through message delta"
+    );
+    assert_eq!(object["sent"], 6, "every queued email sent through Graph");
+    assert_eq!(object["idle_passes"].as_u64(), Some(3));
+    assert_eq!(object["failed_passes"], 0);
+    assert_eq!(object["limit_exceeded"], false);
+    let peak = object["peak_concurrent_requests"].as_u64().unwrap_or(0);
+    assert!(
+        (1..=2).contains(&peak),
+        "the application's requests were counted and kept within the profile's 2: {peak}"
+    );
+    let requests = object["request_utilisation"].as_f64().unwrap_or(-1.0);
+    assert!(
+        requests > 0.0 && requests <= 1.0,
+        "request utilisation {requests}"
+    );
+    assert!(object["rows_written"].as_i64().unwrap_or(0) > 0);
+    let database = object["database"].as_str().expect("database name");
     assert!(
         !database_exists(&settings, database).await,
         "the throw-away database is dropped"

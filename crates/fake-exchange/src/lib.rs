@@ -416,6 +416,11 @@ impl FakeExchange {
         self.graph.as_deref()
     }
 
+    /// The fake Graph's state, shareable with another thread (when started with `graph: true`).
+    pub fn shared_graph(&self) -> Option<Arc<graph::GraphState>> {
+        self.graph.clone()
+    }
+
     /// `base_url() + /v1.0`: what a Graph client takes as `graph_url` (when Graph is served).
     pub fn graph_url(&self) -> Option<String> {
         self.graph.as_ref().map(|g| g.base_url())

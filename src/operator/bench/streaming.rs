@@ -192,6 +192,7 @@ async fn measure(
     .await?;
     let base = BenchOptions {
         scenario: Scenario::Small,
+        protocol: super::Protocol::Ews,
         mailboxes: options.mailboxes,
         items: 1,
         profiles: 1,
@@ -218,7 +219,7 @@ async fn measure(
     {
         let seeding = Store::connect(&settings.database).await?;
         seeding.migrate().await?;
-        declare(&seeding, &cipher()?, &fake.ews_url, &base).await?;
+        declare(&seeding, &cipher()?, &fake, &base).await?;
         seeding.pool().close().await;
     }
     let store = Store::connect(&settings.database).await?;

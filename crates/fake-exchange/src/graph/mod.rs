@@ -201,6 +201,19 @@ pub struct GraphStats {
     pub apps: BTreeMap<String, BTreeMap<String, GraphMailboxStats>>,
     /// Requests refused before a mailbox was known (401, unknown paths).
     pub refused_before_mailbox: u64,
+    /// Per application over all its mailboxes (what `exsync bench` compares with a profile's
+    /// connection limit).
+    #[serde(default)]
+    pub app_totals: BTreeMap<String, GraphAppStats>,
+}
+
+/// Counters for one application over all mailboxes (`app_totals` in `/_fake/graph/stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphAppStats {
+    /// Most admitted requests in flight at once, all mailboxes together.
+    pub peak_in_flight: u64,
+    /// Sum of the admitted requests' durations (latency included), in microseconds.
+    pub request_micros: u64,
 }
 
 /// One line of the recent Graph request log (`GET /_fake/graph/requests`).
@@ -243,6 +256,8 @@ pub(crate) struct GraphInner {
     pub(crate) mailbox_settings: HashMap<String, GraphMailboxSettings>,
     pub(crate) deltas: delta::DeltaTokens,
     pub(crate) gates: HashMap<(String, String), Gate>,
+    /// Admitted requests in flight per application (client id as signed in).
+    pub(crate) app_in_flight: HashMap<String, u32>,
     pub(crate) stats: GraphStats,
     /// (mailbox, transactionId) → the event's item number.
     pub(crate) transactions: HashMap<(String, String), u64>,

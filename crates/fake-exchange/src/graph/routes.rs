@@ -356,13 +356,22 @@ fn route(method: &Method, segs: &[String]) -> Result<(String, Op), GraphErr> {
 struct Slot {
     state: Arc<GraphState>,
     gate: (String, String),
+    app: String,
+    admitted: Instant,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some(gate) = self.state.lock().gates.get_mut(&self.gate) {
+        let micros = u64::try_from(self.admitted.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let mut inner = self.state.lock();
+        if let Some(gate) = inner.gates.get_mut(&self.gate) {
             gate.in_flight = gate.in_flight.saturating_sub(1);
         }
+        if let Some(count) = inner.app_in_flight.get_mut(&self.app) {
+            *count = count.saturating_sub(1);
+        }
+        let totals = inner.stats.app_totals.entry(self.app.clone()).or_default();
+        totals.request_micros = totals.request_micros.saturating_add(micros);
     }
 }
 
@@ -511,9 +520,16 @@ fn admit(g: &Arc<GraphState>, app: &str, mailbox: &str) -> Result<Slot, GraphErr
     let now_in_flight = u64::from(gate.in_flight);
     let stats = stats_for(&mut inner, app, mailbox);
     stats.peak_in_flight = stats.peak_in_flight.max(now_in_flight);
+    let app_count = inner.app_in_flight.entry(app.to_owned()).or_default();
+    *app_count += 1;
+    let app_in_flight = u64::from(*app_count);
+    let totals = inner.stats.app_totals.entry(app.to_owned()).or_default();
+    totals.peak_in_flight = totals.peak_in_flight.max(app_in_flight);
     Ok(Slot {
         state: g.clone(),
         gate: gate_key,
+        app: app.to_owned(),
+        admitted: now,
     })
 }
 
