@@ -269,6 +269,26 @@ fn protocol_name(protocol: Protocol) -> &'static str {
 pub async fn run(settings: Settings, options: BenchOptions) -> Result<BenchReport, BenchError> {
     options.validate()?;
     let started = Instant::now();
+    let options = &options;
+    let result = in_throwaway_database(settings, |settings, name| async move {
+        measure(settings, options, started, &name).await
+    })
+    .await;
+    result.map(|mut report| {
+        report.total_s = started.elapsed().as_secs_f64();
+        report
+    })
+}
+
+/// Create a throw-away database on the configured server, run `measure` against it (until it
+/// ends or Ctrl-C), and always drop the database again: every benchmark leaves nothing behind.
+pub(crate) async fn in_throwaway_database<R, Fut>(
+    settings: Settings,
+    measure: impl FnOnce(Settings, String) -> Fut,
+) -> Result<R, BenchError>
+where
+    Fut: std::future::Future<Output = Result<R, BenchError>>,
+{
     let name = format!("exsync_bench_{:08x}", rand::thread_rng().gen::<u32>());
     let database = store::bench::settings_for_database(&settings.database, &name)?;
     store::bench::create_database(&database).await?;
@@ -276,7 +296,7 @@ pub async fn run(settings: Settings, options: BenchOptions) -> Result<BenchRepor
     let mut settings = settings;
     settings.database = database.clone();
     let result = tokio::select! {
-        result = measure(settings, &options, started, &name) => result,
+        result = measure(settings, name.clone()) => result,
         _ = crate::app::shutdown_signal() => Err(BenchError::Interrupted),
     };
     let dropped = store::bench::drop_database(&database).await;
@@ -285,10 +305,7 @@ pub async fn run(settings: Settings, options: BenchOptions) -> Result<BenchRepor
         (Ok(_), Err(e)) => return Err(e.into()),
         (Err(_), Err(e)) => progress(format!("could not drop {name}: {e}")),
     }
-    result.map(|mut report| {
-        report.total_s = started.elapsed().as_secs_f64();
-        report
-    })
+    result
 }
 
 fn progress(text: impl AsRef<str>) {

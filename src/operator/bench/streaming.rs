@@ -135,22 +135,11 @@ pub async fn run(
         ));
     }
     let started = Instant::now();
-    let name = format!("exsync_bench_{:08x}", rand::thread_rng().gen::<u32>());
-    let database = store::bench::settings_for_database(&settings.database, &name)?;
-    store::bench::create_database(&database).await?;
-    progress(format!("created throw-away database {name}"));
-    let mut settings = settings;
-    settings.database = database.clone();
-    let result = tokio::select! {
-        result = measure(settings, &options, started, &name) => result,
-        _ = crate::app::shutdown_signal() => Err(BenchError::Interrupted),
-    };
-    let dropped = store::bench::drop_database(&database).await;
-    match (&result, dropped) {
-        (_, Ok(())) => progress(format!("dropped {name}")),
-        (Ok(_), Err(e)) => return Err(e.into()),
-        (Err(_), Err(e)) => progress(format!("could not drop {name}: {e}")),
-    }
+    let options = &options;
+    let result = super::in_throwaway_database(settings, |settings, name| async move {
+        measure(settings, options, started, &name).await
+    })
+    .await;
     result.map(|mut report| {
         report.total_s = started.elapsed().as_secs_f64();
         report
