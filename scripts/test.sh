@@ -21,8 +21,21 @@ if command -v pg_isready >/dev/null && ! pg_up; then
   for _ in $(seq 1 30); do pg_up && break; sleep 1; done
 fi
 
+# Microsoft's schemas and checkers live in a `shared` folder beside the repository. A clone
+# made elsewhere (e.g. CI's `git clone -q . /tmp/cleanci`) finds it beside the repository it
+# was cloned from (its origin). Both paths are exported absolute: crate tests run in crates/*.
+shared_dir() {
+  if [ -d ../shared ]; then (cd ../shared && pwd); return; fi
+  local origin
+  origin="$(git config --get remote.origin.url 2>/dev/null || true)"
+  if [ -n "$origin" ] && [ -d "$origin/../shared" ]; then (cd "$origin/../shared" && pwd); return; fi
+  echo "$(cd .. && pwd)/shared"
+}
+shared="$(shared_dir)"
+
 # The schema-conformance tests run ../shared/ews-schema/check-soap, which needs lxml.
-export EXSYNC_EWS_SCHEMA="${EXSYNC_EWS_SCHEMA:-$(cd .. && pwd)/shared/ews-schema}"
+export EXSYNC_EWS_SCHEMA="${EXSYNC_EWS_SCHEMA:-$shared/ews-schema}"
+export EXSYNC_GRAPH_OPENAPI="${EXSYNC_GRAPH_OPENAPI:-$shared/graph-openapi}"
 if [ -d "$EXSYNC_EWS_SCHEMA" ] && ! python3 -c 'import lxml' 2>/dev/null; then
   python3 -m pip install --quiet lxml >&2 || echo "warning: could not install lxml; schema checks will be skipped" >&2
 fi
@@ -32,7 +45,7 @@ if [ "${CI:-}" = "true" ] && ! { [ -f "$EXSYNC_EWS_SCHEMA/check-soap" ] && pytho
 fi
 
 # The Graph conformance tests run ../shared/graph-openapi/check-json, which needs jsonschema.
-if [ -d "${EXSYNC_GRAPH_OPENAPI:-../shared/graph-openapi}" ] && ! python3 -c 'import jsonschema' 2>/dev/null; then
+if [ -d "$EXSYNC_GRAPH_OPENAPI" ] && ! python3 -c 'import jsonschema' 2>/dev/null; then
   python3 -m pip install --quiet 'jsonschema>=4.18' >&2 || echo "warning: could not install jsonschema; Graph conformance checks will be skipped (they fail under CI=true)" >&2
 fi
 
