@@ -166,7 +166,8 @@ impl App {
     }
 }
 
-/// How the Graph provider is tuned by `[sync]` (page size, calendar window).
+/// How the Graph provider is tuned by `[sync]` (page size, calendar window, the filtered
+/// delta round's cap).
 pub fn graph_options(sync: &crate::config::SyncSettings) -> GraphOptions {
     GraphOptions {
         page_size: sync.max_changes_per_request.clamp(1, 1000),
@@ -174,6 +175,7 @@ pub fn graph_options(sync: &crate::config::SyncSettings) -> GraphOptions {
             past_days: sync.calendar_past_days,
             future_days: sync.calendar_future_days,
         },
+        filtered_delta_limit: sync.graph_filtered_delta_limit.max(1),
     }
 }
 

@@ -314,6 +314,10 @@ pub struct SyncSettings {
     /// Microsoft Graph profiles: the calendar window ends this many days after a delta round
     /// begins.
     pub calendar_future_days: u32,
+    /// Microsoft Graph profiles: most messages Graph returns in one message delta round with
+    /// a `$filter` (documented: 5,000). A filtered first round that returns this many is
+    /// completed by listing the folder by received date. Lower only to test the listing.
+    pub graph_filtered_delta_limit: u32,
 }
 
 impl Default for SyncSettings {
@@ -329,6 +333,7 @@ impl Default for SyncSettings {
             tracking_category: crate::domain::scope::DEFAULT_TRACKING_CATEGORY.to_owned(),
             calendar_past_days: 90,
             calendar_future_days: 365,
+            graph_filtered_delta_limit: 5000,
         }
     }
 }
@@ -605,6 +610,12 @@ impl Settings {
         in_range("sync.item_max_attempts", y.item_max_attempts, 1, 100)?;
         in_range("sync.calendar_past_days", y.calendar_past_days, 0, 3650)?;
         in_range("sync.calendar_future_days", y.calendar_future_days, 1, 3650)?;
+        in_range(
+            "sync.graph_filtered_delta_limit",
+            y.graph_filtered_delta_limit,
+            1,
+            5000,
+        )?;
         let k = &self.security;
         if k.credential_key_file.is_some() && k.credential_key_env.is_some() {
             return Err(out_of_range(

@@ -382,10 +382,12 @@ pub async fn write_page(
     if !page.read_flags.is_empty() {
         let ids: Vec<&str> = page.read_flags.iter().map(|(id, _)| id.as_str()).collect();
         let flags: Vec<bool> = page.read_flags.iter().map(|(_, read)| *read).collect();
+        // Only flags that differ: a replayed change writes no row.
         sqlx::query(
             "UPDATE email_copies c SET is_read = t.read
                FROM UNNEST($2::text[], $3::bool[]) AS t(id, read)
-              WHERE c.mailbox_id = $1 AND c.ews_item_id = t.id",
+              WHERE c.mailbox_id = $1 AND c.ews_item_id = t.id
+                AND c.is_read IS DISTINCT FROM t.read",
         )
         .bind(mailbox_id)
         .bind(&ids)

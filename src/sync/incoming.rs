@@ -176,6 +176,12 @@ async fn sync_folder(
             }
         }
         emails::forget_items(ctx.store, ctx.mailbox_id, ctx.lease_token, &gone).await?;
+        // A message imported by this page carries its read flag as fetched, which is newer
+        // than the change's (Graph reports the flag with every changed message): updating
+        // the copy just inserted would only write its row a second time.
+        let imported: HashSet<&str> = out.emails.iter().map(|e| e.item_id.as_str()).collect();
+        out.read_flags
+            .retain(|(id, _)| !imported.contains(id.as_str()));
         out.sync_state = Some(page.sync_state.clone());
         let newest = out.emails.iter().filter_map(|e| e.received_at).max();
         let written = emails::write_page(

@@ -372,3 +372,54 @@ async fn a_page_mixing_repeated_and_missing_message_ids_stores_every_copy_once(p
         .unwrap();
     assert_eq!((again.imported, again.already_present), (0, 4));
 }
+
+#[sqlx::test]
+async fn a_read_flag_equal_to_the_stored_one_writes_no_row(pool: PgPool) {
+    let (store, profile) = org(&pool).await;
+    let claim = scheduling::claim_due(&store, profile, "a", LEASE, 1, RETRY)
+        .await
+        .unwrap()
+        .remove(0);
+    let write = |page: EmailPage| {
+        let store = store.clone();
+        let (id, token) = (claim.row.id, claim.lease_token);
+        async move {
+            emails::write_page(&store, id, token, "inbox", &page, 5)
+                .await
+                .unwrap()
+        }
+    };
+    // Graph reports the read flag with every changed message, imported or not.
+    write(EmailPage {
+        emails: vec![message("item-1", "<r1@fabrikam.test>")],
+        read_flags: vec![("item-1".to_owned(), false)],
+        ..EmailPage::default()
+    })
+    .await;
+    let version = || async {
+        sqlx::query_as::<_, (String, Option<bool>)>(
+            "SELECT xmin::text, is_read FROM email_copies WHERE ews_item_id = 'item-1'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+    };
+    let (written, read) = version().await;
+    assert_eq!(read, Some(false));
+    // The same flag again (a replayed change) leaves the row as it is.
+    write(EmailPage {
+        read_flags: vec![("item-1".to_owned(), false)],
+        ..EmailPage::default()
+    })
+    .await;
+    assert_eq!(version().await, (written.clone(), Some(false)));
+    // A changed flag is written.
+    write(EmailPage {
+        read_flags: vec![("item-1".to_owned(), true)],
+        ..EmailPage::default()
+    })
+    .await;
+    let (rewritten, read) = version().await;
+    assert_eq!(read, Some(true));
+    assert_ne!(rewritten, written);
+}

@@ -33,6 +33,9 @@ pub struct GraphOptions {
     pub page_size: u32,
     /// The calendar window of a delta round.
     pub calendar: CalendarSpan,
+    /// Most messages a filtered message delta round returns (Graph: 5,000); a first round
+    /// that returns this many is completed by a listing (`super::backfill`).
+    pub filtered_delta_limit: u32,
 }
 
 impl Default for GraphOptions {
@@ -40,6 +43,7 @@ impl Default for GraphOptions {
         Self {
             page_size: 100,
             calendar: CalendarSpan::default(),
+            filtered_delta_limit: super::backfill::GRAPH_FILTERED_ROUND_LIMIT,
         }
     }
 }
@@ -210,13 +214,19 @@ impl Connector for GraphConnector {
         settings: &SessionSettings,
     ) -> Result<Arc<dyn MailServer>, OpenError> {
         let (client, tokens) = self.client_for(profile)?;
-        Ok(Arc::new(GraphMailbox::new(
-            client,
-            tokens,
-            &mailbox.address,
-            settings,
-            self.options.calendar,
-        )))
+        Ok(Arc::new(
+            GraphMailbox::new(
+                client,
+                tokens,
+                &mailbox.address,
+                settings,
+                self.options.calendar,
+            )
+            .with_mail_listing(super::backfill::MailListing {
+                filtered_delta_limit: self.options.filtered_delta_limit,
+                page_size: self.options.page_size,
+            }),
+        ))
     }
 
     fn fresh(&self) -> Arc<dyn Connector> {

@@ -3,7 +3,9 @@
 //! [`ServerError`] with its stable `graph.*` code.
 //!
 //! - Changes: message delta per mail folder (lean: id, received date, read flag, change key;
-//!   the Process-From date as `$filter=receivedDateTime ge …` on a round's first call),
+//!   the Process-From date as `$filter=receivedDateTime ge …` on a round's first call; a
+//!   filtered first round that reaches Graph's 5,000 cap is completed by a listing,
+//!   [`super::backfill`]),
 //!   calendarView delta over the configured window, contact delta of the default folder,
 //!   To Do task delta of the default list. The sync state is the link Graph gave (a
 //!   `nextLink` inside a round, the `deltaLink` after it); an expired one is
@@ -19,6 +21,7 @@
 //!   are created with a `transactionId` derived from the fields, so a retried POST after a
 //!   lost answer does not create a second event.
 
+use super::backfill::{MailFolderChanges, MailListing};
 use super::tokens::AppTokens;
 use crate::domain::scope::MeetingRole;
 use crate::store::activities::{ActFields, ActKind, AppointmentFields, ContactFields, TaskFields};
@@ -36,9 +39,8 @@ use exsync_graph::model::{
     ItemBody, Location, Message, Recipient, TaskStatus, TodoTask, WellknownListName,
 };
 use exsync_graph::{
-    CalendarWindow, Correlation, ErrorKind, GraphClient, GraphError, GraphFailure,
-    MessageDeltaQuery, MessageSelect, Target, TokenError, DEFAULT_CONTACT_FOLDER,
-    MAILBOX_CONCURRENCY,
+    CalendarWindow, Correlation, ErrorKind, GraphClient, GraphError, GraphFailure, MessageSelect,
+    Target, TokenError, DEFAULT_CONTACT_FOLDER, MAILBOX_CONCURRENCY,
 };
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
@@ -86,6 +88,8 @@ pub struct GraphMailbox {
     task_list: Mutex<Option<String>>,
     /// The last request of this session that failed (its correlation ids).
     failed: Mutex<Option<Correlation>>,
+    /// How a capped filtered delta round of a mail folder is completed.
+    mail_listing: MailListing,
 }
 
 impl GraphMailbox {
@@ -108,7 +112,14 @@ impl GraphMailbox {
             calendar,
             task_list: Mutex::new(None),
             failed: Mutex::new(None),
+            mail_listing: MailListing::default(),
         }
+    }
+
+    /// The same session with `listing` for capped filtered delta rounds of mail folders.
+    pub fn with_mail_listing(mut self, listing: MailListing) -> Self {
+        self.mail_listing = listing;
+        self
     }
 
     /// A Graph failure in the port's terms, its request remembered for the stored error.
@@ -162,18 +173,16 @@ impl GraphMailbox {
         let client = &self.client;
         match folder {
             Folder::Inbox | Folder::SentItems | Folder::JunkEmail | Folder::Drafts => {
-                let page = match &state {
-                    Some(link) => client.message_delta_next(target, link, None).await,
-                    None => {
-                        let query = MessageDeltaQuery {
-                            select: lean_message_select(),
-                            received_since: hint.received_after,
-                        };
-                        client.message_delta(target, folder.as_str(), &query).await
-                    }
-                }
-                .map_err(|e| self.fail(e))?;
-                Ok(message_changes(page))
+                // Delta, and a listing where a filtered round stopped at Graph's cap.
+                let mail = MailFolderChanges {
+                    client,
+                    target,
+                    folder: folder.as_str(),
+                    listing: self.mail_listing,
+                };
+                mail.next_page(state, hint.received_after)
+                    .await
+                    .map_err(|e| self.fail(e))
             }
             Folder::Calendar => {
                 let page = match &state {
@@ -680,7 +689,7 @@ pub fn server_error(error: &GraphError, refused_setting: Option<&str>) -> Server
 }
 
 /// The delta `$select` of a mail folder: what decides whether to fetch, nothing more.
-fn lean_message_select() -> MessageSelect {
+pub(super) fn lean_message_select() -> MessageSelect {
     MessageSelect {
         properties: ["receivedDateTime", "isRead", "changeKey"]
             .iter()
@@ -700,7 +709,7 @@ fn full_message_select() -> MessageSelect {
 
 /// The version token of an Outlook item: its ETag (`W/"<changeKey>"`), or one built from the
 /// change key when the answer carried only that.
-fn version(etag: &Option<String>, change_key: &Option<String>) -> Option<String> {
+pub(super) fn version(etag: &Option<String>, change_key: &Option<String>) -> Option<String> {
     etag.clone()
         .or_else(|| change_key.as_ref().map(|k| format!("W/\"{k}\"")))
 }
@@ -722,7 +731,7 @@ fn next_of<T>(page: &DeltaPage<T>) -> (String, bool) {
 
 /// A message delta page as changes: every change is fetched (Graph does not say whether an
 /// entry is new), and a read flag is passed on for stored copies.
-fn message_changes(page: DeltaPage<Message>) -> ChangePage {
+pub(super) fn message_changes(page: DeltaPage<Message>) -> ChangePage {
     let (sync_state, last) = next_of(&page);
     let mut changes = Vec::new();
     for entry in page.entries {

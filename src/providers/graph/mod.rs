@@ -2,6 +2,7 @@
 //! `exsync-graph`, for profiles with `protocol = "graph"`. Every Graph type stops here;
 //! `sync` sees domain words only.
 
+pub mod backfill;
 pub mod connector;
 pub mod mailbox;
 pub mod tokens;

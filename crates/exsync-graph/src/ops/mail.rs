@@ -79,7 +79,7 @@ impl Default for MessageSelect {
 }
 
 impl MessageSelect {
-    fn query(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn query(&self) -> Vec<(&'static str, String)> {
         let mut pairs = Vec::new();
         if !self.properties.is_empty() {
             pairs.push(("$select", self.properties.join(",")));
@@ -90,7 +90,7 @@ impl MessageSelect {
         pairs
     }
 
-    fn preferences(&self) -> Option<String> {
+    pub(crate) fn preferences(&self) -> Option<String> {
         self.body_type.map(|t| {
             let name = match t {
                 BodyType::Text => "text",

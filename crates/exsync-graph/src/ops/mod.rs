@@ -7,6 +7,7 @@ mod calendar;
 mod contacts;
 mod ids;
 mod mail;
+mod mail_list;
 mod subscriptions;
 mod todo;
 
@@ -16,3 +17,4 @@ pub use ids::MAX_IDS_PER_TRANSLATION;
 pub use mail::{
     outgoing_marker, MessageDeltaQuery, MessageSelect, OutgoingCopies, OUTGOING_ID_PROPERTY,
 };
+pub use mail_list::MessageListQuery;

@@ -178,6 +178,22 @@ pub(crate) fn list(g: &GraphState, ctx: &Ctx, folder: Option<&str>) -> OpResult 
         Some(raw) => query::parse_filter(raw)?,
         None => Vec::new(),
     };
+    // Graph orders a filtered listing only by properties that open the filter, in its order
+    // (user-list-messages, "Using filter and orderby in the same query"): anything else is
+    // refused as InefficientFilter.
+    if let (Some(order), Some(first)) = (ctx.query.get("$orderby"), clauses.first()) {
+        let ordered_by_received = order
+            .split_whitespace()
+            .next()
+            .is_some_and(|p| p.eq_ignore_ascii_case("receivedDateTime"));
+        if ordered_by_received && !matches!(first, Clause::Received(..)) {
+            return Err(GraphErr::new(
+                http::StatusCode::BAD_REQUEST,
+                "InefficientFilter",
+                "The restriction or sort order is too complex for this operation.",
+            ));
+        }
+    }
     let ascending = match ctx.query.get("$orderby").map(str::trim) {
         None => false,
         Some(o) if o.eq_ignore_ascii_case("receivedDateTime desc") => false,

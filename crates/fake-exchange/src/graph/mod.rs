@@ -56,6 +56,19 @@ pub enum GraphFault {
     Unauthorized,
 }
 
+/// A one-shot answer for one operation (`GraphFaults::fail_operation`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationFault {
+    /// The operation's label as `/_fake/graph/stats` counts it (`message.list`, …).
+    pub operation: String,
+    /// Requests of that operation answered normally first.
+    #[serde(default)]
+    pub after: u32,
+    /// The answer then.
+    pub fault: GraphFault,
+}
+
 /// How an expired or unknown delta token is answered (Graph uses both, graph.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -84,6 +97,9 @@ pub struct GraphFaults {
     pub retry_after_secs: u64,
     /// One-shot answers for the next requests, in order.
     pub fail_next: Vec<GraphFault>,
+    /// One-shot answers for one operation: its request after `after` more of them gets
+    /// `fault` (a failure in the middle of a paged walk, e.g. the third `message.list`).
+    pub fail_operation: Vec<OperationFault>,
     /// How an expired delta token is answered.
     pub delta_expiry: DeltaExpiryShape,
     /// Delta tokens kept per mailbox; older ones are evicted (Graph's cache, GD-DQO) and
@@ -110,6 +126,7 @@ impl Default for GraphFaults {
             http_503_rate: 0.0,
             retry_after_secs: 1,
             fail_next: Vec::new(),
+            fail_operation: Vec::new(),
             delta_expiry: DeltaExpiryShape::default(),
             max_delta_tokens_per_mailbox: 1000,
             default_page_size: 10,

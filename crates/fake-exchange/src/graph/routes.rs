@@ -380,9 +380,23 @@ fn chance(rate: f64) -> bool {
 }
 
 /// Throttling and faults for one request that reached a mailbox: a slot, or the answer.
-fn admit(g: &Arc<GraphState>, app: &str, mailbox: &str) -> Result<Slot, GraphErr> {
+fn admit(g: &Arc<GraphState>, app: &str, mailbox: &str, operation: &str) -> Result<Slot, GraphErr> {
     let mut inner = g.lock();
     let faults = inner.faults.clone();
+    let mut aimed = None;
+    if let Some(i) = inner
+        .faults
+        .fail_operation
+        .iter()
+        .position(|f| f.operation == operation)
+    {
+        let entry = &mut inner.faults.fail_operation[i];
+        if entry.after == 0 {
+            aimed = Some(inner.faults.fail_operation.remove(i).fault);
+        } else {
+            entry.after -= 1;
+        }
+    }
     let gate_key = (key(app), key(mailbox));
     let now = Instant::now();
     let retry_after = faults.retry_after_secs;
@@ -393,8 +407,8 @@ fn admit(g: &Arc<GraphState>, app: &str, mailbox: &str) -> Result<Slot, GraphErr
             e
         }
     };
-    let one_shot = if inner.faults.fail_next.is_empty() {
-        None
+    let one_shot = if aimed.is_some() || inner.faults.fail_next.is_empty() {
+        aimed
     } else {
         Some(inner.faults.fail_next.remove(0))
     };
@@ -760,7 +774,7 @@ async fn serve(
         .operations
         .entry(op.name().to_owned())
         .or_default() += 1;
-    let _slot = admit(g, &app, &mailbox)?;
+    let _slot = admit(g, &app, &mailbox, op.name())?;
     let latency = g.faults().latency_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
