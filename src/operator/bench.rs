@@ -73,11 +73,11 @@ pub enum BenchError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
-    /// 20 mailboxes × 500 items, 2 profiles × 4 connections, no latency.
+    /// 20 mailboxes × 500 items, 2 profiles × 4 connections, 5 ms latency.
     Small,
     /// 10,000 mailboxes × 5 items, 1 profile × 100 connections, 10 ms latency.
     Wide,
-    /// 10 mailboxes × 50,000 items, 1 profile × 5 connections, no latency.
+    /// 10 mailboxes × 50,000 items, 1 profile × 5 connections, 5 ms latency (over Graph past the 5,000 cap of a filtered delta round: the rest comes by listing).
     Deep,
 }
 
@@ -838,9 +838,12 @@ async fn measure(
             failed_passes += 1;
         }
         if let Some(count) = incoming_processed(&summary) {
-            items_imported += count;
             let total = imported.entry(summary.address.clone()).or_default();
             let was_complete = *total >= n;
+            // Copies recognised as stored count (a failed pass's committed pages are replayed
+            // as already present), but no mailbox counts more than its N: over Graph a capped
+            // delta round's listing meets the round's messages again.
+            items_imported += count.min(n.saturating_sub(*total));
             *total += count;
             if !was_complete && *total >= n {
                 complete += 1;

@@ -102,6 +102,26 @@ pub(crate) fn list_page(
     type_name: &str,
     values: Vec<Value>,
 ) -> OpResult {
+    let window = page_window(g, ctx)?;
+    let total = values.len();
+    let page: Vec<Value> = values
+        .into_iter()
+        .skip(window.skip)
+        .take(window.top)
+        .collect();
+    window_page(ctx, type_name, page, window, total)
+}
+
+/// Which part of a collection one page holds (`$skip`, and `$top` or
+/// `Prefer: odata.maxpagesize` bounded by the fake's largest page).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PageWindow {
+    pub(crate) skip: usize,
+    pub(crate) top: usize,
+}
+
+/// The page a request asks for.
+pub(crate) fn page_window(g: &GraphState, ctx: &Ctx) -> Result<PageWindow, GraphErr> {
     let faults = g.faults();
     let top = query::top(&ctx.query, faults.default_page_size, faults.max_page_size)?;
     let top = ctx
@@ -110,9 +130,22 @@ pub(crate) fn list_page(
         .map(|p| usize::try_from(p.min(faults.max_page_size)).unwrap_or(usize::MAX))
         .filter(|_| ctx.query.get("$top").is_none())
         .unwrap_or(top);
-    let skip = query::skip(&ctx.query)?;
-    let total = values.len();
-    let page: Vec<Value> = values.into_iter().skip(skip).take(top).collect();
+    Ok(PageWindow {
+        skip: query::skip(&ctx.query)?,
+        top,
+    })
+}
+
+/// The answer for `page`, the part `window` of a collection of `total` values (rendered
+/// only for the page, so a long collection costs its keys, not its bodies).
+pub(crate) fn window_page(
+    ctx: &Ctx,
+    type_name: &str,
+    page: Vec<Value>,
+    window: PageWindow,
+    total: usize,
+) -> OpResult {
+    let PageWindow { skip, top } = window;
     let mut body = serde_json::Map::new();
     body.insert(
         "@odata.context".into(),

@@ -14,7 +14,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::convert::{self, View};
-use super::items::{check_if_match, list_page, locate, quota_exceeded};
+use super::items::{check_if_match, locate, quota_exceeded};
 use super::query::{self, Clause};
 use super::routes::{typed, Ctx};
 use super::wire::{to_json, GraphErr, OpResult, Reply};
@@ -209,11 +209,18 @@ pub(crate) fn list(g: &GraphState, ctx: &Ctx, folder: Option<&str>) -> OpResult 
             )))
         }
     };
+    let window = super::items::page_window(g, ctx)?;
     let inner = g.exchange.lock();
     let mailbox = inner
         .mailbox(&ctx.mailbox)
         .ok_or_else(GraphErr::item_not_found)?;
-    let mut found: Vec<(chrono::DateTime<Utc>, Value)> = Vec::new();
+    // Matched and ordered by their keys; only the page is rendered.
+    let mut found: Vec<(
+        chrono::DateTime<Utc>,
+        DistinguishedFolderName,
+        u64,
+        &Message,
+    )> = Vec::new();
     for (name, data) in &mailbox.folders {
         if folder.is_some_and(|f| f != *name) {
             continue;
@@ -228,37 +235,40 @@ pub(crate) fn list(g: &GraphState, ctx: &Ctx, folder: Option<&str>) -> OpResult 
             if !message_matches(m, &clauses) {
                 continue;
             }
-            let view = View {
-                address: &mailbox.address,
-                n: *n,
-                folder: *name,
-                immutable: ctx.prefer.immutable,
-                body_type: ctx.prefer.body_type,
-                expand: expand.as_ref(),
-            };
-            let value = query::project(
-                to_json(&convert::message(m, &view)),
-                select.as_deref(),
-                convert::MESSAGE_ON_REQUEST,
-            );
             let received = m
                 .base
                 .date_time_received
                 .or(m.base.date_time_created)
                 .unwrap_or_default();
-            found.push((received, value));
+            found.push((received, *name, *n, m));
         }
     }
-    found.sort_by_key(|(at, _)| *at);
+    found.sort_by_key(|(at, _, _, _)| *at);
     if !ascending {
         found.reverse();
     }
-    list_page(
-        g,
-        ctx,
-        "message",
-        found.into_iter().map(|(_, v)| v).collect(),
-    )
+    let total = found.len();
+    let page = found
+        .into_iter()
+        .skip(window.skip)
+        .take(window.top)
+        .map(|(_, name, n, m)| {
+            let view = View {
+                address: &mailbox.address,
+                n,
+                folder: name,
+                immutable: ctx.prefer.immutable,
+                body_type: ctx.prefer.body_type,
+                expand: expand.as_ref(),
+            };
+            query::project(
+                to_json(&convert::message(m, &view)),
+                select.as_deref(),
+                convert::MESSAGE_ON_REQUEST,
+            )
+        })
+        .collect();
+    super::items::window_page(ctx, "message", page, window, total)
 }
 
 /// The message view of item `n` (the default projection, or `$select`).
