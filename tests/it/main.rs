@@ -15,6 +15,7 @@ mod fake_graph_rules;
 mod fake_meeting_rules;
 mod fake_streaming_rules;
 mod fake_wire_rules;
+mod graph_notify_rules;
 mod graph_rules;
 mod operate_rules;
 mod package_rules;

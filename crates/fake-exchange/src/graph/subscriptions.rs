@@ -291,7 +291,13 @@ fn not_found(id: &str) -> GraphErr {
 }
 
 fn format_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.7fZ").to_string()
+    // Graph writes seven fractional digits (100 ns ticks).
+    use chrono::Timelike;
+    format!(
+        "{}.{:07}Z",
+        at.format("%Y-%m-%dT%H:%M:%S"),
+        at.nanosecond() % 1_000_000_000 / 100
+    )
 }
 
 /// A subscription as Graph answers it.
@@ -1020,6 +1026,14 @@ mod tests {
         assert!(check_expiration(&beyond, now).is_err());
         let past = format_time(now - chrono::Duration::minutes(1));
         assert!(check_expiration(&past, now).is_err());
+    }
+
+    #[test]
+    fn times_are_written_with_seven_fractional_digits() {
+        let at = DateTime::parse_from_rfc3339("2026-12-09T10:11:12.123456789Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(format_time(at), "2026-12-09T10:11:12.1234567Z");
     }
 
     #[test]
