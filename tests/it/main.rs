@@ -12,6 +12,7 @@ mod failure_rules;
 mod fake_answers_rules;
 mod fake_exchange_rules;
 mod fake_graph_rules;
+mod fake_graph_subscription_rules;
 mod fake_meeting_rules;
 mod fake_streaming_rules;
 mod fake_wire_rules;
