@@ -980,6 +980,56 @@ mod tests {
     }
 
     #[test]
+    fn graph_notifications_need_a_public_url_and_the_http_server() {
+        let mut s = Settings::default();
+        s.graph_notifications.enabled = true;
+        let error = s.validate().unwrap_err().to_string();
+        assert!(error.contains("graph_notifications.public_url"), "{error}");
+        s.graph_notifications.public_url = Some("https://exsync.contoso.test".into());
+        let error = s.validate().unwrap_err().to_string();
+        assert!(error.contains("server.listen"), "{error}");
+        s.server.listen = Some("127.0.0.1:9090".parse().unwrap());
+        assert!(s.validate().is_ok());
+        s.graph_notifications.public_url = Some("exsync.contoso.test/x?y".into());
+        assert!(s.validate().is_err(), "not an absolute URL");
+        s.graph_notifications.public_url = Some("https://exsync.contoso.test".into());
+        s.graph_notifications.lifetime = Duration::from_secs(4231 * 60);
+        let error = s.validate().unwrap_err().to_string();
+        assert!(error.contains("graph_notifications.lifetime"), "{error}");
+        s.graph_notifications.lifetime = Duration::from_secs(3600);
+        s.graph_notifications.renew_before = Duration::from_secs(3600);
+        let error = s.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("graph_notifications.renew_before"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn graph_notification_keys_have_environment_overrides() {
+        let env = [
+            ("EXSYNC__SERVER__LISTEN", "127.0.0.1:9090"),
+            ("EXSYNC__GRAPH_NOTIFICATIONS__ENABLED", "true"),
+            (
+                "EXSYNC__GRAPH_NOTIFICATIONS__PUBLIC_URL",
+                "https://exsync.contoso.test/sync",
+            ),
+            ("EXSYNC__GRAPH_NOTIFICATIONS__LIFETIME", "48h"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let s = Settings::load_with_env(None, env).unwrap();
+        assert!(s.graph_notifications.enabled);
+        assert_eq!(
+            s.graph_notifications.public_url.as_deref(),
+            Some("https://exsync.contoso.test/sync")
+        );
+        assert_eq!(
+            s.graph_notifications.lifetime,
+            Duration::from_secs(48 * 3600)
+        );
+    }
+
+    #[test]
     fn redacted_url_hides_only_the_password() {
         let shown = redact_url("postgres://app:hunter2@db.example:5432/exsync");
         assert!(!shown.contains("hunter2"));

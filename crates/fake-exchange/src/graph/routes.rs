@@ -766,19 +766,8 @@ async fn serve(
     let refused_early = |g: &GraphState| g.lock().stats.refused_before_mailbox += 1;
     let segs = segments(uri.path().trim_start_matches("/v1.0"));
     if segs.first().map(String::as_str) == Some("subscriptions") {
-        let prefer = Prefer::parse(headers);
         let base = link_base(g, headers);
-        return subscriptions::serve(
-            g,
-            method,
-            &segs,
-            headers,
-            body,
-            &base,
-            prefer.immutable,
-            entry,
-        )
-        .await;
+        return subscriptions::serve(g, method, &segs, headers, body, &base, entry).await;
     }
     let (user, op) = match route(method, &segs) {
         Ok(found) => found,

@@ -506,9 +506,10 @@ pub(crate) async fn serve(
     headers: &HeaderMap,
     body: Bytes,
     base: &str,
-    immutable: bool,
     entry: &mut GraphLogEntry,
 ) -> OpResult {
+    // Created with `Prefer: IdType="ImmutableId"`, its notifications carry immutable ids.
+    let immutable = super::query::Prefer::parse(headers).immutable;
     let operation = match (method.as_str(), segs.len()) {
         ("POST", 1) => "subscription.create",
         ("GET", 1) => "subscription.list",
