@@ -35,26 +35,36 @@ pub async fn describe(
              until a change is seen)"
                 .to_owned(),
         )
-    } else if let Some(inbox) = active.iter().find(|r| r.resource_kind == "inbox") {
+    } else if let Some(first) = active.first() {
         let watched: Vec<&str> = active.iter().map(|r| name(&r.resource_kind)).collect();
+        let pending: Vec<&str> = rows
+            .iter()
+            .filter(|r| !active.iter().any(|a| a.resource_kind == r.resource_kind))
+            .map(|r| name(&r.resource_kind))
+            .collect();
+        let polled = if pending.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; its {} is polled until its subscription is made",
+                pending.join(" and ")
+            )
+        };
         (
             "notified",
             format!(
                 "notified: Graph change notifications for its {} (subscription until {}); a \
                  notification makes the mailbox due at once (Graph documents under a minute on \
                  average for new mail), and delta polling continues at the profile's interval as \
-                 the backstop",
+                 the backstop{polled}",
                 watched.join(" and "),
-                inbox
+                first
                     .expires_at
                     .map(|at| at.to_rfc3339())
                     .unwrap_or_default()
             ),
         )
-    } else if let Some(failed) = rows
-        .iter()
-        .find(|r| r.state == "failed" || r.reason.is_some() && r.state != "active")
-    {
+    } else if let Some(failed) = rows.iter().find(|r| r.state == "failed") {
         (
             "polling",
             format!(

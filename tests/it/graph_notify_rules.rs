@@ -521,3 +521,37 @@ async fn a_failed_handshake_leaves_no_subscription_raises_the_alert_and_polling_
     .await;
     instance.stop().await;
 }
+
+#[sqlx::test]
+async fn two_instances_keep_one_subscription_per_mailbox_and_renew_it_one_at_a_time(pool: PgPool) {
+    let ports = [free_port(), free_port()];
+    let settings = |port: u16| {
+        let mut s = notify_settings(port, &format!("http://127.0.0.1:{port}"));
+        s.graph_notifications.lifetime = Duration::from_secs(120);
+        s.graph_notifications.renew_before = Duration::from_secs(115);
+        s.scheduler.instance_id = Some(format!("instance-{port}"));
+        s
+    };
+    let world = graph_world(pool, settings(ports[0])).await;
+    let first = Instance::start(&world, settings(ports[0]));
+    let second = Instance::start(&world, settings(ports[1]));
+    let id = subscribed_after_first_pass(&world).await;
+    wait_for("several renewals went by", || async {
+        subscriptions(&world)
+            .await
+            .first()
+            .is_some_and(|s| s["counters"]["renewals"].as_u64().unwrap_or(0) >= 2)
+    })
+    .await;
+    let subs = subscriptions(&world).await;
+    assert_eq!(subs.len(), 1, "never a second subscription: {subs:?}");
+    assert_eq!(subs[0]["id"], id.as_str(), "renewed, never recreated");
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM graph_subscriptions")
+            .await,
+        1
+    );
+    first.stop().await;
+    second.stop().await;
+}
