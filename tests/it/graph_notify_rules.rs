@@ -555,3 +555,63 @@ async fn two_instances_keep_one_subscription_per_mailbox_and_renew_it_one_at_a_t
     first.stop().await;
     second.stop().await;
 }
+
+#[sqlx::test]
+async fn the_calendar_is_subscribed_when_appointments_sync_and_a_mailbox_leaving_sync_is_unsubscribed(
+    pool: PgPool,
+) {
+    let port = free_port();
+    let settings = notify_settings(port, &format!("http://127.0.0.1:{port}"));
+    let world = graph_world(pool, settings.clone()).await;
+    let graph = world.fake.graph_url().expect("graph served");
+    let with_act = GRAPH_ORG
+        .replace("{graph}", &graph)
+        .replace("act = \"none\"", "act = \"server_side_sync\"");
+    world.apply(&with_act).await;
+    let instance = Instance::start(&world, settings);
+    wait_for("Inbox and calendar subscriptions are active", || async {
+        world
+            .count("SELECT count(*) FROM graph_subscriptions WHERE state = 'active'")
+            .await
+            == 2
+    })
+    .await;
+    let mut resources: Vec<String> = subscriptions(&world)
+        .await
+        .iter()
+        .map(|s| s["resource"].as_str().unwrap_or("").to_owned())
+        .collect();
+    resources.sort();
+    assert_eq!(
+        resources,
+        [
+            "users/alice@contoso.test/events",
+            "users/alice@contoso.test/mailFolders('inbox')/messages"
+        ]
+    );
+    let explained = explain(&world).await;
+    assert!(
+        explained.why.contains("Inbox and calendar"),
+        "{}",
+        explained.why
+    );
+
+    world
+        .apply(&with_act.replace("approval = \"approved\"", "approval = \"rejected\""))
+        .await;
+    wait_for(
+        "both subscriptions are deleted at Graph and forgotten",
+        || async {
+            subscriptions(&world).await.is_empty()
+                && world
+                    .count("SELECT count(*) FROM graph_subscriptions")
+                    .await
+                    == 0
+        },
+    )
+    .await;
+    let stats = world.fake_get("/_fake/graph/stats").await;
+    assert_eq!(stats["operations"]["subscription.delete"], 2, "{stats}");
+    assert_eq!(explain(&world).await.mode, "polling");
+    instance.stop().await;
+}
