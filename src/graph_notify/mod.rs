@@ -136,10 +136,14 @@ impl GraphNotifyService {
             wake.clone(),
             shutdown.clone(),
         ));
-        tracing::info!(
-            public_url = self.settings.public_url.as_deref().unwrap_or(""),
-            "Graph change notifications service started"
-        );
+        let public_url = self.settings.public_url.as_deref().unwrap_or("");
+        tracing::info!(public_url, "Graph change notifications service started");
+        if public_url.starts_with("http://") {
+            tracing::warn!(
+                public_url,
+                "graph_notifications.public_url is not HTTPS: Microsoft Graph refuses such                  endpoints (only a test fake accepts them)"
+            );
+        }
         loop {
             if let Err(e) = self.round().await {
                 tracing::warn!(error = %e, "Graph notifications round failed; retrying");
