@@ -372,6 +372,7 @@ impl FakeExchange {
         let scheme = if config.tls { "https" } else { "http" };
         if let Some(g) = &graph {
             g.set_base_url(format!("{scheme}://{}/v1.0", running.addr));
+            graph::start_delivery(g, shutdown.clone());
         }
         state.lock().token_url = Some(format!("{scheme}://{}/_fake/oauth2/token", running.addr));
         Ok(FakeExchange {
