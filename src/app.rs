@@ -48,6 +48,8 @@ pub struct App {
     clients: Arc<ClientCache>,
     readiness: Arc<Readiness>,
     events: Option<mpsc::UnboundedSender<PassSummary>>,
+    /// The Graph clients (shared with the engine); Graph subscriptions are made through them.
+    graph: Arc<GraphConnector>,
 }
 
 impl App {
@@ -84,7 +86,8 @@ impl App {
             options,
             settings.scheduler.outage_retry_interval,
         ));
-        let providers = Arc::new(Providers::new(ews.clone(), Arc::new(graph)));
+        let graph = Arc::new(graph);
+        let providers = Arc::new(Providers::new(ews.clone(), graph.clone()));
         let engine = Arc::new(SyncEngine::new(
             store.clone(),
             Arc::new(cipher),
@@ -99,6 +102,7 @@ impl App {
             clients: ews,
             readiness: Arc::new(Readiness::default()),
             events: None,
+            graph,
         })
     }
 
@@ -126,12 +130,24 @@ impl App {
     /// Run the scheduler (and the health server when `server.listen` is set) until
     /// `shutdown`; in-flight passes drain within `scheduler.shutdown_deadline`.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let notify = &self.settings.graph_notifications;
+        let queue = notify
+            .enabled
+            .then(crate::graph_notify::NotificationQueue::new);
+        let extra = match &queue {
+            Some(queue) => crate::graph_notify::endpoint::router(
+                queue.sender.clone(),
+                usize::try_from(notify.max_body_bytes).unwrap_or(usize::MAX),
+            ),
+            None => axum::Router::new(),
+        };
         let health = match self.settings.server.listen {
             Some(addr) => {
-                let (bound, handle) = health::serve(
+                let (bound, handle) = health::serve_with(
                     addr,
                     self.store.clone(),
                     self.readiness.clone(),
+                    extra,
                     shutdown.clone(),
                 )
                 .await?;
@@ -154,9 +170,24 @@ impl App {
             )
             .run(shutdown.clone()),
         );
+        let graph_notify = match queue {
+            Some(queue) if health.is_some() => Some(tokio::spawn(
+                crate::graph_notify::GraphNotifyService::new(
+                    self.engine.clone(),
+                    self.graph.clone(),
+                    self.settings.graph_notifications.clone(),
+                    self.instance_id(),
+                )
+                .run(queue, shutdown.clone()),
+            )),
+            _ => None,
+        };
         let result = scheduler.run(shutdown.clone()).await;
         shutdown.cancel();
         let _ = streaming.await;
+        if let Some(task) = graph_notify {
+            let _ = task.await;
+        }
         self.readiness.set_scheduler_running(false);
         shutdown.cancel();
         if let Some(handle) = health {

@@ -214,11 +214,82 @@ pub enum Command {
         /// Serve HTTPS with a self-signed certificate generated at start.
         #[arg(long)]
         tls: bool,
+        /// Serve HTTPS with a certificate issued by a private CA made at start (as on-premises
+        /// Exchange usually is); exsync must then trust that CA (`http.ca_file`).
+        #[arg(long)]
+        private_ca: bool,
+        /// The signature on the certificate (the CA's, or the self-signed certificate's).
+        #[arg(long, value_enum, default_value = "ecdsa-sha256")]
+        signature: CertificateSignatureArg,
+        /// An RSA private key (PKCS#8 PEM) for the rsa-* signatures.
+        #[arg(long, value_name = "FILE")]
+        rsa_key: Option<PathBuf>,
+        /// Write the certificate a client must trust (the private CA's, or the self-signed
+        /// one) to FILE, for `http.ca_file`.
+        #[arg(long, value_name = "FILE")]
+        ca_out: Option<PathBuf>,
+        /// Whether NTLM over TLS must carry the certificate's channel binding (IIS Extended
+        /// Protection).
+        #[arg(long, value_enum, default_value = "require")]
+        extended_protection: ExtendedProtectionArg,
         /// Also serve Microsoft Graph at /v1.0 over the same mailboxes (control API under
         /// /_fake/graph/).
         #[arg(long)]
         graph: bool,
     },
+}
+
+/// `--signature` of `exsync fake-exchange`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CertificateSignatureArg {
+    /// ECDSA P-256 with SHA-256.
+    EcdsaSha256,
+    /// ECDSA P-384 with SHA-384.
+    EcdsaSha384,
+    /// Ed25519.
+    Ed25519,
+    /// RSA with SHA-256 (needs `--rsa-key`).
+    RsaSha256,
+    /// RSA with SHA-384 (needs `--rsa-key`).
+    RsaSha384,
+    /// RSA with SHA-512 (needs `--rsa-key`).
+    RsaSha512,
+}
+
+impl From<CertificateSignatureArg> for fake_exchange::CertificateSignature {
+    fn from(arg: CertificateSignatureArg) -> Self {
+        use fake_exchange::CertificateSignature as S;
+        match arg {
+            CertificateSignatureArg::EcdsaSha256 => S::EcdsaSha256,
+            CertificateSignatureArg::EcdsaSha384 => S::EcdsaSha384,
+            CertificateSignatureArg::Ed25519 => S::Ed25519,
+            CertificateSignatureArg::RsaSha256 => S::RsaSha256,
+            CertificateSignatureArg::RsaSha384 => S::RsaSha384,
+            CertificateSignatureArg::RsaSha512 => S::RsaSha512,
+        }
+    }
+}
+
+/// `--extended-protection` of `exsync fake-exchange`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExtendedProtectionArg {
+    /// No channel-binding check.
+    Off,
+    /// A binding sent must be right; none is accepted.
+    Allow,
+    /// The right binding is required.
+    Require,
+}
+
+impl From<ExtendedProtectionArg> for fake_exchange::ExtendedProtection {
+    fn from(arg: ExtendedProtectionArg) -> Self {
+        use fake_exchange::ExtendedProtection as E;
+        match arg {
+            ExtendedProtectionArg::Off => E::Off,
+            ExtendedProtectionArg::Allow => E::Allow,
+            ExtendedProtectionArg::Require => E::Require,
+        }
+    }
 }
 
 /// Bad input: exit status 2.
@@ -542,15 +613,40 @@ pub async fn run(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             listen,
             seed,
             tls,
+            private_ca,
+            signature,
+            rsa_key,
+            ca_out,
+            extended_protection,
             graph,
-        } => fake_exchange::run_standalone(listen, seed, tls, graph)
+        } => {
+            let rsa_key_pem = match rsa_key {
+                Some(path) => Some(std::fs::read_to_string(&path).map_err(|e| {
+                    BadInput(format!("cannot read --rsa-key {}: {e}", path.display()))
+                })?),
+                None => None,
+            };
+            fake_exchange::run_standalone(fake_exchange::StandaloneOptions {
+                listen: Some(listen),
+                seed,
+                tls,
+                tls_certificate: fake_exchange::FakeTls {
+                    signature: signature.into(),
+                    private_ca,
+                    rsa_key_pem,
+                },
+                extended_protection: extended_protection.into(),
+                trust_out: ca_out,
+                graph,
+            })
             .await
             .map_err(|e| match e {
-                fake_exchange::FakeError::Seed { .. } => {
+                fake_exchange::FakeError::Seed { .. } | fake_exchange::FakeError::Tls(_) => {
                     anyhow::Error::new(BadInput(e.to_string()))
                 }
                 other => other.into(),
-            })?,
+            })?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

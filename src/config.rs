@@ -63,6 +63,58 @@ pub struct Settings {
     pub server: ServerSettings,
     /// EWS streaming notifications (changes pushed by Exchange instead of polling).
     pub streaming: StreamingSettings,
+    /// Microsoft Graph change notifications (Graph profiles; needs a public HTTPS endpoint).
+    pub graph_notifications: GraphNotificationSettings,
+}
+
+/// `[graph_notifications]`: Microsoft Graph change notifications for Graph profiles. Graph
+/// POSTs to `public_url` + `/graph/notifications` (and `/graph/lifecycle`), which the
+/// operator's reverse proxy forwards to `[server] listen`; a notification makes the mailbox
+/// due at once, delta stays the source of truth and polling continues at the usual interval.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphNotificationSettings {
+    /// Subscribe Graph mailboxes to change notifications (off by default).
+    pub enabled: bool,
+    /// The public HTTPS base URL that reaches exsync's HTTP server (required when enabled),
+    /// e.g. `https://exsync.contoso.com` or `https://gw.contoso.com/exsync`.
+    pub public_url: Option<String>,
+    /// How far ahead each subscription's expiry is set (at most 4,230 minutes, Graph's
+    /// maximum for messages and events).
+    #[serde(with = "duration_text")]
+    pub lifetime: Duration,
+    /// A subscription is renewed this long before it expires.
+    #[serde(with = "duration_text")]
+    pub renew_before: Duration,
+    /// How often subscriptions are planned, created and renewed.
+    #[serde(with = "duration_text")]
+    pub plan_interval: Duration,
+    /// First delay before a failed subscription is tried again (doubles up to `retry_max`).
+    #[serde(with = "duration_text")]
+    pub retry_initial: Duration,
+    /// Longest delay before a failed subscription is tried again.
+    #[serde(with = "duration_text")]
+    pub retry_max: Duration,
+    /// Larger notification bodies are refused (413).
+    pub max_body_bytes: u64,
+}
+
+/// Graph's maximum lifetime of a message, event or contact subscription (GD-LIFE-TBL).
+pub const GRAPH_MAX_SUBSCRIPTION_MINUTES: u64 = 4230;
+
+impl Default for GraphNotificationSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            public_url: None,
+            lifetime: Duration::from_secs(4200 * 60),
+            renew_before: Duration::from_secs(12 * 3600),
+            plan_interval: Duration::from_secs(30),
+            retry_initial: Duration::from_secs(60),
+            retry_max: Duration::from_secs(3600),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
 }
 
 /// `[streaming]`: EWS streaming notifications. A notification makes a mailbox's workloads due
@@ -563,6 +615,7 @@ impl Settings {
             10,
             7 * 86_400_000,
         )?;
+        self.validate_graph_notifications()?;
         let y = &self.sync;
         let category = y.tracking_category.trim();
         if category.is_empty() || category.chars().count() > 255 || category.contains(',') {
@@ -630,6 +683,79 @@ impl Settings {
                     "security.credential_key_env",
                     format!("{name:?}"),
                     "must be an environment variable name (letters, digits, _)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_graph_notifications(&self) -> Result<(), ConfigError> {
+        let n = &self.graph_notifications;
+        duration_in_range(
+            "graph_notifications.lifetime",
+            n.lifetime,
+            60,
+            GRAPH_MAX_SUBSCRIPTION_MINUTES * 60,
+        )?;
+        if n.renew_before >= n.lifetime || n.renew_before.is_zero() {
+            return Err(out_of_range(
+                "graph_notifications.renew_before",
+                duration_text::format(n.renew_before),
+                "must be more than 0 and less than graph_notifications.lifetime",
+            ));
+        }
+        millis_in_range(
+            "graph_notifications.plan_interval",
+            n.plan_interval,
+            10,
+            3_600_000,
+        )?;
+        millis_in_range(
+            "graph_notifications.retry_initial",
+            n.retry_initial,
+            10,
+            86_400_000,
+        )?;
+        millis_in_range(
+            "graph_notifications.retry_max",
+            n.retry_max,
+            10,
+            7 * 86_400_000,
+        )?;
+        in_range(
+            "graph_notifications.max_body_bytes",
+            n.max_body_bytes,
+            16 * 1024,
+            64 * 1024 * 1024,
+        )?;
+        if let Some(raw) = &n.public_url {
+            let usable = url::Url::parse(raw).ok().filter(|u| {
+                matches!(u.scheme(), "https" | "http")
+                    && u.host_str().is_some()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            });
+            if usable.is_none() {
+                return Err(out_of_range(
+                    "graph_notifications.public_url",
+                    format!("{raw:?}"),
+                    "must be an absolute https URL without query (the public base that reaches exsync's HTTP server)",
+                ));
+            }
+        }
+        if n.enabled {
+            if n.public_url.is_none() {
+                return Err(out_of_range(
+                    "graph_notifications.public_url",
+                    "(unset)".to_owned(),
+                    "is required when graph_notifications.enabled = true (Microsoft Graph must reach exsync over public HTTPS)",
+                ));
+            }
+            if self.server.listen.is_none() {
+                return Err(out_of_range(
+                    "server.listen",
+                    "(unset)".to_owned(),
+                    "is required when graph_notifications.enabled = true (notifications arrive at exsync's HTTP server)",
                 ));
             }
         }
@@ -862,6 +988,56 @@ mod tests {
     fn durations_format_to_their_shortest_exact_spelling() {
         assert_eq!(duration_text::format(Duration::from_secs(300)), "5m");
         assert_eq!(duration_text::format(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn graph_notifications_need_a_public_url_and_the_http_server() {
+        let mut s = Settings::default();
+        s.graph_notifications.enabled = true;
+        let error = s.validate().unwrap_err().to_string();
+        assert!(error.contains("graph_notifications.public_url"), "{error}");
+        s.graph_notifications.public_url = Some("https://exsync.contoso.test".into());
+        let error = s.validate().unwrap_err().to_string();
+        assert!(error.contains("server.listen"), "{error}");
+        s.server.listen = Some("127.0.0.1:9090".parse().unwrap());
+        assert!(s.validate().is_ok());
+        s.graph_notifications.public_url = Some("exsync.contoso.test/x?y".into());
+        assert!(s.validate().is_err(), "not an absolute URL");
+        s.graph_notifications.public_url = Some("https://exsync.contoso.test".into());
+        s.graph_notifications.lifetime = Duration::from_secs(4231 * 60);
+        let error = s.validate().unwrap_err().to_string();
+        assert!(error.contains("graph_notifications.lifetime"), "{error}");
+        s.graph_notifications.lifetime = Duration::from_secs(3600);
+        s.graph_notifications.renew_before = Duration::from_secs(3600);
+        let error = s.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("graph_notifications.renew_before"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn graph_notification_keys_have_environment_overrides() {
+        let env = [
+            ("EXSYNC__SERVER__LISTEN", "127.0.0.1:9090"),
+            ("EXSYNC__GRAPH_NOTIFICATIONS__ENABLED", "true"),
+            (
+                "EXSYNC__GRAPH_NOTIFICATIONS__PUBLIC_URL",
+                "https://exsync.contoso.test/sync",
+            ),
+            ("EXSYNC__GRAPH_NOTIFICATIONS__LIFETIME", "48h"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let s = Settings::load_with_env(None, env).unwrap();
+        assert!(s.graph_notifications.enabled);
+        assert_eq!(
+            s.graph_notifications.public_url.as_deref(),
+            Some("https://exsync.contoso.test/sync")
+        );
+        assert_eq!(
+            s.graph_notifications.lifetime,
+            Duration::from_secs(48 * 3600)
+        );
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! `/healthz`, `/readyz` and `/metrics` over HTTP, for orchestrators and Prometheus.
+//! `/healthz`, `/readyz` and `/metrics` over HTTP, for orchestrators and Prometheus (and, when
+//! `[graph_notifications]` is on, Graph's notification endpoints beside them, see
+//! `graph_notify::endpoint`).
 //!
 //! `/healthz` answers while the process is alive; `/readyz` only while the database answers
 //! and the scheduler loop runs; `/metrics` is the Prometheus text exposition. Must not expose
@@ -102,6 +104,17 @@ pub async fn serve(
     readiness: Arc<Readiness>,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HealthError> {
+    serve_with(addr, store, readiness, Router::new(), shutdown).await
+}
+
+/// [`serve`] with more routes beside health and metrics (the Graph notification endpoints).
+pub async fn serve_with(
+    addr: SocketAddr,
+    store: Store,
+    readiness: Arc<Readiness>,
+    extra: Router,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), HealthError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| HealthError::Bind {
@@ -112,7 +125,7 @@ pub async fn serve(
         addr,
         reason: e.to_string(),
     })?;
-    let app = router(store, readiness);
+    let app = router(store, readiness).merge(extra);
     let handle = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })

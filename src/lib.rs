@@ -36,6 +36,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod domain;
+pub mod graph_notify;
 pub mod health;
 pub mod metrics;
 pub mod operator;

@@ -14,8 +14,10 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
 
+mod graph_notify;
 mod streaming;
 
+pub use graph_notify::GraphNotifyMetrics;
 pub use streaming::StreamingMetrics;
 
 /// Label pairs of one time series.
@@ -54,6 +56,8 @@ pub struct Metrics {
     pub scheduler_running: Gauge,
     /// Streaming notifications.
     pub streaming: StreamingMetrics,
+    /// Microsoft Graph change notifications.
+    pub graph_notify: GraphNotifyMetrics,
 }
 
 impl Metrics {
@@ -123,9 +127,11 @@ impl Metrics {
             scheduler_running.clone(),
         );
         let streaming = StreamingMetrics::register(&mut registry);
+        let graph_notify = GraphNotifyMetrics::register(&mut registry);
         Self {
             registry,
             streaming,
+            graph_notify,
             passes,
             items,
             profile_items,

@@ -553,6 +553,39 @@ fn entry_label(kind: &str, index: usize, key: Option<&str>) -> String {
     }
 }
 
+/// Decode the `[[kind]]` entries of an apply file, each with its label; an entry that does not
+/// decode, or whose key (`key_field`, compared as `normalise` makes it) repeats an earlier
+/// one, is a problem and left out.
+fn decode_unique<T: for<'de> Deserialize<'de>>(
+    values: Vec<toml::Value>,
+    (kind, key_field): (&str, &str),
+    normalise: impl Fn(&T) -> String,
+    problems: &mut Vec<EntryProblem>,
+) -> Vec<(T, String)> {
+    let mut seen = BTreeSet::new();
+    let mut entries = Vec::new();
+    for (index, value) in values.into_iter().enumerate() {
+        let key = value
+            .get(key_field)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let label = entry_label(kind, index, key.as_deref());
+        let Some(entry) = decode_entry::<T>(value, &label, problems) else {
+            continue;
+        };
+        if !seen.insert(normalise(&entry)) {
+            problems.push(EntryProblem {
+                entry: label,
+                field: key_field.to_owned(),
+                reason: format!("another [[{kind}]] in this file has the same {key_field}"),
+            });
+            continue;
+        }
+        entries.push((entry, label));
+    }
+    entries
+}
+
 /// Turn serde's message into (field, reason) where it names a field.
 fn split_serde_message(message: &str) -> (String, String) {
     // toml's messages look like: "unknown field `x`, expected one of ..." or
@@ -1044,24 +1077,13 @@ pub async fn apply_text(
     let mut warnings = Vec::new();
 
     let mut profiles = Vec::new();
-    let mut seen_names = BTreeSet::new();
-    for (index, value) in file.profile.into_iter().enumerate() {
-        let key = value
-            .get("name")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let label = entry_label("profile", index, key.as_deref());
-        let Some(entry) = decode_entry::<ProfileEntry>(value, &label, &mut problems) else {
-            continue;
-        };
-        if !seen_names.insert(entry.name.trim().to_owned()) {
-            problems.push(EntryProblem {
-                entry: label,
-                field: "name".to_owned(),
-                reason: "another [[profile]] in this file has the same name".to_owned(),
-            });
-            continue;
-        }
+    let unique_profiles = decode_unique::<ProfileEntry>(
+        file.profile,
+        ("profile", "name"),
+        |entry| entry.name.trim().to_owned(),
+        &mut problems,
+    );
+    for (entry, label) in unique_profiles {
         if let Some(desired) =
             validate_profile(entry, label, base_dir, &mut problems, &mut warnings)
         {
@@ -1081,24 +1103,13 @@ pub async fn apply_text(
     }
 
     let mut mailboxes = Vec::new();
-    let mut seen_addresses = BTreeSet::new();
-    for (index, value) in file.mailbox.into_iter().enumerate() {
-        let key = value
-            .get("address")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned);
-        let label = entry_label("mailbox", index, key.as_deref());
-        let Some(entry) = decode_entry::<MailboxEntry>(value, &label, &mut problems) else {
-            continue;
-        };
-        if !seen_addresses.insert(entry.address.trim().to_lowercase()) {
-            problems.push(EntryProblem {
-                entry: label,
-                field: "address".to_owned(),
-                reason: "another [[mailbox]] in this file has the same address".to_owned(),
-            });
-            continue;
-        }
+    let unique_mailboxes = decode_unique::<MailboxEntry>(
+        file.mailbox,
+        ("mailbox", "address"),
+        |entry| entry.address.trim().to_lowercase(),
+        &mut problems,
+    );
+    for (entry, label) in unique_mailboxes {
         let auth = known_auth.get(&entry.profile).copied();
         if let Some(desired) = validate_mailbox(entry, label, base_dir, auth, &mut problems) {
             mailboxes.push(desired);

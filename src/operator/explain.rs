@@ -346,9 +346,15 @@ pub async fn explain_with(
         scope: crate::store::scope::settings(store, row.id, &sync.tracking_category)
             .await
             .ok(),
-        notifications: crate::streaming::explain::describe(store, row.id, row.profile_id)
-            .await
-            .ok(),
+        notifications: if profile_row.protocol == "graph" {
+            crate::graph_notify::explain::describe(store, row.id)
+                .await
+                .ok()
+        } else {
+            crate::streaming::explain::describe(store, row.id, row.profile_id)
+                .await
+                .ok()
+        },
     };
     let profile = profile_row.into_profile(cipher);
     let mailbox = row.into_mailbox(cipher);

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod declare;
 pub mod demo;
 pub mod emails;
+pub mod graph_subscriptions;
 pub mod mailboxes;
 pub mod migration;
 pub mod operate;

@@ -14,7 +14,7 @@ pub mod group;
 pub mod hints;
 
 use crate::config::StreamingSettings;
-use crate::domain::{AuthMethod, PasswordScheme, Profile, ServerType};
+use crate::domain::{AuthMethod, PasswordScheme, Profile, Protocol, ServerType};
 use crate::metrics::metrics;
 use crate::providers::ews::clients::ClientCache;
 use crate::store::streaming::{self as db, GroupKey, GroupMode};
@@ -40,7 +40,9 @@ pub type Profiles = Arc<RwLock<HashMap<Uuid, Arc<Profile>>>>;
 
 /// How a profile's mailboxes take part in streaming, and why not when they do not.
 pub fn mode_for(profile: &Profile, settings: &StreamingSettings) -> GroupMode {
-    if !settings.enabled || !profile.enabled {
+    // EWS streaming is an EWS feature: a Graph profile's mailboxes are made due by Graph
+    // change notifications (`graph_notify`) when those are on, else polled by delta.
+    if !settings.enabled || !profile.enabled || profile.protocol != Protocol::Ews {
         return GroupMode::Off;
     }
     if profile.password_scheme == PasswordScheme::Ntlm
@@ -197,5 +199,52 @@ impl StreamingService {
             runners.insert(key, (task, cancel));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{OutgoingSettings, ProfileId, DEFAULT_GRAPH_URL};
+    use chrono::Utc;
+    use url::Url;
+
+    fn oauth_profile(protocol: Protocol) -> Profile {
+        Profile {
+            id: ProfileId(Uuid::nil()),
+            name: "Contoso Online".to_owned(),
+            server_type: ServerType::ExchangeOnline,
+            protocol,
+            ews_url: Url::parse("https://outlook.office365.com/EWS/Exchange.asmx").unwrap(),
+            graph_url: Url::parse(DEFAULT_GRAPH_URL).unwrap(),
+            auth: AuthMethod::OauthClientCredentials,
+            password_scheme: PasswordScheme::Basic,
+            username: None,
+            password: None,
+            oauth: None,
+            use_impersonation: true,
+            outgoing: OutgoingSettings::SameAsIncoming,
+            process_emails_from: None,
+            max_concurrent_connections: 10,
+            min_polling_interval: Duration::from_secs(60),
+            enabled: true,
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn only_ews_profiles_stream_a_graph_profile_is_never_grouped() {
+        let settings = StreamingSettings {
+            enabled: true,
+            ..StreamingSettings::default()
+        };
+        assert!(matches!(
+            mode_for(&oauth_profile(Protocol::Ews), &settings),
+            GroupMode::Impersonation { .. }
+        ));
+        assert_eq!(
+            mode_for(&oauth_profile(Protocol::Graph), &settings),
+            GroupMode::Off
+        );
     }
 }

@@ -209,6 +209,21 @@ async fn each_kind_of_bad_entry_is_named(pool: PgPool) {
             ),
             "field `approval`",
         ),
+        (
+            format!(
+                "{}{}",
+                profile("auth = \"mailbox_credentials\""),
+                profile("auth = \"mailbox_credentials\"").replace("\"P\"", "\" P \"")
+            ),
+            "another [[profile]] in this file has the same name",
+        ),
+        (
+            format!(
+                "{}[[mailbox]]\naddress = \"a@b.test\"\nprofile = \"P\"\nallow_credentials_for_email_processing = true\n[[mailbox]]\naddress = \"A@B.test\"\nprofile = \"P\"\nallow_credentials_for_email_processing = true\n",
+                profile("auth = \"mailbox_credentials\"")
+            ),
+            "another [[mailbox]] in this file has the same address",
+        ),
     ];
     for (text, expected) in cases {
         let error = apply_text(

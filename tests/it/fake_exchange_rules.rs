@@ -1360,6 +1360,73 @@ fn fake_exchange_command_serves_a_seed_file_and_prints_its_ews_url() {
     assert_eq!(stats["mailboxes"]["anna@contoso.test"]["tasks"], 2);
 }
 
+#[test]
+fn fake_exchange_command_serves_https_from_a_private_ca_that_a_client_can_trust() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("fake-ca.pem");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .args(["fake-exchange", "--listen", "127.0.0.1:0", "--private-ca"])
+        .args(["--signature", "ecdsa-sha384", "--ca-out"])
+        .arg(&ca_file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    reader.read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .unwrap_or_else(|| panic!("no https URL in {line:?}"))
+        .to_owned();
+    let stats_url = format!("{}/_fake/stats", url.trim_end_matches("/EWS/Exchange.asmx"));
+    let pem = std::fs::read(&ca_file).unwrap();
+    let (trusted, untrusted) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let ca = reqwest::Certificate::from_pem(&pem).unwrap();
+        let trusting = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .build()
+            .unwrap();
+        let trusted = trusting.get(&stats_url).send().await.map(|r| r.status());
+        let untrusted = reqwest::Client::new().get(&stats_url).send().await;
+        (trusted, untrusted)
+    });
+    child.kill().unwrap();
+    let _ = child.wait();
+    drop(reader);
+    assert!(
+        String::from_utf8_lossy(&pem).contains("BEGIN CERTIFICATE"),
+        "--ca-out holds a PEM certificate"
+    );
+    assert_eq!(
+        trusted.unwrap(),
+        reqwest::StatusCode::OK,
+        "the CA written out is enough to trust the fake"
+    );
+    assert!(
+        untrusted.is_err(),
+        "without the private CA the certificate is not trusted"
+    );
+}
+
+#[test]
+fn fake_exchange_command_refuses_an_rsa_signature_without_a_key_with_exit_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_exsync"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .args(["fake-exchange", "--listen", "127.0.0.1:0", "--private-ca"])
+        .args(["--signature", "rsa-sha256"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("needs an RSA key"), "{stderr}");
+}
+
 #[tokio::test]
 async fn fake_exchange_ntlm_signs_in_a_connection_and_refuses_a_wrong_password() {
     use exsync_ews::ntlm::NtlmCredentials;

@@ -234,7 +234,7 @@ fn openapi_dir() -> PathBuf {
 }
 
 /// Run `check-json` on every recorded body, grouped by method, path and status.
-fn check_graph_traffic(dir: &Path) {
+pub(crate) fn check_graph_traffic(dir: &Path) {
     let script = openapi_dir().join("check-json");
     if !script.exists() {
         assert!(

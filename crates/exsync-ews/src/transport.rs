@@ -35,33 +35,7 @@ impl Default for TransportSettings {
     }
 }
 
-/// Why an HTTP exchange failed below the EWS level.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum TransportError {
-    /// The HTTP client could not be built (TLS setup).
-    #[error("cannot set up the HTTP client: {0}")]
-    Setup(String),
-    /// Connecting, sending or receiving failed.
-    #[error("connection to {host} failed: {reason}")]
-    Connect {
-        /// Host contacted.
-        host: String,
-        /// What happened (no headers, no credentials).
-        reason: String,
-    },
-    /// The request took longer than `http.request_timeout`.
-    #[error("request to {host} timed out")]
-    Timeout {
-        /// Host contacted.
-        host: String,
-    },
-    /// The response was larger than `http.max_response_bytes`.
-    #[error("response larger than the {limit}-byte limit")]
-    TooLarge {
-        /// The limit.
-        limit: u64,
-    },
-}
+pub use exsync_http::TransportError;
 
 /// One SOAP POST.
 #[derive(Debug)]
@@ -290,7 +264,7 @@ impl Transport {
             .body(post.body)
             .send()
             .await
-            .map_err(|e| classify(&host, &e))?;
+            .map_err(|e| exsync_http::failure(&host, &e))?;
         self.read(response, &host).await
     }
 
@@ -306,7 +280,10 @@ impl Transport {
         for (name, value) in correlation_headers(client_request_id) {
             request = request.header(name, value);
         }
-        let response = request.send().await.map_err(|e| classify(&host, &e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| exsync_http::failure(&host, &e))?;
         self.read(response, &host).await
     }
 
@@ -315,10 +292,6 @@ impl Transport {
         mut response: reqwest::Response,
         host: &str,
     ) -> Result<RawResponse, TransportError> {
-        let limit = self.settings.max_response_bytes;
-        if response.content_length().is_some_and(|len| len > limit) {
-            return Err(TransportError::TooLarge { limit });
-        }
         let status = response.status();
         let content_type = response
             .headers()
@@ -333,56 +306,15 @@ impl Transport {
             .collect();
         let ids = ResponseIds::from_headers(response.headers());
         let retry_after = retry_after(response.headers());
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(host, &e))? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(TransportError::TooLarge { limit });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = exsync_http::read_bounded(&mut response, host, self.settings.max_response_bytes)
+            .await?;
         Ok(RawResponse {
             status,
             content_type,
             www_authenticate,
-            body: Bytes::from(body),
+            body,
             ids,
             retry_after,
         })
-    }
-}
-
-fn classify(host: &str, error: &reqwest::Error) -> TransportError {
-    if error.is_timeout() {
-        TransportError::Timeout {
-            host: host.to_owned(),
-        }
-    } else {
-        // reqwest's Display names the URL; keep only the kind of failure and its cause.
-        let mut reason = if error.is_connect() {
-            "could not connect".to_owned()
-        } else if error.is_body() || error.is_decode() {
-            "broken response body".to_owned()
-        } else {
-            "request failed".to_owned()
-        };
-        let mut source = std::error::Error::source(error);
-        let mut depth = 0;
-        while let Some(cause) = source {
-            if depth == 0 {
-                reason.push_str(": ");
-            } else {
-                reason.push_str(" / ");
-            }
-            reason.push_str(&cause.to_string().chars().take(120).collect::<String>());
-            source = cause.source();
-            depth += 1;
-            if depth >= 3 {
-                break;
-            }
-        }
-        TransportError::Connect {
-            host: host.to_owned(),
-            reason,
-        }
     }
 }

@@ -30,33 +30,7 @@ impl Default for TransportSettings {
     }
 }
 
-/// Why an HTTP exchange failed below the Graph level.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum TransportError {
-    /// The HTTP client could not be built (TLS setup).
-    #[error("cannot set up the HTTP client: {0}")]
-    Setup(String),
-    /// Connecting, sending or receiving failed.
-    #[error("connection to {host} failed: {reason}")]
-    Connect {
-        /// Host contacted.
-        host: String,
-        /// What happened (no headers, no credentials, no URL).
-        reason: String,
-    },
-    /// The request took longer than the request timeout.
-    #[error("request to {host} timed out")]
-    Timeout {
-        /// Host contacted.
-        host: String,
-    },
-    /// The response was larger than the limit.
-    #[error("response larger than the {limit}-byte limit")]
-    TooLarge {
-        /// The limit.
-        limit: u64,
-    },
-}
+pub use exsync_http::TransportError;
 
 /// One request as the client built it.
 #[derive(Debug)]
@@ -127,55 +101,19 @@ impl Transport {
         if let Some(body) = request.body {
             builder = builder.body(body);
         }
-        let mut response = builder.send().await.map_err(|e| classify(&host, &e))?;
-        let limit = self.settings.max_response_bytes;
-        if response.content_length().is_some_and(|len| len > limit) {
-            return Err(TransportError::TooLarge { limit });
-        }
+        let mut response = builder
+            .send()
+            .await
+            .map_err(|e| exsync_http::failure(&host, &e))?;
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| classify(&host, &e))? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(TransportError::TooLarge { limit });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body =
+            exsync_http::read_bounded(&mut response, &host, self.settings.max_response_bytes)
+                .await?;
         Ok(RawResponse {
             status,
             headers,
-            body: Bytes::from(body),
+            body,
         })
-    }
-}
-
-fn classify(host: &str, error: &reqwest::Error) -> TransportError {
-    if error.is_timeout() {
-        return TransportError::Timeout {
-            host: host.to_owned(),
-        };
-    }
-    // reqwest's Display names the URL (ids, mailbox); keep only the kind and its causes.
-    let mut reason = if error.is_connect() {
-        "could not connect".to_owned()
-    } else if error.is_body() || error.is_decode() {
-        "broken response body".to_owned()
-    } else {
-        "request failed".to_owned()
-    };
-    let mut source = std::error::Error::source(error);
-    let mut depth = 0;
-    while let Some(cause) = source {
-        reason.push_str(if depth == 0 { ": " } else { " / " });
-        reason.push_str(&cause.to_string().chars().take(120).collect::<String>());
-        source = cause.source();
-        depth += 1;
-        if depth >= 3 {
-            break;
-        }
-    }
-    TransportError::Connect {
-        host: host.to_owned(),
-        reason,
     }
 }

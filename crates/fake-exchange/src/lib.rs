@@ -372,6 +372,7 @@ impl FakeExchange {
         let scheme = if config.tls { "https" } else { "http" };
         if let Some(g) = &graph {
             g.set_base_url(format!("{scheme}://{}/v1.0", running.addr));
+            graph::start_delivery(g, shutdown.clone());
         }
         state.lock().token_url = Some(format!("{scheme}://{}/_fake/oauth2/token", running.addr));
         Ok(FakeExchange {
@@ -466,23 +467,51 @@ pub fn load_seed(path: &Path) -> Result<Seed, FakeError> {
     Seed::load(path)
 }
 
+/// How `exsync fake-exchange` serves: the command line's choices, in one place.
+#[derive(Debug, Clone, Default)]
+pub struct StandaloneOptions {
+    /// Where to listen.
+    pub listen: Option<SocketAddr>,
+    /// Seed file (TOML, or JSON by extension).
+    pub seed: Option<PathBuf>,
+    /// Serve HTTPS (implied by a private CA).
+    pub tls: bool,
+    /// How the certificate is made (self-signed or from a private CA, which signature).
+    pub tls_certificate: FakeTls,
+    /// Whether NTLM over TLS must carry the certificate's channel binding.
+    pub extended_protection: ExtendedProtection,
+    /// Write what a client must trust (the private CA's certificate, or the self-signed
+    /// certificate) here, for exsync's `http.ca_file`.
+    pub trust_out: Option<PathBuf>,
+    /// Also serve Microsoft Graph at `/v1.0`.
+    pub graph: bool,
+}
+
 /// `exsync fake-exchange`: serve until ctrl-c, printing the EWS URL (and with `graph` the
-/// Graph URL) on start.
-pub async fn run_standalone(
-    listen: SocketAddr,
-    seed: Option<PathBuf>,
-    tls: bool,
-    graph: bool,
-) -> Result<(), FakeError> {
-    let seed = seed.as_deref().map(load_seed).transpose()?;
+/// Graph URL) on start, and with TLS the certificate a client must trust.
+pub async fn run_standalone(options: StandaloneOptions) -> Result<(), FakeError> {
+    let seed = options.seed.as_deref().map(load_seed).transpose()?;
+    let defaults = FakeConfig::default();
     let fake = FakeExchange::start(FakeConfig {
-        listen,
-        tls,
+        listen: options.listen.unwrap_or(defaults.listen),
+        tls: options.tls || options.tls_certificate.private_ca,
+        tls_certificate: options.tls_certificate,
+        extended_protection: options.extended_protection,
         seed,
-        graph,
-        ..FakeConfig::default()
+        graph: options.graph,
+        ..defaults
     })
     .await?;
+    let trusted = fake.ca_certificate_pem().or(fake.certificate_pem());
+    if let (Some(path), Some(pem)) = (&options.trust_out, trusted) {
+        if let Err(e) = std::fs::write(path, pem) {
+            fake.shutdown().await;
+            return Err(FakeError::Tls(format!(
+                "cannot write the certificate to trust to {}: {e}",
+                path.display()
+            )));
+        }
+    }
     // A closed stdout (the reader went away) must not stop the server: ignore write errors.
     let mut out = std::io::stdout();
     let _ = writeln!(out, "fake Exchange serving EWS at {}", fake.ews_url());
@@ -490,7 +519,12 @@ pub async fn run_standalone(
         let _ = writeln!(out, "fake Graph serving Microsoft Graph at {url}");
     }
     let _ = writeln!(out, "control API at {}/_fake/", fake.base_url());
-    if let Some(pem) = fake.certificate_pem() {
+    if let Some(path) = &options.trust_out {
+        let _ = writeln!(out, "certificate to trust written to {}", path.display());
+    }
+    if let Some(pem) = fake.ca_certificate_pem() {
+        let _ = writeln!(out, "private CA certificate (trust this one):\n{pem}");
+    } else if let Some(pem) = fake.certificate_pem() {
         let _ = writeln!(out, "self-signed certificate:\n{pem}");
     }
     let _ = out.flush();

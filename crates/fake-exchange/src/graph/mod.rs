@@ -19,6 +19,7 @@ mod mail;
 mod query;
 mod routes;
 mod series;
+mod subscriptions;
 mod traffic;
 mod wire;
 
@@ -34,6 +35,11 @@ use super::FakeError;
 
 pub use ids::GraphIdFormat;
 pub(crate) use routes::router;
+pub(crate) use subscriptions::{start_delivery, ChangeSender, GraphChange, ItemChange};
+pub use subscriptions::{
+    LifecycleEvent, LifecycleOutcome, SubCounters, SubscriptionView, FAKE_TENANT_ID,
+    MAX_LIFETIME_MINUTES, MAX_PER_MAILBOX,
+};
 
 /// Graph's Outlook limit of requests in flight per application and mailbox
 /// (`MailboxConcurrency`, graph.md §6).
@@ -115,6 +121,16 @@ pub struct GraphFaults {
     /// Most messages one round of a message delta with `$filter` returns (GD-MDELTA: 5,000);
     /// the round then ends, and its delta link continues after what exists now.
     pub filtered_round_limit: usize,
+    /// Accept `http://` notification and lifecycle URLs (real Graph requires HTTPS; tests
+    /// serve their endpoint over plain HTTP).
+    pub allow_http_notification_urls: bool,
+    /// Wait this long before the first attempt to deliver a change notification.
+    pub notification_delay_ms: u64,
+    /// Drop every change notification (counted per subscription as `dropped`).
+    pub drop_notifications: bool,
+    /// How long a change notification is retried (with back-off) before it is given up
+    /// (Graph: up to 4 hours, GD-WH).
+    pub notification_retry_ms: u64,
 }
 
 impl Default for GraphFaults {
@@ -133,6 +149,10 @@ impl Default for GraphFaults {
             max_page_size: 1000,
             sent_items_delay_ms: 0,
             filtered_round_limit: 5000,
+            allow_http_notification_urls: false,
+            notification_delay_ms: 0,
+            drop_notifications: false,
+            notification_retry_ms: 4 * 3600 * 1000,
         }
     }
 }
@@ -281,6 +301,8 @@ pub(crate) struct GraphInner {
     /// Item number → its transactionId (read back on the event).
     pub(crate) transaction_of: HashMap<u64, String>,
     pub(crate) log: VecDeque<GraphLogEntry>,
+    /// Change-notification subscriptions.
+    pub(crate) subscriptions: subscriptions::Subscriptions,
 }
 
 const LOG_LEN: usize = 1000;
@@ -295,6 +317,8 @@ pub struct GraphState {
     inner: Mutex<GraphInner>,
     base_url: Mutex<String>,
     pub(crate) traffic: Option<traffic::GraphTraffic>,
+    /// Calls the notification and lifecycle URLs of subscriptions.
+    pub(crate) http: reqwest::Client,
 }
 
 impl GraphState {
@@ -305,6 +329,7 @@ impl GraphState {
             inner: Mutex::new(GraphInner::default()),
             base_url: Mutex::new("http://127.0.0.1/v1.0".to_owned()),
             traffic: traffic_dir.map(traffic::GraphTraffic::new),
+            http: subscriptions::http_client(),
         }
     }
 

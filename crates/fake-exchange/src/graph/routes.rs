@@ -23,7 +23,8 @@ use serde_json::json;
 use super::query::{Prefer, Query};
 use super::wire::{GraphErr, OpResult};
 use super::{
-    delta, items, key, mail, AppScope, GraphFault, GraphLogEntry, GraphMailboxSettings, GraphState,
+    delta, items, key, mail, subscriptions, AppScope, GraphFault, GraphLogEntry,
+    GraphMailboxSettings, GraphState, LifecycleEvent,
 };
 use crate::state::AccountKind;
 use crate::FakeError;
@@ -50,6 +51,15 @@ pub(crate) fn router(state: Arc<GraphState>) -> Router {
         .route(
             "/_fake/graph/mailboxes/{address}/expire-delta-tokens",
             post(expire_delta_tokens),
+        )
+        .route("/_fake/graph/subscriptions", get(list_subscriptions))
+        .route(
+            "/_fake/graph/subscriptions/{id}/lifecycle",
+            post(send_lifecycle),
+        )
+        .route(
+            "/_fake/graph/subscriptions/{id}/expire",
+            post(expire_subscription),
         )
         .with_state(state)
 }
@@ -143,7 +153,7 @@ fn unknown_property(
 
 /// Path segments with OData key syntax unfolded: `messages('x')` → `messages`, `x`;
 /// `delta()` and `microsoft.graph.delta()` → `delta`.
-fn segments(path: &str) -> Vec<String> {
+pub(crate) fn segments(path: &str) -> Vec<String> {
     let mut out = Vec::new();
     for raw in path.split('/').filter(|s| !s.is_empty()) {
         let seg = percent_decode_str(raw).decode_utf8_lossy().into_owned();
@@ -353,7 +363,7 @@ fn route(method: &Method, segs: &[String]) -> Result<(String, Op), GraphErr> {
 }
 
 /// Counts a request in flight for one application and mailbox while it lives.
-struct Slot {
+pub(crate) struct Slot {
     state: Arc<GraphState>,
     gate: (String, String),
     app: String,
@@ -380,7 +390,12 @@ fn chance(rate: f64) -> bool {
 }
 
 /// Throttling and faults for one request that reached a mailbox: a slot, or the answer.
-fn admit(g: &Arc<GraphState>, app: &str, mailbox: &str, operation: &str) -> Result<Slot, GraphErr> {
+pub(crate) fn admit(
+    g: &Arc<GraphState>,
+    app: &str,
+    mailbox: &str,
+    operation: &str,
+) -> Result<Slot, GraphErr> {
     let mut inner = g.lock();
     let faults = inner.faults.clone();
     let mut aimed = None;
@@ -557,7 +572,7 @@ fn unauthenticated() -> GraphErr {
 }
 
 /// The application a bearer token was issued to.
-fn sign_in(g: &GraphState, headers: &HeaderMap) -> Result<String, GraphErr> {
+pub(crate) fn sign_in(g: &GraphState, headers: &HeaderMap) -> Result<String, GraphErr> {
     let value = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -583,6 +598,17 @@ fn sign_in(g: &GraphState, headers: &HeaderMap) -> Result<String, GraphErr> {
 
 /// The mailbox a user segment names, if Graph may reach it for `app`.
 fn mailbox_for(g: &GraphState, app: &str, user: &str, op: &Op) -> Result<String, GraphErr> {
+    reach_mailbox(g, app, user, op.scoped())
+}
+
+/// The mailbox a user segment names, if Graph may reach it for `app` (`scoped`: the
+/// application's RBAC scope applies).
+pub(crate) fn reach_mailbox(
+    g: &GraphState,
+    app: &str,
+    user: &str,
+    scoped: bool,
+) -> Result<String, GraphErr> {
     let canonical = g
         .exchange
         .lock()
@@ -607,7 +633,7 @@ fn mailbox_for(g: &GraphState, app: &str, user: &str, op: &Op) -> Result<String,
             "The mailbox is inactive, soft-deleted, hosted on-premises or not licensed for REST.",
         ));
     }
-    if op.scoped() {
+    if scoped {
         if let Some(scope) = inner.scopes.get(&key(app)) {
             if !scope.contains(&key(&canonical)) {
                 return Err(GraphErr::new(
@@ -721,6 +747,19 @@ async fn graph_endpoint(
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// `scheme://host/v1.0` as the client reached the fake (links are built on it).
+fn link_base(g: &GraphState, headers: &HeaderMap) -> String {
+    headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|host| {
+            let base = g.base_url();
+            let scheme = base.split("://").next().unwrap_or("http").to_owned();
+            format!("{scheme}://{host}/v1.0")
+        })
+        .unwrap_or_else(|| g.base_url())
+}
+
 async fn serve(
     g: &Arc<GraphState>,
     method: &Method,
@@ -745,6 +784,10 @@ async fn serve(
     };
     let refused_early = |g: &GraphState| g.lock().stats.refused_before_mailbox += 1;
     let segs = segments(uri.path().trim_start_matches("/v1.0"));
+    if segs.first().map(String::as_str) == Some("subscriptions") {
+        let base = link_base(g, headers);
+        return subscriptions::serve(g, method, &segs, headers, body, &base, entry).await;
+    }
     let (user, op) = match route(method, &segs) {
         Ok(found) => found,
         Err(e) => {
@@ -779,15 +822,7 @@ async fn serve(
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
-    let scheme_host = headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(|host| {
-            let base = g.base_url();
-            let scheme = base.split("://").next().unwrap_or("http").to_owned();
-            format!("{scheme}://{host}/v1.0")
-        })
-        .unwrap_or_else(|| g.base_url());
+    let scheme_host = link_base(g, headers);
     let ctx = Ctx {
         mailbox,
         prefer: Prefer::parse(headers),
@@ -1001,6 +1036,37 @@ async fn expire_delta_tokens(
 ) -> Result<Response, ApiError> {
     let expired = g.expire_delta_tokens(&address)?;
     Ok(Json(json!({ "expired": expired })).into_response())
+}
+
+async fn list_subscriptions(State(g): State<Arc<GraphState>>) -> Response {
+    Json(json!({
+        "subscriptions": g.subscriptions(),
+        "validations_failed": g.validations_failed(),
+    }))
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LifecycleRequest {
+    event: LifecycleEvent,
+}
+
+async fn send_lifecycle(
+    State(g): State<Arc<GraphState>>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let request: LifecycleRequest = parse(&bytes)?;
+    Ok(Json(g.lifecycle(&id, request.event).await?).into_response())
+}
+
+async fn expire_subscription(
+    State(g): State<Arc<GraphState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    g.set_subscription_expiry(&id, chrono::Utc::now())?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[cfg(test)]

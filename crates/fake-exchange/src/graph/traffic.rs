@@ -38,6 +38,7 @@ const NAMES: &[&str] = &[
     "lists",
     "tasks",
     "$value",
+    "subscriptions",
 ];
 
 /// Writes distinct JSON documents with their check arguments.

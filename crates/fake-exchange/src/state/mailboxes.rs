@@ -1,6 +1,7 @@
 //! Mailboxes and their items: distinguished folders, ids and change keys, the per-folder change logs behind sync states, and the `/_fake/` item operations.
 
 use super::*;
+use crate::graph::GraphChange;
 
 /// The folders every fake mailbox has (msgfolderroot holds the others and no items).
 pub const MAILBOX_FOLDERS: [DistinguishedFolderName; 11] = [
@@ -204,7 +205,7 @@ impl Inner {
         let mailbox = self
             .mailbox_mut(address)
             .ok_or_else(|| FakeError::NotFound(format!("mailbox {address}")))?;
-        let id = ItemId::with_change_key(item_id_string(&mailbox.address, n), change_key);
+        let id = ItemId::with_change_key(item_id_string(&mailbox.address, n), change_key.clone());
         let now = whole_seconds(Utc::now());
         let class = default_item_class(&item);
         settle_calendar_item(&mut item, &mailbox.address);
@@ -240,6 +241,13 @@ impl Inner {
         mailbox.locations.insert(n, folder);
         let canonical = mailbox.address.clone();
         self.streaming.item_created(&canonical, folder, n);
+        self.graph_change(
+            &canonical,
+            folder,
+            n,
+            GraphChange::Created,
+            Some(change_key),
+        );
         Ok(id)
     }
 
@@ -264,7 +272,7 @@ impl Inner {
         base.size = Some(size);
         base.last_modified_time = Some(whole_seconds(Utc::now()));
         let id = base.item_id.as_mut()?;
-        id.change_key = Some(change_key);
+        id.change_key = Some(change_key.clone());
         let id = id.clone();
         let created_seq = stored.created_seq;
         data.seq += 1;
@@ -281,6 +289,13 @@ impl Inner {
         let canonical = mailbox.address.clone();
         self.streaming
             .item_event(&canonical, folder, EventType::Modified, n, None);
+        self.graph_change(
+            &canonical,
+            folder,
+            n,
+            GraphChange::Updated,
+            Some(change_key),
+        );
         Some(id)
     }
 
@@ -301,7 +316,28 @@ impl Inner {
         let canonical = mailbox.address.clone();
         self.streaming
             .item_event(&canonical, folder, EventType::Deleted, n, None);
+        self.graph_change(&canonical, folder, n, GraphChange::Deleted, None);
         Some(stored.item)
+    }
+
+    /// Tell the fake Graph's change notifications about an item change (when Graph is served).
+    fn graph_change(
+        &self,
+        mailbox: &str,
+        folder: DistinguishedFolderName,
+        item: u64,
+        change: GraphChange,
+        change_key: Option<String>,
+    ) {
+        if let Some(sender) = &self.graph_changes {
+            sender.send(crate::graph::ItemChange {
+                mailbox: mailbox.to_owned(),
+                folder,
+                item,
+                change,
+                change_key,
+            });
+        }
     }
 }
 

@@ -69,6 +69,8 @@ pub(crate) struct Inner {
     pub(crate) token_url: Option<String>,
     /// Streaming subscriptions, their events and open connections.
     pub(crate) streaming: crate::streaming::Streaming,
+    /// Where item changes go for the fake Graph's change notifications (when Graph is served).
+    pub(crate) graph_changes: Option<crate::graph::ChangeSender>,
 }
 
 pub(super) fn key(s: &str) -> String {
@@ -107,6 +109,7 @@ impl FakeState {
                 assertion_ids: HashMap::new(),
                 token_url: None,
                 streaming: crate::streaming::Streaming::default(),
+                graph_changes: None,
             }),
             faults: Mutex::new(faults),
             max_request_bytes,
