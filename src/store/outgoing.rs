@@ -182,6 +182,26 @@ pub async fn note_send_issued(store: &Store, id: Uuid) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Withdraw the mark of [`note_send_issued`]: the server answered definitely that it did not
+/// send the email (an error answer of its own), so a normal retry may send it.
+pub async fn note_send_not_issued(store: &Store, id: Uuid) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outgoing_emails SET send_issued_at = NULL WHERE id = $1")
+        .bind(id)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// When a send request for this email last left with its outcome unknown (`None`: never,
+/// or the server said it sent nothing).
+pub async fn send_issued_at(store: &Store, id: Uuid) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let issued = sqlx::query_scalar("SELECT send_issued_at FROM outgoing_emails WHERE id = $1")
+        .bind(id)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(issued.flatten())
+}
+
 /// Keep why an email is waiting (a mailbox-level refusal) without changing its status.
 pub async fn note_error(store: &Store, id: Uuid, error: &str) -> Result<(), StoreError> {
     sqlx::query("UPDATE outgoing_emails SET last_error = $2 WHERE id = $1")

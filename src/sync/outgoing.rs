@@ -8,6 +8,15 @@
 //! assigns it; whether Exchange would keep a client's is undocumented): it reads the assigned
 //! one back from the sent copy, in the same pass or a later one.
 //!
+//! Exchange files the Sent Items copy after answering, so a lost answer followed by a quick
+//! retry could find nothing although the mail went out. Both providers (EWS CreateItem
+//! `SendAndSaveCopy`, Graph draft `send`) therefore journal the send ([`SendJournal`]:
+//! `send_issued_at`) before its request leaves and withdraw the mark only on a definite
+//! "not sent" answer. A retry after an issued send that finds no copy is
+//! [`SendOutcome::Unconfirmed`]: it waits, and after `sync.unconfirmed_send_alert_minutes`
+//! fails with the `outgoing.unconfirmed` alert; attempts running out with the mark set fail
+//! the same way, saying the email may have been sent. exsync never sends it again by itself.
+//!
 //! Errors about one message (bad recipient, too large) fail that email alone; errors about the
 //! mailbox (quota, submission quota, Send As right) keep every email queued and fail the
 //! workload, which retries with backoff and an alert.
@@ -95,12 +104,19 @@ pub async fn run(
                         outgoing::mark_retry(ctx.store, email.id, &error.to_string(), next).await?;
                     }
                     FailureKind::Transient => {
-                        outgoing::mark_failed(ctx.store, email.id, &error.to_string()).await?;
-                        summary.failed += 1;
-                        summary.item_errors.push(format!(
-                            "outgoing email {} failed after {} attempts: {error}",
-                            email.id, email.attempts
-                        ));
+                        match outgoing::send_issued_at(ctx.store, email.id).await? {
+                            // The last request's answer was lost: it may have been sent.
+                            Some(issued) => maybe_sent(ctx, email, issued, &error).await?,
+                            None => {
+                                outgoing::mark_failed(ctx.store, email.id, &error.to_string())
+                                    .await?;
+                                summary.failed += 1;
+                                summary.item_errors.push(format!(
+                                    "outgoing email {} failed after {} attempts: {error}",
+                                    email.id, email.attempts
+                                ));
+                            }
+                        }
                     }
                     FailureKind::MailboxRefused => {
                         // Quota, submission quota, Send As right: the mailbox cannot send now.
@@ -166,14 +182,42 @@ async fn unconfirmed(
     }
     let text = format!(
         "outgoing email {} (subject {:?}) is unconfirmed: exsync asked Exchange to send it at \
-         {issued}, the answer was lost, and after {} minutes neither its Sent Items copy nor its \
-         draft is found. It may or may not have been delivered; exsync will not send it again. \
-         Check the recipients or the mailbox's Sent Items, and queue it again only if it never \
-         arrived.",
+         {issued}, the answer was lost, and after {} minutes no copy of it is found in Sent \
+         Items (nor, over Graph, its draft in Drafts). It may or may not have been delivered; \
+         exsync will not send it again. Check the recipients or the mailbox's Sent Items, and \
+         queue it again only if it never arrived.",
         email.id, email.subject, ctx.sync.unconfirmed_send_alert_minutes
     );
+    give_up_unconfirmed(ctx, email, &text).await
+}
+
+/// The attempts are used up and the last send request's answer was lost (a timeout, a
+/// dropped connection): the email may have been sent. It fails with the
+/// `outgoing.unconfirmed` alert saying so (an operator must not blindly queue it again).
+async fn maybe_sent(
+    ctx: &PassContext<'_>,
+    email: &OutgoingEmail,
+    issued: chrono::DateTime<Utc>,
+    error: &SyncError,
+) -> Result<(), SyncError> {
+    let text = format!(
+        "outgoing email {} (subject {:?}) failed after {} attempts, but it MAY HAVE BEEN SENT: \
+         exsync asked Exchange to send it at {issued} and the answer was lost ({error}). exsync \
+         will not send it again. Check the recipients or the mailbox's Sent Items, and queue it \
+         again only if it never arrived.",
+        email.id, email.subject, email.attempts
+    );
+    give_up_unconfirmed(ctx, email, &text).await
+}
+
+/// Fail an email whose send may have happened, with its own alert for the operator to decide.
+async fn give_up_unconfirmed(
+    ctx: &PassContext<'_>,
+    email: &OutgoingEmail,
+    text: &str,
+) -> Result<(), SyncError> {
     // Not an item failure to retry (the `item.failed` alert says it will be): its own alert.
-    outgoing::mark_failed(ctx.store, email.id, &text).await?;
+    outgoing::mark_failed(ctx.store, email.id, text).await?;
     let target = AlertTarget::Mailbox(MailboxId(ctx.mailbox_id));
     if let Err(e) = alerts::raise(
         ctx.store,
@@ -181,7 +225,7 @@ async fn unconfirmed(
         AlertLevel::Error,
         UNCONFIRMED_ALERT,
         Some(Workload::Outgoing),
-        &text,
+        text,
     )
     .await
     {
@@ -205,6 +249,20 @@ impl SendJournal for StoreJournal<'_> {
                         Failure::Unavailable,
                         "store.send_journal",
                         format!("could not record the send before issuing it: {e}"),
+                    )
+                })
+        })
+    }
+
+    fn not_sent(&self, outgoing_id: uuid::Uuid) -> PortFuture<'_, ()> {
+        Box::pin(async move {
+            outgoing::note_send_not_issued(self.store, outgoing_id)
+                .await
+                .map_err(|e| {
+                    ServerError::new(
+                        Failure::Unavailable,
+                        "store.send_journal",
+                        format!("could not withdraw the mark of a send the server refused: {e}"),
                     )
                 })
         })

@@ -259,11 +259,19 @@ pub enum SendOutcome {
 }
 
 /// Where a provider records, just before the request leaves, that it asks the server to send
-/// a queued email (so a retry that finds no trace of it does not send it a second time).
+/// a queued email (so a retry that finds no trace of it does not send it a second time), and
+/// that the server definitely did not send it (so a normal retry may send it).
 pub trait SendJournal: Send + Sync {
     /// The send request for this queued email is about to leave; `Err`: not recorded, so
     /// the request must not leave either.
     fn sending(&self, outgoing_id: Uuid) -> PortFuture<'_, ()>;
+
+    /// The server gave a definite answer that it sent nothing (an error answer of its own, a
+    /// refusal before processing, no request left at all): the mark of [`Self::sending`] is
+    /// withdrawn. Never called when the outcome is unknown (a timeout, a dropped connection,
+    /// an unreadable answer). `Err`: the mark stays, which is the safe side (a retry then
+    /// waits for a copy instead of sending).
+    fn not_sent(&self, outgoing_id: Uuid) -> PortFuture<'_, ()>;
 }
 
 /// A journal that records nothing (a test message that is never retried).
@@ -272,6 +280,10 @@ pub struct NoJournal;
 
 impl SendJournal for NoJournal {
     fn sending(&self, _outgoing_id: Uuid) -> PortFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn not_sent(&self, _outgoing_id: Uuid) -> PortFuture<'_, ()> {
         Box::pin(async { Ok(()) })
     }
 }
@@ -446,8 +458,11 @@ pub trait MailServer: Send + Sync {
     /// as the idempotency key, keeping a copy in Sent Items. The server assigns the
     /// Message-ID (read it back with [`MailServer::find_sent`]). `Err`: the mailbox or the
     /// connection failed (quota, Send As right, …) and nothing about the message is decided.
-    /// A provider whose send can leave without a trace to find on a retry (Graph: the draft
-    /// gone, the Sent Items copy not filed yet) calls `journal` before the request leaves.
+    /// Every provider's send can leave without a trace to find on a retry (the answer lost,
+    /// the Sent Items copy not filed yet), so it calls `journal.sending` before the request
+    /// leaves, and `journal.not_sent` when the server's answer says definitely that nothing
+    /// was sent. An earlier attempt's issued send (`email.send_issued_at`) with no sent copy
+    /// (nor, for Graph, a draft) found now is [`SendOutcome::Unconfirmed`]: never sent again.
     fn send<'a>(
         &'a self,
         email: &'a OutgoingEmail,

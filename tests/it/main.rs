@@ -25,6 +25,7 @@ mod pass_log_rules;
 mod scheduler_rules;
 mod schema_rules;
 mod scope_rules;
+mod send_journal_rules;
 mod sending_rules;
 mod store_rules;
 mod streaming_rules;

@@ -241,7 +241,8 @@ impl EwsClient {
     /// Errors say what to do ([`EwsError::kind`]); an Error-class message that is not
     /// ErrorServerBusy is returned as data inside the response. An ErrorServerBusy whose
     /// back-off is at most `max_inline_back_off` is waited out and the request sent again (a
-    /// busy server did not act on it), at most [`INLINE_BUSY_RETRIES`] times.
+    /// busy server did not act on it), at most [`INLINE_BUSY_RETRIES`] times; a body-less 503
+    /// is not (not Exchange's verdict: the request may have been done).
     pub async fn call<O: EwsOperation>(
         &self,
         target: Option<&Target>,
@@ -261,9 +262,12 @@ impl EwsClient {
         let mut retries = 0;
         loop {
             match self.call_once(target, request).await {
-                (Err(EwsError::ServerBusy { back_off }), _)
+                // Only Exchange's own "busy" (or a wait before any request left) is retried
+                // here: after a body-less 503 the request may have been done (a send sent).
+                (Err(EwsError::ServerBusy { back_off }), trace)
                     if back_off <= self.options.max_inline_back_off
-                        && retries < INLINE_BUSY_RETRIES =>
+                        && retries < INLINE_BUSY_RETRIES
+                        && trace.as_ref().is_none_or(|t| t.ews_answer) =>
                 {
                     // The next attempt starts by waiting out the account's `not_before`.
                     retries += 1;
@@ -463,9 +467,11 @@ impl EwsClient {
             );
         }
         if !raw.status.is_success() {
+            trace.ews_answer = super::soap::is_exchange_verdict(raw.status.as_u16(), &raw.body);
             return Err(EwsError::from_http_status(raw.status.as_u16(), &raw.body));
         }
         let response = O::parse(&raw.body, &self.options.limits)?;
+        trace.ews_answer = true;
         if let Some(back_off) = O::busy(&response) {
             return Err(EwsError::ServerBusy { back_off });
         }

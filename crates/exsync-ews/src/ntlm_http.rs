@@ -237,7 +237,7 @@ impl NtlmSessionPool {
     async fn connect(&self, url: &Url) -> Result<NtlmConnection, NtlmHttpError> {
         let host = url.host_str().unwrap_or("?").to_owned();
         let refused = |reason: String| {
-            NtlmHttpError::Transport(TransportError::Connect {
+            NtlmHttpError::Transport(TransportError::Unreachable {
                 host: host.clone(),
                 reason,
             })

@@ -473,12 +473,9 @@ impl EwsError {
     /// ErrorServerBusy as HTTP 500 or 503 with a fault); otherwise 401 → Unauthorized,
     /// 503 → ServerBusy with [`DEFAULT_BACK_OFF`](super::error::DEFAULT_BACK_OFF), others → Http. The body is never echoed.
     pub fn from_http_status(status: u16, body: &[u8]) -> EwsError {
-        if status != 401 && body.len() <= 1024 * 1024 {
-            let limits = XmlLimits::default();
-            if let Ok(envelope) = parse_envelope(body, &limits) {
-                if let Some(fault) = envelope.fault() {
-                    return fault.into_error();
-                }
+        if status != 401 {
+            if let Some(fault) = fault_in(body) {
+                return fault.into_error();
             }
         }
         match status {
@@ -489,6 +486,24 @@ impl EwsError {
             _ => EwsError::Http { status },
         }
     }
+}
+
+/// The SOAP fault a failed HTTP answer carries, if its body is one (bodies over 1 MiB are
+/// not sniffed).
+fn fault_in(body: &[u8]) -> Option<SoapFault> {
+    if body.len() > 1024 * 1024 {
+        return None;
+    }
+    parse_envelope(body, &XmlLimits::default())
+        .ok()
+        .and_then(|envelope| envelope.fault())
+}
+
+/// Whether a failed HTTP answer is Exchange's verdict on the request: a 401 (refused before
+/// anything ran) or a body that is a SOAP fault. A body-less or HTML 5xx is not: a proxy or
+/// a failing server may have answered after the work was done.
+pub fn is_exchange_verdict(status: u16, body: &[u8]) -> bool {
+    status == 401 || fault_in(body).is_some()
 }
 
 #[cfg(test)]

@@ -99,6 +99,11 @@ pub struct RequestTrace {
     pub client_request_id: uuid::Uuid,
     /// The HTTP status answered, if an answer came.
     pub status: Option<u16>,
+    /// The answer was Exchange's own verdict on the request: a readable EWS response, a
+    /// SOAP fault (whatever the HTTP status), or HTTP 401. A failure with this set is a
+    /// definite answer; without it (a body-less 5xx, a cut answer) what the server did is
+    /// unknown.
+    pub ews_answer: bool,
     /// Exchange's (or the identity platform's) ids from the answer.
     pub ids: ResponseIds,
 }
@@ -109,6 +114,7 @@ impl RequestTrace {
         RequestTrace {
             client_request_id,
             status: None,
+            ews_answer: false,
             ids: ResponseIds::default(),
         }
     }

@@ -20,6 +20,15 @@ pub enum TransportError {
         /// What happened (no URL, no headers, no credentials).
         reason: String,
     },
+    /// No connection could be made (refused, unresolvable, TLS handshake failed): the request
+    /// never left, so the server did nothing with it (a send can be retried safely).
+    #[error("connection to {host} failed: {reason}")]
+    Unreachable {
+        /// Host contacted.
+        host: String,
+        /// What happened (no URL, no headers, no credentials).
+        reason: String,
+    },
     /// The request took longer than the request timeout (`http.request_timeout`).
     #[error("request to {host} timed out")]
     Timeout {
@@ -60,9 +69,16 @@ pub fn failure(host: &str, error: &reqwest::Error) -> TransportError {
             break;
         }
     }
-    TransportError::Connect {
-        host: host.to_owned(),
-        reason,
+    if error.is_connect() {
+        TransportError::Unreachable {
+            host: host.to_owned(),
+            reason,
+        }
+    } else {
+        TransportError::Connect {
+            host: host.to_owned(),
+            reason,
+        }
     }
 }
 
@@ -124,7 +140,12 @@ mod tests {
         drop(listener);
         let url = format!("http://{address}/users/anna@contoso.test/messages");
         let error = reqwest::get(&url).await.unwrap_err();
-        let text = failure("127.0.0.1", &error).to_string();
+        let failed = failure("127.0.0.1", &error);
+        assert!(
+            matches!(failed, TransportError::Unreachable { .. }),
+            "no connection: the request never left"
+        );
+        let text = failed.to_string();
         assert!(text.starts_with("connection to 127.0.0.1 failed"), "{text}");
         assert!(!text.contains("anna@contoso.test"), "{text}");
     }

@@ -6,6 +6,7 @@
 //! I/O and writes no XML by hand.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use chrono::Utc;
 
@@ -878,10 +879,15 @@ fn create_one(
                     )
                     .map_err(internal)?;
             }
+            inner.record_sent("ews", m);
             if disposition == MessageDisposition::SendAndSaveCopy {
                 m.is_read = Some(true);
                 let folder = folder.unwrap_or(DistinguishedFolderName::SentItems);
-                inner.insert_item(address, folder, item).map_err(internal)?;
+                // Exchange's transport files the copy after answering (`sent_items_delay_ms`).
+                let delay = Duration::from_millis(ctx.state.faults().sent_items_delay_ms);
+                inner
+                    .file_sent_copy(address, folder, item, delay)
+                    .map_err(internal)?;
             }
             // Exchange answers a send with an empty Items element.
             Ok(Vec::new())

@@ -102,6 +102,11 @@ pub enum OneShotFault {
     Malformed,
     /// HTTP 401, as if the credentials had just been revoked.
     Unauthorized,
+    /// The request is processed in full (a send is sent and its Sent Items copy filed, on
+    /// time or after `sent_items_delay_ms`), but the answer is lost: the response starts
+    /// and the connection drops before its body, as when a proxy or the network fails after
+    /// Exchange did the work. The client cannot tell whether anything happened.
+    LoseReply,
 }
 
 /// A one-shot answer of the OAuth token endpoint, queued with `token_fail_next` (the
@@ -151,6 +156,9 @@ pub struct Faults {
     pub token_retry_after_secs: u64,
     /// Sleep this long before answering each token request (a slow or hanging endpoint).
     pub token_latency_ms: u64,
+    /// A message sent with CreateItem `SendAndSaveCopy` gets its Sent Items copy this long
+    /// after the answer (Exchange's transport files it asynchronously); 0 files it at once.
+    pub sent_items_delay_ms: u64,
 }
 
 impl Default for Faults {
@@ -168,6 +176,7 @@ impl Default for Faults {
             token_fail_next: Vec::new(),
             token_retry_after_secs: 1,
             token_latency_ms: 0,
+            sent_items_delay_ms: 0,
         }
     }
 }
@@ -200,6 +209,8 @@ pub struct FaultsPatch {
     pub token_retry_after_secs: Option<u64>,
     /// See [`Faults::token_latency_ms`].
     pub token_latency_ms: Option<u64>,
+    /// See [`Faults::sent_items_delay_ms`].
+    pub sent_items_delay_ms: Option<u64>,
 }
 
 impl Faults {
@@ -263,6 +274,9 @@ impl Faults {
         }
         if let Some(v) = patch.token_latency_ms {
             f.token_latency_ms = v;
+        }
+        if let Some(v) = patch.sent_items_delay_ms {
+            f.sent_items_delay_ms = v;
         }
         f.validate()?;
         Ok(f)

@@ -35,6 +35,7 @@ pub(crate) fn router(state: Arc<FakeState>) -> Router {
         .route("/_fake/stats", get(stats))
         .route("/_fake/stats/reset", post(reset_stats))
         .route("/_fake/requests", get(requests))
+        .route("/_fake/sent", get(sent))
         .route(
             "/_fake/mailboxes/{address}/items",
             post(add_items).get(list_items),
@@ -330,6 +331,14 @@ async fn reset_stats(State(s): State<Arc<FakeState>>) -> ApiResult {
 
 async fn requests(State(s): State<Arc<FakeState>>) -> ApiResult {
     ok(serde_json::to_value(s.requests()).unwrap_or_default())
+}
+
+/// `GET /_fake/sent[?from=address]`: what the transport sent, oldest first.
+async fn sent(
+    State(s): State<Arc<FakeState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    ok(json!(s.sent_messages(query.get("from").map(String::as_str))))
 }
 
 async fn add_items(

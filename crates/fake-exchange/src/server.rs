@@ -579,7 +579,7 @@ pub(crate) async fn ews_endpoint(
         };
         ews_ops::handle(&state, &mut inner, &who, &header, request, stop_after)
     };
-    match answer {
+    let answered = match answer {
         Answer::Fault(fault) => {
             let code = fault.response_code.as_ref().map(|c| c.as_str().to_owned());
             line.finish(
@@ -597,7 +597,26 @@ pub(crate) async fn ews_endpoint(
                 };
             line.finish(&state, response, Some(&code))
         }
+    };
+    if one_shot == Some(OneShotFault::LoseReply) {
+        // The work is done (and logged); the client never reads the answer.
+        return lost_reply(answered);
     }
+    answered
+}
+
+/// An answer that never arrives: its status line and headers leave, then the connection
+/// drops before the body (what a client sees when the network or a proxy fails after the
+/// server did the work).
+fn lost_reply(answered: Response) -> Response {
+    let (parts, _) = answered.into_parts();
+    let dropped = futures::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "the fake lost this reply (fail_next lose_reply)",
+        ))
+    });
+    Response::from_parts(parts, Body::from_stream(dropped))
 }
 
 /// How many items a request carries (what a batch stop counts).

@@ -329,7 +329,35 @@ impl MailboxConnection {
     /// `Refused`: Exchange refused this one message (bad recipient, too large, …);
     /// `Err`: the mailbox or the connection failed (quota, Send As right, …): nothing about
     /// the message was decided.
-    async fn send_message(&self, email: &OutgoingEmail) -> Result<SendOutcome, EwsError> {
+    ///
+    /// CreateItem `SendAndSaveCopy` is one request whose answer can be lost after Exchange
+    /// sent the message (its Sent Items copy is filed asynchronously, maybe after a retry
+    /// looked): the request is journalled before it leaves, the mark withdrawn only when
+    /// Exchange answers definitely that nothing was sent ([`nothing_sent`]). An earlier
+    /// attempt's issued send whose copy is not in Sent Items is [`SendOutcome::Unconfirmed`]:
+    /// never sent a second time.
+    async fn send_message(
+        &self,
+        email: &OutgoingEmail,
+        journal: &dyn SendJournal,
+    ) -> Result<SendOutcome, ServerError> {
+        if let Some(issued) = email.send_issued_at {
+            if self
+                .sent_copy(email.id)
+                .await
+                .map_err(server_error)?
+                .is_some()
+            {
+                tracing::info!(outgoing.id = %email.id, "already in Sent Items; not sending again");
+                return Ok(SendOutcome::Accepted);
+            }
+            // The request left once and its answer was lost: Exchange may have sent it with
+            // its Sent Items copy not filed yet. A second CreateItem could send it twice.
+            return Ok(SendOutcome::Unconfirmed(format!(
+                "waiting for the Sent Items copy: a send was issued at {issued} with its answer \
+                 lost, and no Sent Items copy marked with the row id is found yet"
+            )));
+        }
         let addresses = |list: &[String]| -> Vec<EmailAddress> {
             list.iter().map(|a| EmailAddress::new(None, a)).collect()
         };
@@ -362,11 +390,27 @@ impl MailboxConnection {
             saved_item_folder_id: Some(self.folder(DistinguishedFolderName::SentItems)),
             items: vec![Item::Message(message)],
         };
-        let response = self.call(&request).await?;
-        match response.messages.first().and_then(|m| m.to_error()) {
-            None => Ok(SendOutcome::Accepted),
-            Some(e) if item_level(&e) => Ok(SendOutcome::Refused(e.to_string())),
-            Some(e) => Err(e),
+        // Recorded before the request leaves: if its answer is lost, a retry knows.
+        journal.sending(email.id).await?;
+        let refused = match self.call(&request).await {
+            Ok(response) => match response.messages.first().and_then(|m| m.to_error()) {
+                None => return Ok(SendOutcome::Accepted),
+                // An Error-class response message: Exchange's own answer, nothing was sent.
+                Some(e) => e,
+            },
+            Err(e) if nothing_sent(&e, self.failed_trace().as_ref()) => e,
+            // The outcome is unknown (timeout, dropped connection, unreadable answer): the
+            // mark stays, and a retry looks in Sent Items instead of sending again.
+            Err(e) => return Err(server_error(e)),
+        };
+        if let Err(e) = journal.not_sent(email.id).await {
+            // The mark staying is the safe side: a retry waits for a copy, then alerts.
+            tracing::warn!(outgoing.id = %email.id, error = %e, "could not withdraw the send mark of a refused send");
+        }
+        if item_level(&refused) {
+            Ok(SendOutcome::Refused(refused.to_string()))
+        } else {
+            Err(server_error(refused))
         }
     }
 
@@ -595,10 +639,9 @@ impl MailServer for MailboxConnection {
     fn send<'a>(
         &'a self,
         email: &'a OutgoingEmail,
-        // CreateItem SendAndSaveCopy is one request: a retry checks Sent Items only.
-        _journal: &'a dyn SendJournal,
+        journal: &'a dyn SendJournal,
     ) -> PortFuture<'a, SendOutcome> {
-        Box::pin(async move { self.send_message(email).await.map_err(server_error) })
+        Box::pin(async move { self.send_message(email, journal).await })
     }
 
     fn write_problem(&self, fields: &ActFields) -> Option<String> {
@@ -889,6 +932,25 @@ pub fn activity_problem(fields: &ActFields) -> Option<String> {
             a.end_at, a.start_at
         )),
         _ => None,
+    }
+}
+
+/// Whether a failed request definitely left the server without doing anything: no request
+/// left (no token, no connection, a back-off or refused credentials stopped it first), or
+/// Exchange itself answered (a response message, a SOAP fault, HTTP 401, or another 4xx: a
+/// request refused before EWS ran it). A timeout, a dropped connection, an unreadable
+/// answer or a 5xx without an EWS body leave it unknown: the request may have been done.
+fn nothing_sent(error: &EwsError, trace: Option<&RequestTrace>) -> bool {
+    use exsync_ews::transport::TransportError;
+    match error {
+        EwsError::Token(_)
+        | EwsError::Transport(TransportError::Setup(_) | TransportError::Unreachable { .. }) => {
+            true
+        }
+        EwsError::Transport(_) | EwsError::Malformed { .. } => false,
+        _ => trace.is_none_or(|t| {
+            t.ews_answer || t.status.is_some_and(|status| (400..500).contains(&status))
+        }),
     }
 }
 
@@ -1249,6 +1311,57 @@ fn only_field(item: &Item, field: &FieldUri) -> Item {
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn only_a_definite_answer_says_a_send_left_nothing_sent() {
+        use exsync_ews::oauth::TokenError;
+        use exsync_ews::transport::TransportError;
+        let answered = |status: u16, ews_answer: bool| {
+            let mut trace = RequestTrace::new(Uuid::new_v4());
+            trace.status = Some(status);
+            trace.ews_answer = ews_answer;
+            trace
+        };
+        let busy = EwsError::ServerBusy {
+            back_off: std::time::Duration::from_secs(1),
+        };
+        // Exchange's own answers, refusals before processing, nothing sent at all.
+        assert!(nothing_sent(&busy, Some(&answered(500, true))));
+        assert!(nothing_sent(&busy, None));
+        assert!(nothing_sent(
+            &EwsError::Unauthorized,
+            Some(&answered(401, true))
+        ));
+        assert!(nothing_sent(
+            &EwsError::Http { status: 413 },
+            Some(&answered(413, false))
+        ));
+        assert!(nothing_sent(
+            &EwsError::Token(TokenError::Malformed("x".into())),
+            None
+        ));
+        let unreachable = TransportError::Unreachable {
+            host: "h".into(),
+            reason: "could not connect".into(),
+        };
+        assert!(nothing_sent(&EwsError::Transport(unreachable), None));
+        // Unknown: the request may have been done.
+        assert!(!nothing_sent(&busy, Some(&answered(503, false))));
+        assert!(!nothing_sent(
+            &EwsError::Http { status: 502 },
+            Some(&answered(502, false))
+        ));
+        assert!(!nothing_sent(
+            &EwsError::Transport(TransportError::Timeout { host: "h".into() }),
+            Some(&RequestTrace::new(Uuid::new_v4()))
+        ));
+        assert!(!nothing_sent(
+            &EwsError::Malformed {
+                excerpt: "<t:Brok".into()
+            },
+            Some(&answered(200, false))
+        ));
+    }
 
     #[test]
     fn meeting_requests_and_reports_are_not_tracked_as_email() {

@@ -406,6 +406,7 @@ impl GraphMailbox {
                 if let Err(d) = self.client.delete_message(target, &draft_id, None).await {
                     tracing::warn!(outgoing.id = %email.id, error = %d, "could not delete the refused draft");
                 }
+                super::send::withdraw_send_mark(journal, email).await;
                 Ok(SendOutcome::Refused(e.to_string()))
             }
             // The draft may have been sent already (a 404 for a draft that moved): the next
@@ -415,7 +416,12 @@ impl GraphMailbox {
                 "graph.draft_gone",
                 format!("the draft vanished while being sent ({e}); Sent Items is checked before a retry"),
             )),
-            Err(e) => Err(self.fail(e)),
+            Err(e) => {
+                if super::send::nothing_sent(&e) {
+                    super::send::withdraw_send_mark(journal, email).await;
+                }
+                Err(self.fail(e))
+            }
         }
     }
 

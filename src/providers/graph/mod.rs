@@ -5,6 +5,7 @@
 pub mod backfill;
 pub mod connector;
 pub mod mailbox;
+mod send;
 pub mod tokens;
 
 pub use connector::{GraphConnector, GraphOptions};

@@ -629,6 +629,7 @@ fn submit(inner: &mut Inner, mailbox: &str, mut m: Message) -> Result<Message, G
             )
             .map_err(|e| GraphErr::invalid_request(e.to_string()))?;
     }
+    inner.record_sent("graph", &m);
     m.is_read = Some(true);
     Ok(m)
 }

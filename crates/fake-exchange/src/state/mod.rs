@@ -37,11 +37,13 @@ mod mailboxes;
 mod meetings;
 mod stats;
 mod tokens;
+mod transport;
 
 pub use accounts::*;
 pub use mailboxes::*;
 pub use stats::*;
 pub use tokens::*;
+pub use transport::SentMessage;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -71,6 +73,10 @@ pub(crate) struct Inner {
     pub(crate) streaming: crate::streaming::Streaming,
     /// Where item changes go for the fake Graph's change notifications (when Graph is served).
     pub(crate) graph_changes: Option<crate::graph::ChangeSender>,
+    /// What the transport sent, oldest first (`GET /_fake/sent`).
+    pub(crate) sent: VecDeque<SentMessage>,
+    /// Sent Items copies to be filed later (`sent_items_delay_ms`).
+    pub(crate) pending_copies: Vec<transport::PendingCopy>,
 }
 
 pub(super) fn key(s: &str) -> String {
@@ -110,6 +116,8 @@ impl FakeState {
                 token_url: None,
                 streaming: crate::streaming::Streaming::default(),
                 graph_changes: None,
+                sent: VecDeque::new(),
+                pending_copies: Vec::new(),
             }),
             faults: Mutex::new(faults),
             max_request_bytes,
@@ -127,8 +135,11 @@ impl FakeState {
     }
 
     /// The lock on everything (a poisoned lock is recovered: the data stays consistent per call).
+    /// Sent Items copies whose time has come are filed first.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.file_due_copies();
+        inner
     }
 
     /// Current fault knobs.
