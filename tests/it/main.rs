@@ -19,6 +19,7 @@ mod fake_wire_rules;
 mod graph_backfill_rules;
 mod graph_notify_rules;
 mod graph_rules;
+mod graph_series_rules;
 mod operate_rules;
 mod package_rules;
 mod pass_log_rules;

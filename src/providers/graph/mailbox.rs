@@ -47,6 +47,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
+/// An activity as read, or why the database cannot hold it (that one item's refusal).
+type ReadActivity = Result<RemoteActivity, String>;
+
 /// The calendar window of a delta round, relative to when the round starts (the window is
 /// encoded into the round's links: a stored link keeps its window until the round restarts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -194,9 +197,8 @@ impl GraphMailbox {
                     }
                 }
                 .map_err(|e| self.fail(e))?;
-                Ok(changes_of(page, |e: &Event| {
-                    (e.id.clone(), version(&e.etag, &e.change_key))
-                }))
+                // Occurrences are changes of their series master (imported once, as EWS).
+                Ok(super::series::calendar_changes(page))
             }
             Folder::Contacts => {
                 let page = match &state {
@@ -269,7 +271,7 @@ impl GraphMailbox {
             _ => None,
         };
         let list = list.as_deref();
-        let results: Vec<(String, Result<RemoteActivity, GraphError>)> =
+        let results: Vec<(String, Result<ReadActivity, GraphError>)> =
             stream::iter(ids.iter().cloned())
                 .map(|id| async move {
                     let result = self.read_activity(kind, list, &id).await;
@@ -281,7 +283,14 @@ impl GraphMailbox {
         let mut out = Vec::with_capacity(results.len());
         for (id, result) in results {
             out.push(match result {
-                Ok(activity) => Ok(activity),
+                Ok(Ok(activity)) => Ok(activity),
+                // Read, but not something the database can hold (a series pattern it has no
+                // words for): this one item is refused with the reason.
+                Ok(Err(why)) => Err(ItemFailure {
+                    id: id.clone(),
+                    error: why,
+                    gone: false,
+                }),
                 Err(e) => Err(self.item_failure(&id, e)?),
             });
         }
@@ -293,13 +302,15 @@ impl GraphMailbox {
         kind: ActKind,
         list: Option<&str>,
         id: &str,
-    ) -> Result<RemoteActivity, GraphError> {
+    ) -> Result<ReadActivity, GraphError> {
         let target = &self.target;
         match (kind, list) {
-            (ActKind::Appointment, _) => Ok(appointment(self.client.get_event(target, id).await?)),
-            (ActKind::Contact, _) => Ok(contact(self.client.get_contact(target, id).await?)),
+            (ActKind::Appointment, _) => Ok(super::series::appointment_of(
+                self.client.get_event(target, id).await?,
+            )),
+            (ActKind::Contact, _) => Ok(Ok(contact(self.client.get_contact(target, id).await?))),
             (ActKind::Task, Some(list)) => {
-                Ok(task(self.client.get_todo_task(target, list, id).await?))
+                Ok(Ok(task(self.client.get_todo_task(target, list, id).await?)))
             }
             (ActKind::Task, None) => Err(GraphFailure::malformed("no To Do list").into()),
         }
@@ -892,7 +903,8 @@ fn non_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
 
-fn appointment(e: Event) -> RemoteActivity {
+/// An event's fields (a series master's recurrence is added by `series::appointment_of`).
+pub(super) fn appointment(e: Event) -> RemoteActivity {
     let start = e.start.as_ref().and_then(DateTimeTimeZone::to_utc);
     let start_at = start
         .or(e.created_date_time)
@@ -928,8 +940,7 @@ fn appointment(e: Event) -> RemoteActivity {
                 .flatten()
                 .filter_map(|a| a.email_address.as_ref().and_then(|x| x.address.clone()))
                 .collect(),
-            // A calendarView delta reports each occurrence in the window on its own; the
-            // series pattern is not read (docs/graph.md).
+            // A series master's pattern: `series::appointment_of`.
             recurrence: None,
         }),
         categories: e.categories.unwrap_or_default(),
@@ -957,6 +968,11 @@ fn event_of(a: &AppointmentFields) -> Event {
                 })
                 .collect()
         }),
+        // Checked by `write_problem` before any request.
+        recurrence: a
+            .recurrence
+            .as_ref()
+            .and_then(|r| super::series::graph_recurrence(r).ok()),
         ..Event::default()
     }
 }
@@ -1130,11 +1146,10 @@ pub fn write_problem(fields: &ActFields) -> Option<String> {
             "the appointment ends ({}) before it starts ({})",
             a.end_at, a.start_at
         )),
-        ActFields::Appointment(a) if a.recurrence.is_some() => Some(
-            "a recurring appointment is not written through Microsoft Graph yet (the series \
-             pattern is kept in the database; see docs/graph.md)"
-                .to_owned(),
-        ),
+        ActFields::Appointment(a) => a
+            .recurrence
+            .as_ref()
+            .and_then(|r| super::series::graph_recurrence(r).err()),
         ActFields::Contact(c) => c
             .phone_numbers
             .keys()
@@ -1436,6 +1451,32 @@ mod tests {
                 .collect(),
         });
         assert!(write_problem(&contact).unwrap().contains("CarPhone"));
+        let mut series = AppointmentFields {
+            subject: "Weekly".into(),
+            body: String::new(),
+            location: String::new(),
+            start_at: Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap(),
+            end_at: Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap(),
+            is_all_day: false,
+            organizer: None,
+            attendees: vec![],
+            recurrence: Some(serde_json::json!({
+                "pattern": {"type": "weekly", "interval": 1, "days_of_week": ["monday"]},
+                "range": {"type": "no_end", "start_date": "2026-12-07"}
+            })),
+        };
+        assert_eq!(
+            write_problem(&ActFields::Appointment(series.clone())),
+            None,
+            "a series is written"
+        );
+        series.recurrence = Some(serde_json::json!({
+            "pattern": {"type": "weekly", "interval": 0, "days_of_week": ["monday"]},
+            "range": {"type": "no_end", "start_date": "2026-12-07"}
+        }));
+        assert!(write_problem(&ActFields::Appointment(series))
+            .unwrap()
+            .contains("interval"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod backfill;
 pub mod connector;
 pub mod mailbox;
 mod send;
+mod series;
 pub mod tokens;
 
 pub use connector::{GraphConnector, GraphOptions};

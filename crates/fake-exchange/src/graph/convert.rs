@@ -524,10 +524,36 @@ fn ews_recurrence(r: &PatternedRecurrence) -> Result<Recurrence, GraphErr> {
         .flatten()
         .map(|d| ews_day(*d).ok_or_else(|| bad("unknown day")))
         .collect::<Result<_, _>>()?;
+    // A relative pattern's days: one day, or a whole group ("the first weekday"), which is
+    // what Exchange's DayOfWeekType holds; the fake keeps nothing else.
     let one_day = || {
-        days.first()
-            .copied()
-            .ok_or_else(|| bad("daysOfWeek is required"))
+        let mut given: Vec<&str> = days.iter().map(|d| d.as_str()).collect();
+        given.sort_unstable();
+        given.dedup();
+        match given.as_slice() {
+            [] => Err(bad("daysOfWeek is required")),
+            [_] => Ok(days[0]),
+            _ => [EDay::Day, EDay::Weekday, EDay::WeekendDay]
+                .into_iter()
+                .find(|group| {
+                    let mut names: Vec<String> = graph_days(*group)
+                        .into_iter()
+                        .filter_map(ews_day)
+                        .map(|d| d.as_str().to_owned())
+                        .collect();
+                    names.sort_unstable();
+                    names == given
+                })
+                .ok_or_else(|| {
+                    bad("the fake Graph keeps a relative pattern on one day or a whole group (all days, weekdays, weekend days) only")
+                }),
+        }
+    };
+    let yearly = || match p.interval.unwrap_or(1) {
+        1 => Ok(()),
+        _ => Err(bad(
+            "the fake Graph keeps yearly patterns with interval 1 only",
+        )),
     };
     let week = || {
         p.index
@@ -564,15 +590,21 @@ fn ews_recurrence(r: &PatternedRecurrence) -> Result<Recurrence, GraphErr> {
             day_of_week: one_day()?,
             week: week()?,
         },
-        Some(RecurrencePatternType::AbsoluteYearly) => EPattern::AbsoluteYearly {
-            day_of_month: day_of_month()?,
-            month: month()?,
-        },
-        Some(RecurrencePatternType::RelativeYearly) => EPattern::RelativeYearly {
-            day_of_week: one_day()?,
-            week: week()?,
-            month: month()?,
-        },
+        Some(RecurrencePatternType::AbsoluteYearly) => {
+            yearly()?;
+            EPattern::AbsoluteYearly {
+                day_of_month: day_of_month()?,
+                month: month()?,
+            }
+        }
+        Some(RecurrencePatternType::RelativeYearly) => {
+            yearly()?;
+            EPattern::RelativeYearly {
+                day_of_week: one_day()?,
+                week: week()?,
+                month: month()?,
+            }
+        }
         _ => return Err(bad("pattern type is required")),
     };
     let start_date: NaiveDate = range
@@ -1047,4 +1079,53 @@ pub(crate) fn apply_todo_task(target: &mut Task, t: &gm::TodoTask) -> Result<(),
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relative(days: Vec<gm::DayOfWeek>, interval: i32) -> PatternedRecurrence {
+        PatternedRecurrence {
+            pattern: Some(gm::RecurrencePattern {
+                pattern_type: Some(RecurrencePatternType::RelativeYearly),
+                interval: Some(interval),
+                month: Some(11),
+                days_of_week: Some(days),
+                index: Some(gm::WeekIndex::Last),
+                ..gm::RecurrencePattern::default()
+            }),
+            range: Some(gm::RecurrenceRange {
+                range_type: Some(RecurrenceRangeType::NoEnd),
+                start_date: NaiveDate::from_ymd_opt(2026, 11, 30),
+                ..gm::RecurrenceRange::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn a_relative_pattern_keeps_a_whole_group_of_days_and_refuses_other_lists() {
+        let weekdays = graph_days(EDay::Weekday);
+        let kept = ews_recurrence(&relative(weekdays, 1)).unwrap();
+        assert!(matches!(
+            kept.pattern,
+            EPattern::RelativeYearly {
+                day_of_week: EDay::Weekday,
+                ..
+            }
+        ));
+        assert_eq!(graph_recurrence(&kept), {
+            let mut back = relative(graph_days(EDay::Weekday), 1);
+            if let Some(r) = back.range.as_mut() {
+                r.recurrence_time_zone = Some("UTC".into());
+            }
+            back
+        });
+        let two = vec![gm::DayOfWeek::Monday, gm::DayOfWeek::Tuesday];
+        assert!(ews_recurrence(&relative(two, 1)).is_err());
+        assert!(
+            ews_recurrence(&relative(vec![gm::DayOfWeek::Friday], 2)).is_err(),
+            "every second year cannot be kept"
+        );
+    }
 }
