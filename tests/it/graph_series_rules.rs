@@ -134,16 +134,71 @@ async fn a_recurring_appointment_from_the_database_becomes_a_graph_series_and_co
         let pass = world.pass("alice@contoso.test").await;
         assert_eq!(act_outcome(&pass), "Success", "{pass:?}");
     }
-    let rows = rows(&world).await;
-    assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0].1.as_ref(), Some(&recurrence));
-    assert!(rows[0].2.is_some(), "linked to the series master");
+    let back = rows(&world).await;
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert_eq!(back[0].1.as_ref(), Some(&recurrence));
+    assert!(back[0].2.is_some(), "linked to the series master");
     assert_eq!(
         world
             .count("SELECT count(*) FROM appointments WHERE synced_version <> version")
             .await,
         0
     );
+    // The database changes the series: the master is updated with the new pattern.
+    let mut shorter = recurrence.clone();
+    shorter["range"]["occurrences"] = json!(3);
+    sqlx::query("UPDATE appointments SET subject = 'Weekly review, shorter', recurrence = $1")
+        .bind(&shorter)
+        .execute(world.store.pool())
+        .await
+        .unwrap();
+    let pass = world.pass("alice@contoso.test").await;
+    assert_eq!(act_outcome(&pass), "Success", "{pass:?}");
+    let items = calendar(&world).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0]["subject"], "Weekly review, shorter");
+    assert_eq!(items[0]["recurrence"], shorter);
+    world.pass("alice@contoso.test").await;
+    let after = rows(&world).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].1.as_ref(), Some(&shorter));
+}
+
+#[sqlx::test]
+async fn a_recurrence_exchange_would_refuse_fails_its_row_alone_before_any_request(pool: PgPool) {
+    let world = world(pool).await;
+    world.pass("alice@contoso.test").await;
+    let start = tomorrow();
+    let mut bad = weekly_five_times(start);
+    bad["pattern"]["interval"] = json!(0);
+    sqlx::query(
+        "INSERT INTO appointments (mailbox_id, subject, start_at, end_at, recurrence)
+         SELECT id, s, $1, $2, r FROM mailboxes,
+                (VALUES ('Broken series', $3::jsonb), ('Fine series', $4::jsonb)) AS v(s, r)",
+    )
+    .bind(start)
+    .bind(start + Duration::hours(1))
+    .bind(&bad)
+    .bind(weekly_five_times(start))
+    .execute(world.store.pool())
+    .await
+    .unwrap();
+    world.pass("alice@contoso.test").await;
+    let items = calendar(&world).await;
+    assert_eq!(items.len(), 1, "only the fine series is written: {items:?}");
+    assert_eq!(items[0]["subject"], "Fine series");
+    let stats = world.fake_get("/_fake/graph/stats").await;
+    assert_eq!(
+        stats["operations"]["event.create"].as_u64(),
+        Some(1),
+        "no request spent on the broken one: {stats}"
+    );
+    let error: Option<String> =
+        sqlx::query_scalar("SELECT sync_error FROM appointments WHERE subject = 'Broken series'")
+            .fetch_one(world.store.pool())
+            .await
+            .unwrap();
+    assert!(error.unwrap_or_default().contains("interval"));
 }
 
 #[sqlx::test]
