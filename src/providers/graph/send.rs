@@ -3,6 +3,7 @@
 
 use crate::store::outgoing::OutgoingEmail;
 use crate::sync::port::SendJournal;
+use exsync_graph::transport::TransportError;
 use exsync_graph::{GraphError, GraphFailure};
 
 /// Graph refused the send for sure: withdraw the journal's mark so a normal retry may send
@@ -32,6 +33,10 @@ pub(super) fn nothing_sent(error: &GraphError) -> bool {
         | GraphFailure::Conflict { .. }
         | GraphFailure::ItemRefused { .. }
         | GraphFailure::MailboxRefused { .. } => true,
+        // No connection was made (or no client): the request never left.
+        GraphFailure::Transport(TransportError::Unreachable { .. } | TransportError::Setup(_)) => {
+            true
+        }
         GraphFailure::SyncStateExpired { .. }
         | GraphFailure::ItemNotFound { .. }
         | GraphFailure::Service { .. }
@@ -73,6 +78,15 @@ mod tests {
             }
             .into()
         ));
+        let no_connection = TransportError::Unreachable {
+            host: "graph.test".into(),
+            reason: "could not connect".into(),
+        };
+        assert!(nothing_sent(&GraphFailure::Transport(no_connection).into()));
+        let timeout = TransportError::Timeout {
+            host: "graph.test".into(),
+        };
+        assert!(!nothing_sent(&GraphFailure::Transport(timeout).into()));
         assert!(!nothing_sent(
             &GraphFailure::ItemNotFound {
                 code: "ErrorItemNotFound".into(),
