@@ -17,7 +17,7 @@ use exsync_graph::model::{
     RecurrencePattern as GPattern, RecurrencePatternType as GPatternType,
     RecurrenceRange as GRange, RecurrenceRangeType as GRangeType, WeekIndex as GWeek,
 };
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 /// The seven single days, Graph's and the domain's, in the same order.
 const DAYS: [(Day, GDay); 7] = [
@@ -343,7 +343,9 @@ pub(super) fn calendar_changes(page: DeltaPage<Event>) -> ChangePage {
         exsync_graph::model::DeltaNext::NextPage(link) => (link.clone(), false),
         exsync_graph::model::DeltaNext::Done(link) => (link.clone(), true),
     };
-    let mut seen = HashSet::new();
+    // Where each reported id's change is, so a master's own entry after one of its
+    // occurrences lends it its version.
+    let mut seen: HashMap<String, usize> = HashMap::new();
     let mut changes = Vec::new();
     for entry in page.entries {
         match entry {
@@ -361,12 +363,22 @@ pub(super) fn calendar_changes(page: DeltaPage<Event>) -> ChangePage {
                         None => continue,
                     },
                 };
-                if seen.insert(id.clone()) {
-                    changes.push(Change::Updated(ItemRef {
-                        id,
-                        version,
-                        received_at: None,
-                    }));
+                match seen.get(&id) {
+                    Some(&at) => {
+                        if let (Some(Change::Updated(item)), Some(v)) =
+                            (changes.get_mut(at), version)
+                        {
+                            item.version.get_or_insert(v);
+                        }
+                    }
+                    None => {
+                        seen.insert(id.clone(), changes.len());
+                        changes.push(Change::Updated(ItemRef {
+                            id,
+                            version,
+                            received_at: None,
+                        }));
+                    }
                 }
             }
         }
@@ -455,10 +467,10 @@ mod tests {
         let page = DeltaPage {
             entries: vec![
                 DeltaEntry::Changed(event(
-                    json!({"id": "M", "type": "seriesMaster", "@odata.etag": "W/\"1\""}),
+                    json!({"id": "O1", "type": "occurrence", "seriesMasterId": "M"}),
                 )),
                 DeltaEntry::Changed(event(
-                    json!({"id": "O1", "type": "occurrence", "seriesMasterId": "M"}),
+                    json!({"id": "M", "type": "seriesMaster", "@odata.etag": "W/\"1\""}),
                 )),
                 DeltaEntry::Changed(event(
                     json!({"id": "O2", "type": "exception", "seriesMasterId": "M"}),
@@ -488,6 +500,14 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, ["updated M", "updated P", "updated S", "deleted X"]);
+        let Change::Updated(master) = &changes.changes[0] else {
+            panic!("the master")
+        };
+        assert_eq!(
+            master.version.as_deref(),
+            Some("W/\"1\""),
+            "the master's own entry lends its version"
+        );
         assert!(changes.last);
     }
 }
