@@ -4,61 +4,25 @@
 //! listing too; afterwards new mail arrives by delta. The cap is lowered to 7 on both sides
 //! (the fake's `filtered_round_limit`, exsync's `sync.graph_filtered_delta_limit`).
 
+use crate::support::graph::{apply_graph, graph_org, graph_world, ALICE};
 use crate::support::world::{fast_settings, World};
 use exsync::providers::graph::backfill::STATE_PREFIX;
-use fake_exchange::FakeConfig;
 use serde_json::json;
 use sqlx::PgPool;
 
 const CAP: u32 = 7;
-const ALICE: &str = "alice@contoso.test";
 
-/// An Exchange Online profile on Graph with a Process-From date of 1 May 2026.
-const GRAPH_ORG: &str = r#"
-[[profile]]
-name = "Contoso Online"
-server_type = "exchange_online"
-protocol = "graph"
-graph_url = "{graph}"
-auth = "oauth_client_credentials"
-oauth_client_id = "graph-app"
-oauth_client_secret = "Graph-Secret-1"
-oauth_token_url = "{token}"
-max_concurrent_connections = 10
-process_emails_from = 2026-05-01T00:00:00Z
-
-[[mailbox]]
-address = "alice@contoso.test"
-profile = "Contoso Online"
-approval = "approved"
-act = "none"
-"#;
-
-/// A world whose fake serves Graph with the round cap lowered, and alice on that profile.
+/// A world whose fake serves Graph with the round cap lowered, and alice on a profile with a
+/// Process-From date of 1 May 2026.
 async fn capped_world(pool: PgPool) -> World {
     let mut settings = fast_settings();
     settings.sync.graph_filtered_delta_limit = CAP;
-    let world = World::with_fake(
-        pool,
-        settings,
-        FakeConfig {
-            graph: true,
-            ..FakeConfig::default()
-        },
-    )
-    .await;
-    world.mailbox(ALICE, "alice", "Alice-Pw1!").await;
-    world
-        .fake_post(
-            "/_fake/apps",
-            json!({"client_id": "graph-app", "client_secret": "Graph-Secret-1"}),
-        )
-        .await;
+    let world = graph_world(pool, settings).await;
     world
         .fake_put("/_fake/graph/faults", json!({"filtered_round_limit": CAP}))
         .await;
-    let graph = world.fake.graph_url().expect("graph served");
-    world.apply(&GRAPH_ORG.replace("{graph}", &graph)).await;
+    let profile = "max_concurrent_connections = 10\nprocess_emails_from = 2026-05-01T00:00:00Z";
+    apply_graph(&world, &graph_org(profile, "none")).await;
     world
 }
 

@@ -4,38 +4,13 @@
 //! to once an hour, so only a notification brings mail in quickly. No timed assertions: every
 //! wait is for a condition, with a generous bound.
 
+use crate::support::daemon::{wait_for, Instance};
+use crate::support::graph::{self, apply_graph, graph_org, ALICE};
 use crate::support::world::{fast_settings, World};
 use exsync::config::Settings;
-use fake_exchange::FakeConfig;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use std::future::Future;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-
-/// The bound on every wait (conditions, not timings, are asserted).
-const PATIENCE: Duration = Duration::from_secs(60);
-const ALICE: &str = "alice@contoso.test";
-
-/// An Exchange Online profile on Graph, app `graph-app`, incoming email only.
-const GRAPH_ORG: &str = r#"
-[[profile]]
-name = "Contoso Online"
-server_type = "exchange_online"
-protocol = "graph"
-graph_url = "{graph}"
-auth = "oauth_client_credentials"
-oauth_client_id = "graph-app"
-oauth_client_secret = "Graph-Secret-1"
-oauth_token_url = "{token}"
-max_concurrent_connections = 4
-
-[[mailbox]]
-address = "alice@contoso.test"
-profile = "Contoso Online"
-approval = "approved"
-act = "none"
-"#;
 
 /// A loopback port free right now (the daemon's HTTP server binds it).
 fn free_port() -> u16 {
@@ -66,66 +41,15 @@ fn notify_settings(port: u16, public_url: &str) -> Settings {
 /// A world whose fake serves Graph (accepting http notification URLs), alice and the app
 /// registered and the profile applied.
 async fn graph_world(pool: PgPool, settings: Settings) -> World {
-    let world = World::with_fake(
-        pool,
-        settings,
-        FakeConfig {
-            graph: true,
-            ..FakeConfig::default()
-        },
-    )
-    .await;
-    world.mailbox(ALICE, "alice", "Alice-Pw1!").await;
-    world
-        .fake_post(
-            "/_fake/apps",
-            json!({"client_id": "graph-app", "client_secret": "Graph-Secret-1"}),
-        )
-        .await;
+    let world = graph::graph_world(pool, settings).await;
     world
         .fake_put(
             "/_fake/graph/faults",
             json!({"allow_http_notification_urls": true}),
         )
         .await;
-    let graph = world.fake.graph_url().expect("graph served");
-    world.apply(&GRAPH_ORG.replace("{graph}", &graph)).await;
+    apply_graph(&world, &graph_org("max_concurrent_connections = 4", "none")).await;
     world
-}
-
-/// A running instance and how to stop it.
-struct Instance {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), exsync::app::AppError>>,
-}
-
-impl Instance {
-    fn start(world: &World, settings: Settings) -> Instance {
-        let stop = CancellationToken::new();
-        let app = world.app(settings);
-        let task = tokio::spawn(app.run(stop.clone()));
-        Instance { stop, task }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.task.await.expect("join").expect("run");
-    }
-}
-
-/// Wait until `condition` holds (checked every 50 ms), failing after [`PATIENCE`].
-async fn wait_for<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(PATIENCE, async {
-        while !condition().await {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "gave up waiting for: {what}");
 }
 
 /// The fake's live subscriptions.
@@ -563,11 +487,8 @@ async fn the_calendar_is_subscribed_when_appointments_sync_and_a_mailbox_leaving
     let port = free_port();
     let settings = notify_settings(port, &format!("http://127.0.0.1:{port}"));
     let world = graph_world(pool, settings.clone()).await;
-    let graph = world.fake.graph_url().expect("graph served");
-    let with_act = GRAPH_ORG
-        .replace("{graph}", &graph)
-        .replace("act = \"none\"", "act = \"server_side_sync\"");
-    world.apply(&with_act).await;
+    let with_act = graph_org("max_concurrent_connections = 4", "server_side_sync");
+    apply_graph(&world, &with_act).await;
     let instance = Instance::start(&world, settings);
     wait_for("Inbox and calendar subscriptions are active", || async {
         world
@@ -596,9 +517,11 @@ async fn the_calendar_is_subscribed_when_appointments_sync_and_a_mailbox_leaving
         explained.why
     );
 
-    world
-        .apply(&with_act.replace("approval = \"approved\"", "approval = \"rejected\""))
-        .await;
+    apply_graph(
+        &world,
+        &with_act.replace("approval = \"approved\"", "approval = \"rejected\""),
+    )
+    .await;
     wait_for(
         "both subscriptions are deleted at Graph and forgotten",
         || async {

@@ -1,58 +1,25 @@
 //! Issue 10: the Microsoft Graph provider against the fake Graph over real HTTP (the same
 //! mailboxes as the fake Exchange), by rule.
 
+use crate::support::graph::{self, graph_org};
 use crate::support::world::{fast_settings, World};
-use fake_exchange::FakeConfig;
 use serde_json::json;
 use sqlx::PgPool;
 
-/// An Exchange Online profile on Graph, app `graph-app` with a client secret.
-const GRAPH_ORG: &str = r#"
-[[profile]]
-name = "Contoso Online"
-server_type = "exchange_online"
-protocol = "graph"
-graph_url = "{graph}"
-auth = "oauth_client_credentials"
-oauth_client_id = "graph-app"
-oauth_client_secret = "Graph-Secret-1"
-oauth_token_url = "{token}"
-max_concurrent_connections = {limit}
-
-[[mailbox]]
-address = "alice@contoso.test"
-profile = "Contoso Online"
-approval = "approved"
-act = "none"
-"#;
+/// The Graph profile with `{limit}` connections, alice on it without ACT.
+fn graph_org_text() -> String {
+    graph_org("max_concurrent_connections = {limit}", "none")
+}
 
 /// A world whose fake serves Graph too, with alice and the app registered.
 async fn graph_world(pool: PgPool) -> World {
-    let world = World::with_fake(
-        pool,
-        fast_settings(),
-        FakeConfig {
-            graph: true,
-            ..FakeConfig::default()
-        },
-    )
-    .await;
-    world
-        .mailbox("alice@contoso.test", "alice", "Alice-Pw1!")
-        .await;
-    world
-        .fake_post(
-            "/_fake/apps",
-            json!({"client_id": "graph-app", "client_secret": "Graph-Secret-1"}),
-        )
-        .await;
-    world
+    graph::graph_world(pool, fast_settings()).await
 }
 
 /// Apply the Graph profile with `limit` connections (and `extra` apply text appended).
 async fn graph_profile(world: &World, limit: u32, extra: &str) {
     let graph = world.fake.graph_url().expect("graph served");
-    let text = format!("{GRAPH_ORG}{extra}")
+    let text = format!("{}{extra}", graph_org_text())
         .replace("{graph}", &graph)
         .replace("{limit}", &limit.to_string());
     world.apply(&text).await;
@@ -699,7 +666,7 @@ async fn graph_errors_get_their_reactions(pool: PgPool) {
 async fn a_refused_client_secret_blocks_the_profile_credentials_after_one_sign_in(pool: PgPool) {
     let world = graph_world(pool).await;
     let graph = world.fake.graph_url().unwrap();
-    let text = GRAPH_ORG
+    let text = graph_org_text()
         .replace("{graph}", &graph)
         .replace("{limit}", "10")
         .replace("Graph-Secret-1", "Wrong-Secret");
@@ -730,7 +697,7 @@ async fn act_counts(world: &World) -> (i64, i64, i64) {
 async fn appointments_contacts_and_tasks_sync_both_ways_through_graph(pool: PgPool) {
     let world = graph_world(pool).await;
     let graph = world.fake.graph_url().unwrap();
-    let text = GRAPH_ORG
+    let text = graph_org_text()
         .replace("{graph}", &graph)
         .replace("{limit}", "10")
         .replace("act = \"none\"", "act = \"server_side_sync\"")

@@ -2,53 +2,20 @@
 //! (its master with its recurrence) both ways, never one row per occurrence, and never
 //! imported twice.
 
+use crate::support::graph::{apply_graph, graph_org, graph_world};
 use crate::support::world::{fast_settings, World};
 use chrono::{Datelike, Duration, Timelike, Utc};
-use fake_exchange::FakeConfig;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-const ORG: &str = r#"
-[[profile]]
-name = "Contoso Online"
-server_type = "exchange_online"
-protocol = "graph"
-graph_url = "{graph}"
-auth = "oauth_client_credentials"
-oauth_client_id = "graph-app"
-oauth_client_secret = "Graph-Secret-1"
-oauth_token_url = "{token}"
-act_scope = "all"
-
-[[mailbox]]
-address = "alice@contoso.test"
-profile = "Contoso Online"
-approval = "approved"
-act = "server_side_sync"
-"#;
-
 /// alice on Graph with appointments synchronised (every item).
 async fn world(pool: PgPool) -> World {
-    let world = World::with_fake(
-        pool,
-        fast_settings(),
-        FakeConfig {
-            graph: true,
-            ..FakeConfig::default()
-        },
+    let world = graph_world(pool, fast_settings()).await;
+    apply_graph(
+        &world,
+        &graph_org("act_scope = \"all\"", "server_side_sync"),
     )
     .await;
-    world
-        .mailbox("alice@contoso.test", "alice", "Alice-Pw1!")
-        .await;
-    world
-        .fake_post(
-            "/_fake/apps",
-            json!({"client_id": "graph-app", "client_secret": "Graph-Secret-1"}),
-        )
-        .await;
-    let graph = world.fake.graph_url().expect("graph served");
-    world.apply(&ORG.replace("{graph}", &graph)).await;
     world
 }
 

@@ -5,16 +5,12 @@
 //! double-subscribe; nothing is lost or duplicated when notifications are dropped or repeated.
 //! No timed assertions: every wait is for a condition, with a generous bound.
 
+use crate::support::daemon::{wait_for, Instance};
 use crate::support::world::{fast_settings, World};
 use exsync::config::Settings;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use std::future::Future;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
-
-/// The bound on every wait (conditions, not timings, are asserted).
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Settings where only streaming can bring mail in quickly: polls every hour.
 fn streaming_settings() -> Settings {
@@ -83,41 +79,6 @@ max_concurrent_connections = {limit}
             json!({"minute_ms": 2000, "keep_alive_ms": 300}),
         )
         .await;
-}
-
-/// A running instance and how to stop it.
-struct Instance {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), exsync::app::AppError>>,
-}
-
-impl Instance {
-    fn start(world: &World, settings: Settings) -> Instance {
-        let stop = CancellationToken::new();
-        let app = world.app(settings);
-        let task = tokio::spawn(app.run(stop.clone()));
-        Instance { stop, task }
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        self.task.await.expect("join").expect("run");
-    }
-}
-
-/// Wait until `condition` holds (checked every 50 ms), failing after [`PATIENCE`].
-async fn wait_for<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let waited = tokio::time::timeout(PATIENCE, async {
-        while !condition().await {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(waited.is_ok(), "gave up waiting for: {what}");
 }
 
 async fn streaming_stats(world: &World) -> Value {

@@ -2,7 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod ews_schema;
+pub mod graph;
 pub mod world;
 
 use exsync::crypto::{CredentialCipher, CredentialKey};
