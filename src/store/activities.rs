@@ -371,6 +371,27 @@ pub async fn rows_by_items(
         .collect()
 }
 
+/// The ids among `row_ids` that are rows of this mailbox (an item carrying one of them as
+/// its create key was created by exsync for that row).
+pub async fn existing_rows(
+    store: &Store,
+    mailbox_id: Uuid,
+    kind: ActKind,
+    row_ids: &[Uuid],
+) -> Result<Vec<Uuid>, StoreError> {
+    if row_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT id FROM {} WHERE mailbox_id = $1 AND id = ANY($2)",
+        kind.table()
+    ))
+    .bind(mailbox_id)
+    .bind(row_ids)
+    .fetch_all(store.pool())
+    .await?)
+}
+
 /// A change from Exchange to apply to the database.
 #[derive(Debug, Clone)]
 pub enum ExchangeChange {

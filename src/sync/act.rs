@@ -2,6 +2,10 @@
 //! conflicts resolved by the configured rule), then the database's changes and deletions are
 //! pushed with change keys, so a stale write never overwrites a newer version in Exchange.
 //!
+//! Creates are idempotent: `create` gets the row's [`CreateKey`] (EWS stamps the row id on the
+//! item and looks for it before every CreateItem; Graph events carry a `transactionId`), and
+//! pull never imports an item carrying the create key of an existing row as another row.
+//!
 //! Echoes are suppressed: the Update that Exchange reports for our own write carries the change
 //! key we stored when pushing, and is skipped.
 //!
@@ -26,7 +30,7 @@ use crate::domain::scope::{
 use crate::domain::Workload;
 use crate::store::activities::{self, ActKind, ActRow, ExchangeChange};
 use crate::store::emails;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Rows pushed per kind in one pass.
 const PUSH_BATCH: i64 = 200;
@@ -113,10 +117,38 @@ async fn pull(
             .map(|c| c.id.clone())
             .collect();
         let mut skipped = 0;
-        for fetched in conn.activities(kind, &to_fetch).await? {
+        let fetched_page = conn.activities(kind, &to_fetch).await?;
+        let keys: Vec<_> = fetched_page
+            .iter()
+            .filter_map(|f| f.as_ref().ok())
+            .filter(|theirs| !rows.contains_key(&theirs.item.id))
+            .filter_map(|theirs| theirs.created_for)
+            .collect();
+        let created_for_rows: HashSet<_> =
+            activities::existing_rows(ctx.store, ctx.mailbox_id, kind, &keys)
+                .await?
+                .into_iter()
+                .collect();
+        for fetched in fetched_page {
             match fetched {
                 Ok(theirs) => {
                     let row = rows.get(&theirs.item.id);
+                    if row.is_none()
+                        && theirs
+                            .created_for
+                            .is_some_and(|id| created_for_rows.contains(&id))
+                    {
+                        // Created by exsync for a row that exists (a create whose answer was
+                        // lost, or a copy): never a second row. The push links it to its row
+                        // when the row has no item yet; else it stays in Exchange, not stored.
+                        tracing::info!(
+                            kind = kind.as_str(),
+                            item = %short(&theirs.item.id),
+                            "created by exsync for an existing row: not imported as another row"
+                        );
+                        skipped += 1;
+                        continue;
+                    }
                     let tracked = scope.is_tracked(&theirs.categories);
                     match pull_decision(scope.act_scope, row.map(|r| r.link), tracked) {
                         PullDecision::Apply => {}

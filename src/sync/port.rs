@@ -192,6 +192,9 @@ pub struct RemoteActivity {
     pub fields: ActFields,
     /// Its categories (the tracking category marks it tracked).
     pub categories: Vec<String>,
+    /// The database row exsync created it for (its idempotency key, where the server keeps
+    /// one on the item), so an earlier create is never imported as a second row.
+    pub created_for: Option<Uuid>,
 }
 
 /// What a delete needs to know about an item on the server: is it tracked, and what is the

@@ -2,6 +2,7 @@
 //! `sqlx::test`) and, from issue 2 on, the project's own fake Exchange over real HTTP.
 //! Run them with `scripts/test.sh` (it sets DATABASE_URL and starts Postgres if needed).
 
+mod act_create_rules;
 mod apply_rules;
 mod bench_rules;
 mod config_rules;

@@ -107,6 +107,9 @@ pub enum OneShotFault {
     /// and the connection drops before its body, as when a proxy or the network fails after
     /// Exchange did the work. The client cannot tell whether anything happened.
     LoseReply,
+    /// `lose_reply` for the next CreateItem: it waits at the head of the queue (other
+    /// requests pass it by), so a test can lose the answer of one create in a whole pass.
+    LoseCreateReply,
 }
 
 /// A one-shot answer of the OAuth token endpoint, queued with `token_fail_next` (the

@@ -458,7 +458,7 @@ pub(crate) async fn ews_endpoint(
         return line.finish(&state, unauthorized(&AuthError::BadToken), None);
     }
     let faults = state.faults();
-    let one_shot = state.take_one_shot(request_items(&request));
+    let one_shot = state.take_one_shot(operation, request_items(&request));
     match one_shot {
         Some(OneShotFault::Unauthorized) => {
             return line.finish(&state, unauthorized(&AuthError::Missing), None)
@@ -598,7 +598,10 @@ pub(crate) async fn ews_endpoint(
             line.finish(&state, response, Some(&code))
         }
     };
-    if one_shot == Some(OneShotFault::LoseReply) {
+    if matches!(
+        one_shot,
+        Some(OneShotFault::LoseReply | OneShotFault::LoseCreateReply)
+    ) {
         // The work is done (and logged); the client never reads the answer.
         return lost_reply(answered);
     }

@@ -1,6 +1,11 @@
 //! The EWS side of `sync::port`: one mailbox, reached one way, spoken to in domain words
 //! (changes, emails, activities, sends). Every SOAP type stops here, and every [`EwsError`]
 //! becomes a [`ServerError`] with its stable `ews.*` code.
+//!
+//! Writes that must happen once carry an idempotency key in a fixed named extended property
+//! ([`EXSYNC_PROPERTY_SET`]): a send its outgoing row's id (`ExsyncOutgoingId`, looked for in
+//! Sent Items), a created activity its row's id (`ExsyncActivityKey`, looked for in the
+//! target folder before every CreateItem).
 
 use crate::domain::scope::MeetingRole;
 use crate::store::activities::{ActFields, ActKind, AppointmentFields, ContactFields, TaskFields};
@@ -9,8 +14,8 @@ use crate::store::outgoing::OutgoingEmail;
 use crate::store::scheduling::ErrorCorrelation;
 use crate::sync::plan::Access;
 use crate::sync::port::{
-    Change, ChangeHint, ChangePage, FetchedMail, Folder, ItemFacts, ItemFailure, ItemRef,
-    MailServer, PortFuture, RemoteActivity, Removal, SendJournal, SendOutcome, SentCopy,
+    Change, ChangeHint, ChangePage, CreateKey, FetchedMail, Folder, ItemFacts, ItemFailure,
+    ItemRef, MailServer, PortFuture, RemoteActivity, Removal, SendJournal, SendOutcome, SentCopy,
     ServerError, WriteOutcome,
 };
 use exsync_ews::client::{EwsClient, EwsOperation, Target};
@@ -278,7 +283,9 @@ impl MailboxConnection {
         kind: ActKind,
         ids: &[String],
     ) -> Result<Vec<Result<RemoteActivity, ItemFailure>>, EwsError> {
-        let items = self.get_items(ids, activity_properties(kind)).await?;
+        let mut properties = activity_properties(kind).to_vec();
+        properties.push(FieldUri::extended(&activity_key_property()));
+        let items = self.get_items(ids, &properties).await?;
         Ok(items
             .into_iter()
             .zip(ids)
@@ -414,17 +421,68 @@ impl MailboxConnection {
         }
     }
 
-    /// Create an activity in its folder. A request Exchange refuses as a whole (a SOAP fault
-    /// such as ErrorSchemaValidation) concerns this one item: `Refused`, the others go on.
-    async fn create_activity(&self, fields: &ActFields) -> Result<WriteOutcome, EwsError> {
+    /// The item an earlier create of the row `row_id` left in `folder` (found by its
+    /// `ExsyncActivityKey`), if any: a create whose answer was lost, or whose result was not
+    /// recorded before a crash.
+    async fn created_earlier(
+        &self,
+        folder: DistinguishedFolderName,
+        row_id: Uuid,
+    ) -> Result<Option<ItemRef>, EwsError> {
+        let key = FieldUri::extended(&activity_key_property());
+        let request = FindItemRequest {
+            traversal: Traversal::Shallow,
+            item_shape: ItemShape::new(BaseShape::IdOnly),
+            page: Some(IndexedPageView {
+                max_entries_returned: 1,
+                offset: 0,
+                base_point_beginning: true,
+            }),
+            restriction: Some(Restriction::IsEqualTo(key, row_id.to_string())),
+            parent_folder_ids: vec![self.folder(folder)],
+        };
+        let response = self.call(&request).await?;
+        Ok(response
+            .first()?
+            .items
+            .first()
+            .and_then(Item::item_id)
+            .map(item_ref))
+    }
+
+    /// Create an activity in its folder, idempotently: the item is stamped with the row id
+    /// ([`activity_key_property`]), and an item an earlier attempt created is looked for first
+    /// and, when found, brought to the row's current fields instead of creating a second one.
+    /// A request Exchange refuses as a whole (a SOAP fault such as ErrorSchemaValidation)
+    /// concerns this one item: `Refused`, the others go on.
+    async fn create_activity(
+        &self,
+        key: CreateKey,
+        fields: &ActFields,
+    ) -> Result<WriteOutcome, EwsError> {
         let folder = distinguished(Folder::of(fields.kind()));
         let mut item = match to_item(fields) {
             Ok(item) => item,
             Err(refused) => return Ok(WriteOutcome::Refused(refused)),
         };
+        // Always looked for (one FindItem per create): a lost answer leaves no trace on the
+        // row, and a crash between CreateItem and recording its id leaves none either.
+        if let Some(earlier) = self.created_earlier(folder, key.row_id).await? {
+            tracing::info!(
+                row.id = %key.row_id,
+                "an earlier create of this row is in Exchange; updating it instead of creating another"
+            );
+            return self.update_activity(&earlier, fields).await;
+        }
         if let Some(category) = &self.tracking_category {
             item.base_mut().categories = vec![category.clone()];
         }
+        item.base_mut()
+            .extended_properties
+            .push(ExtendedProperty::new(
+                activity_key_property(),
+                key.row_id.to_string(),
+            ));
         let request = CreateItemRequest {
             message_disposition: None,
             send_meeting_invitations: matches!(fields, ActFields::Appointment(_))
@@ -648,12 +706,12 @@ impl MailServer for MailboxConnection {
         activity_problem(fields)
     }
 
-    fn create<'a>(
-        &'a self,
-        _key: crate::sync::port::CreateKey,
-        fields: &'a ActFields,
-    ) -> PortFuture<'a, WriteOutcome> {
-        Box::pin(async move { self.create_activity(fields).await.map_err(server_error) })
+    fn create<'a>(&'a self, key: CreateKey, fields: &'a ActFields) -> PortFuture<'a, WriteOutcome> {
+        Box::pin(async move {
+            self.create_activity(key, fields)
+                .await
+                .map_err(server_error)
+        })
     }
 
     fn update<'a>(
@@ -875,6 +933,18 @@ pub fn outgoing_id_property() -> ExtendedFieldUri {
     ExtendedFieldUri::named_string(EXSYNC_PROPERTY_SET, OUTGOING_ID_PROPERTY)
 }
 
+/// Name of the one custom property carrying the idempotency key of an activity exsync
+/// created (its row id: `appointments.id`, `contacts.id` or `tasks.id`): fixed for every item,
+/// so a folder can be searched for an earlier create of a row. The row's version is not part
+/// of it: an attempt whose answer was lost must be found again after the row changed too.
+pub const ACTIVITY_KEY_PROPERTY: &str = "ExsyncActivityKey";
+
+/// `ExtendedFieldURI` of an activity's idempotency key: PropertySetId
+/// [`EXSYNC_PROPERTY_SET`], PropertyName [`ACTIVITY_KEY_PROPERTY`], PropertyType String.
+pub fn activity_key_property() -> ExtendedFieldUri {
+    ExtendedFieldUri::named_string(EXSYNC_PROPERTY_SET, ACTIVITY_KEY_PROPERTY)
+}
+
 /// Errors that concern one item, not the mailbox or the connection.
 fn item_level(error: &EwsError) -> bool {
     matches!(error, EwsError::Request { .. })
@@ -1059,11 +1129,19 @@ fn to_activity(kind: ActKind, item: Item) -> Option<RemoteActivity> {
         }),
         _ => return None,
     };
+    let key = activity_key_property();
+    let created_for = base
+        .extended_properties
+        .iter()
+        .find(|p| p.field.same_property(&key))
+        .and_then(|p| p.value.first())
+        .and_then(|v| Uuid::parse_str(v.trim()).ok());
     Some(RemoteActivity {
         item: reference,
         modified_at: base.last_modified_time,
         fields,
         categories: base.categories,
+        created_for,
     })
 }
 

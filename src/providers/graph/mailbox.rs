@@ -944,6 +944,8 @@ pub(super) fn appointment(e: Event) -> RemoteActivity {
             recurrence: None,
         }),
         categories: e.categories.unwrap_or_default(),
+        // No create key is read back over Graph (events are idempotent by transactionId).
+        created_for: None,
     }
 }
 
@@ -1054,6 +1056,7 @@ fn contact(c: Contact) -> RemoteActivity {
             phone_numbers: phones,
         }),
         categories: c.categories.unwrap_or_default(),
+        created_for: None,
     }
 }
 
@@ -1121,6 +1124,7 @@ fn task(t: TodoTask) -> RemoteActivity {
             percent_complete: if status == "completed" { 100 } else { 0 },
         }),
         categories: t.categories.unwrap_or_default(),
+        created_for: None,
     }
 }
 

@@ -168,12 +168,18 @@ impl FakeState {
         }
     }
 
-    /// Take the next queued one-shot fault for a request carrying `items` items, if any (a
-    /// batch stop waits for a request with more items than it lets through).
-    pub(crate) fn take_one_shot(&self, items: usize) -> Option<super::OneShotFault> {
+    /// Take the next queued one-shot fault for an `operation` request carrying `items` items,
+    /// if any (a batch stop waits for a request with more items than it lets through, a lost
+    /// create reply for a CreateItem).
+    pub(crate) fn take_one_shot(
+        &self,
+        operation: &str,
+        items: usize,
+    ) -> Option<super::OneShotFault> {
         let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
         match faults.fail_next.first() {
             None => None,
+            Some(super::OneShotFault::LoseCreateReply) if operation != "CreateItem" => None,
             Some(super::OneShotFault::BatchStoppedAfter(n))
                 if items <= usize::try_from(*n).unwrap_or(usize::MAX) =>
             {
@@ -187,6 +193,7 @@ impl FakeState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::OneShotFault;
 
     fn state() -> FakeState {
         let s = FakeState::new(Faults::default(), 1 << 20, XmlLimits::default());
@@ -274,6 +281,23 @@ mod tests {
             s.read_sync_token(&foreign, "a@contoso.test", "inbox", 7),
             None
         );
+    }
+
+    #[test]
+    fn a_lost_create_reply_waits_for_the_next_create_item() {
+        let s = state();
+        s.update_faults(&FaultsPatch {
+            fail_next: Some(vec![OneShotFault::LoseCreateReply, OneShotFault::Http500]),
+            ..FaultsPatch::default()
+        })
+        .unwrap();
+        assert_eq!(s.take_one_shot("SyncFolderItems", 0), None);
+        assert_eq!(s.take_one_shot("FindItem", 0), None);
+        assert_eq!(
+            s.take_one_shot("CreateItem", 1),
+            Some(OneShotFault::LoseCreateReply)
+        );
+        assert_eq!(s.take_one_shot("GetItem", 1), Some(OneShotFault::Http500));
     }
 
     #[test]
