@@ -201,3 +201,62 @@ async fn a_normal_create_makes_one_item_and_no_second_row(pool: PgPool) {
     assert_eq!(linked_rows(&world, "appointments").await, 1);
     assert_eq!(linked_rows(&world, "contacts").await, 1);
 }
+
+/// The user copies an appointment exsync created (Outlook keeps custom properties on a copy).
+async fn a_copy_carrying_the_key_of(world: &World, row_id: &str) {
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"
+  xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types"
+  xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">
+<soap:Header><t:RequestServerVersion Version="Exchange2013_SP1" /></soap:Header>
+<soap:Body><m:CreateItem SendMeetingInvitations="SendToNone">
+<m:SavedItemFolderId><t:DistinguishedFolderId Id="calendar" /></m:SavedItemFolderId>
+<m:Items><t:CalendarItem><t:Subject>Quarterly review (copy)</t:Subject>
+<t:ExtendedProperty><t:ExtendedFieldURI PropertySetId="d0925a5d-722f-42f0-882e-a816636fa020" PropertyName="ExsyncActivityKey" PropertyType="String" /><t:Value>{row_id}</t:Value></t:ExtendedProperty>
+<t:Start>2030-01-07T10:00:00Z</t:Start><t:End>2030-01-07T11:00:00Z</t:End>
+</t:CalendarItem></m:Items></m:CreateItem></soap:Body></soap:Envelope>"#
+    );
+    let response = reqwest::Client::new()
+        .post(world.fake.ews_url())
+        .basic_auth("alice", Some("Alice-Pw1!"))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .body(xml)
+        .send()
+        .await
+        .expect("EWS reachable");
+    let body = response.text().await.expect("an answer");
+    assert!(body.contains(r#"ResponseClass="Success""#), "{body}");
+}
+
+#[sqlx::test]
+async fn an_item_carrying_the_key_of_a_row_linked_elsewhere_is_not_imported_as_a_second_row(
+    pool: PgPool,
+) {
+    let world = contoso(pool).await;
+    an_appointment_written_by_the_application(&world).await;
+    world.pass(ALICE).await;
+    let (row_id, item_id): (uuid::Uuid, String) =
+        sqlx::query_as("SELECT id, ews_item_id FROM appointments")
+            .fetch_one(world.store.pool())
+            .await
+            .expect("the linked row");
+    a_copy_carrying_the_key_of(&world, &row_id.to_string()).await;
+
+    let pulled = world.pass(ALICE).await;
+    assert_eq!(act_outcome(&pulled), Outcome::Success, "{pulled:?}");
+    assert_eq!(
+        world.folder_count(ALICE, "calendar").await,
+        2,
+        "the copy stays"
+    );
+    assert_eq!(world.count("SELECT count(*) FROM appointments").await, 1);
+    let still: String = sqlx::query_scalar("SELECT ews_item_id FROM appointments")
+        .fetch_one(world.store.pool())
+        .await
+        .expect("the row");
+    assert_eq!(
+        still, item_id,
+        "the row stays linked to the item created for it"
+    );
+}
