@@ -28,6 +28,7 @@ act = "server_side_sync"
 "#;
 
 const ALICE: &str = "alice@contoso.test";
+const BOB: &str = "bob@contoso.test";
 
 async fn contoso(pool: PgPool) -> World {
     let world = World::new(pool).await;
@@ -259,4 +260,45 @@ async fn an_item_carrying_the_key_of_a_row_linked_elsewhere_is_not_imported_as_a
         still, item_id,
         "the row stays linked to the item created for it"
     );
+}
+
+#[sqlx::test]
+async fn a_meeting_written_by_the_application_invites_its_attendees_once_even_when_the_create_reply_is_lost(
+    pool: PgPool,
+) {
+    let world = contoso(pool).await;
+    world.mailbox(BOB, "bob", "Bob-Pw1!").await;
+    execute(
+        &world,
+        "INSERT INTO appointments (mailbox_id, subject, start_at, end_at, attendees)
+         SELECT id, 'Design review', now() + interval '1 day', now() + interval '25 hours',
+                '[\"bob@contoso.test\"]'::jsonb
+           FROM mailboxes WHERE email_address = $1",
+    )
+    .await;
+    the_next_create_reply_is_lost(&world).await;
+    world.pass(ALICE).await;
+    world.pass(ALICE).await;
+    assert_eq!(world.folder_count(ALICE, "calendar").await, 1);
+    assert_eq!(linked_rows(&world, "appointments").await, 1);
+    assert_eq!(
+        world.folder_count(BOB, "inbox").await,
+        1,
+        "bob got one meeting request, not one per attempt"
+    );
+    assert_eq!(
+        world.folder_count(BOB, "calendar").await,
+        1,
+        "the meeting is in bob's calendar"
+    );
+}
+
+#[sqlx::test]
+async fn an_appointment_without_attendees_invites_nobody(pool: PgPool) {
+    let world = contoso(pool).await;
+    world.mailbox(BOB, "bob", "Bob-Pw1!").await;
+    an_appointment_written_by_the_application(&world).await;
+    world.pass(ALICE).await;
+    assert_eq!(world.folder_count(ALICE, "calendar").await, 1);
+    assert_eq!(world.folder_count(BOB, "inbox").await, 0);
 }

@@ -429,7 +429,8 @@ async fn an_organizers_database_delete_cancels_the_meeting_for_its_attendees(poo
         true
     );
 
-    // A meeting the database created (no invitations went out) is deleted without a word.
+    // A meeting the database created invited bob when it was written, so its delete
+    // cancels it for him too.
     sqlx::query(
         "INSERT INTO appointments (mailbox_id, subject, start_at, end_at, attendees)
          SELECT id, 'Draft meeting', '2026-12-10T09:00:00Z', '2026-12-10T10:00:00Z',
@@ -444,6 +445,12 @@ async fn an_organizers_database_delete_cancels_the_meeting_for_its_attendees(poo
         items(&world, "alice@contoso.test", "calendar").await.len(),
         1
     );
+    let requests = items(&world, "bob@contoso.test", "inbox")
+        .await
+        .into_iter()
+        .filter(|m| m["subject"] == "Draft meeting")
+        .count();
+    assert_eq!(requests, 1, "the meeting request went out once");
     sqlx::query("DELETE FROM appointments")
         .execute(world.store.pool())
         .await
@@ -457,7 +464,7 @@ async fn an_organizers_database_delete_cancels_the_meeting_for_its_attendees(poo
         .into_iter()
         .filter(|m| m["item_class"] == "IPM.Schedule.Meeting.Canceled")
         .count();
-    assert_eq!(cancellations, 1, "no cancellation for a meeting never sent");
+    assert_eq!(cancellations, 2, "the invited attendee hears of the cancel");
 }
 
 #[sqlx::test]

@@ -485,8 +485,7 @@ impl MailboxConnection {
             ));
         let request = CreateItemRequest {
             message_disposition: None,
-            send_meeting_invitations: matches!(fields, ActFields::Appointment(_))
-                .then_some(SendMeetingInvitations::SendToNone),
+            send_meeting_invitations: invitations_on_create(fields, &self.target.mailbox),
             saved_item_folder_id: Some(self.folder(folder)),
             items: vec![item],
         };
@@ -1022,6 +1021,25 @@ fn nothing_sent(error: &EwsError, trace: Option<&RequestTrace>) -> bool {
             t.ews_answer || t.status.is_some_and(|status| (400..500).contains(&status))
         }),
     }
+}
+
+/// What a create tells attendees: a meeting the application wrote with attendees (anyone but
+/// the mailbox itself) is sent to them, as the organizer's Outlook would and as Graph does on
+/// create; an appointment without attendees invites nobody. Sent once: a retry after a lost
+/// answer finds the first item (`ExsyncActivityKey`) and updates it instead.
+fn invitations_on_create(fields: &ActFields, mailbox: &str) -> Option<SendMeetingInvitations> {
+    let ActFields::Appointment(appointment) = fields else {
+        return None;
+    };
+    let invites_someone = appointment
+        .attendees
+        .iter()
+        .any(|attendee| !attendee.trim().eq_ignore_ascii_case(mailbox.trim()));
+    Some(if invites_someone {
+        SendMeetingInvitations::SendToAllAndSaveCopy
+    } else {
+        SendMeetingInvitations::SendToNone
+    })
 }
 
 /// The distinguished folder of a port folder.
