@@ -642,6 +642,60 @@ async fn an_expired_delta_token_answers_gone_and_a_new_round_brings_each_message
 }
 
 #[tokio::test]
+async fn contacts_are_found_by_their_create_key_and_filtered_by_nothing_else() {
+    let gx = Gx::start().await;
+    let client = gx.client(fast());
+    let target = Target::new(A);
+    let ada = Contact {
+        display_name: Some("Ada Lovelace".into()),
+        ..Contact::default()
+    };
+    let created = client.create_contact(&target, &ada, "Row-1").await.unwrap();
+    assert_eq!(
+        created.extended_property(exsync_graph::ACTIVITY_KEY_PROPERTY),
+        Some("Row-1"),
+        "the key is echoed by the create"
+    );
+    client.create_contact(&target, &ada, "row-2").await.unwrap();
+    let found = client
+        .find_contact_for_row(&target, "Row-1")
+        .await
+        .unwrap()
+        .expect("found by its key");
+    assert_eq!(found.id, created.id);
+    // Graph compares values without case; the client keeps only the exact row.
+    assert!(client
+        .find_contact_for_row(&target, "ROW-1")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(client
+        .find_contact_for_row(&target, "row-3")
+        .await
+        .unwrap()
+        .is_none());
+    let read = client
+        .get_contact(&target, created.id.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        read.extended_property(exsync_graph::ACTIVITY_KEY_PROPERTY),
+        Some("Row-1")
+    );
+    // Any other filter on contacts is refused, never ignored.
+    let (status, _, _) = gx
+        .raw(
+            reqwest::Method::GET,
+            &format!("/users/{A}/contacts?$filter=displayName%20eq%20'Ada%20Lovelace'"),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400);
+    gx.check_traffic();
+}
+
+#[tokio::test]
 async fn a_stale_etag_is_refused_with_412_and_changes_nothing() {
     let gx = Gx::start().await;
     let client = gx.client(fast());
@@ -655,6 +709,7 @@ async fn a_stale_etag_is_refused_with_412_and_changes_nothing() {
                 display_name: Some("Ada Lovelace".into()),
                 ..Contact::default()
             },
+            "row-1",
         )
         .await
         .unwrap();

@@ -764,6 +764,71 @@ async fn appointments_contacts_and_tasks_sync_both_ways_through_graph(pool: PgPo
     assert!(operations(&stats, "todoTask.delta") >= 1, "{stats}");
 }
 
+#[sqlx::test]
+async fn a_contact_whose_create_reply_was_lost_is_in_the_mailbox_once_and_linked_to_its_row(
+    pool: PgPool,
+) {
+    let world = graph_world(pool).await;
+    let graph = world.fake.graph_url().unwrap();
+    let text = graph_org_text()
+        .replace("{graph}", &graph)
+        .replace("{limit}", "10")
+        .replace("act = \"none\"", "act = \"server_side_sync\"")
+        .replace(
+            "max_concurrent_connections",
+            &format!("{ACT}max_concurrent_connections"),
+        );
+    world.apply(&text).await;
+    world.pass("alice@contoso.test").await;
+    let row: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO contacts (mailbox_id, display_name, given_name, surname)
+         SELECT id, 'Fox Mulder', 'Fox', 'Mulder' FROM mailboxes RETURNING id",
+    )
+    .fetch_one(world.store.pool())
+    .await
+    .unwrap();
+    // Graph carries the POST out, and its answer never arrives.
+    world
+        .fake_put(
+            "/_fake/graph/faults",
+            json!({"fail_operation": [{"operation": "contact.create", "fault": "lose_reply"}]}),
+        )
+        .await;
+    world.pass("alice@contoso.test").await;
+    let mulders = |contacts: &[serde_json::Value]| {
+        contacts
+            .iter()
+            .filter(|c| c.to_string().contains("Fox Mulder"))
+            .count()
+    };
+    assert_eq!(
+        mulders(&items(&world, "alice@contoso.test", "contacts").await),
+        1,
+        "the lost create happened"
+    );
+    for _ in 0..3 {
+        world.pass("alice@contoso.test").await;
+    }
+    let contacts = items(&world, "alice@contoso.test", "contacts").await;
+    assert_eq!(mulders(&contacts), 1, "{contacts:?}");
+    let linked: (Option<String>, bool) =
+        sqlx::query_as("SELECT ews_item_id, synced_version = version FROM contacts WHERE id = $1")
+            .bind(row)
+            .fetch_one(world.store.pool())
+            .await
+            .unwrap();
+    assert!(linked.0.is_some() && linked.1, "{linked:?}");
+    assert_eq!(
+        world
+            .count("SELECT count(*) FROM contacts WHERE display_name = 'Fox Mulder'")
+            .await,
+        1
+    );
+    let stats = graph_stats(&world).await;
+    assert_eq!(operations(&stats, "contact.create"), 1, "{stats}");
+    assert!(operations(&stats, "contact.list") >= 2, "{stats}");
+}
+
 /// The same organisation on EWS (app-only OAuth, Exchange Online), before its move.
 const EWS_ORG: &str = r#"
 [[profile]]

@@ -39,8 +39,9 @@ pub use client::{
 };
 pub use error::{Correlation, ErrorKind, GraphError, GraphFailure};
 pub use ops::{
-    outgoing_marker, CalendarWindow, MessageDeltaQuery, MessageListQuery, MessageSelect,
-    OutgoingCopies, DEFAULT_CONTACT_FOLDER, MAX_IDS_PER_TRANSLATION, OUTGOING_ID_PROPERTY,
+    activity_key, outgoing_marker, CalendarWindow, MessageDeltaQuery, MessageListQuery,
+    MessageSelect, OutgoingCopies, ACTIVITY_KEY_PROPERTY, DEFAULT_CONTACT_FOLDER,
+    MAX_IDS_PER_TRANSLATION, OUTGOING_ID_PROPERTY,
 };
 pub use throttle::{ThrottleRegistry, MAILBOX_CONCURRENCY};
 pub use token::{TokenError, TokenSource};

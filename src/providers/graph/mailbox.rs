@@ -19,7 +19,9 @@
 //!   [`SendOutcome::Unconfirmed`].
 //! - Writes carry `If-Match` with the stored ETag; 412 is [`WriteOutcome::Conflict`]; events
 //!   are created with a `transactionId` derived from the fields, so a retried POST after a
-//!   lost answer does not create a second event.
+//!   lost answer does not create a second event. Contacts have none: they carry the row's id
+//!   in the one fixed create-key property (`ExsyncActivityKey`, as over EWS), looked for
+//!   before every POST (found: updated and linked); read back on pull as `created_for`.
 
 use super::backfill::{MailFolderChanges, MailListing};
 use super::tokens::AppTokens;
@@ -40,7 +42,7 @@ use exsync_graph::model::{
 };
 use exsync_graph::{
     CalendarWindow, Correlation, ErrorKind, GraphClient, GraphError, GraphFailure, MessageSelect,
-    Target, TokenError, DEFAULT_CONTACT_FOLDER, MAILBOX_CONCURRENCY,
+    Target, TokenError, ACTIVITY_KEY_PROPERTY, DEFAULT_CONTACT_FOLDER, MAILBOX_CONCURRENCY,
 };
 use futures::stream::{self, StreamExt};
 use std::collections::BTreeMap;
@@ -456,10 +458,7 @@ impl GraphMailbox {
             ActFields::Contact(c) => {
                 let mut contact = contact_of(c);
                 contact.categories = categories;
-                self.client
-                    .create_contact(target, &contact)
-                    .await
-                    .map(|c| item_of(c.id, version(&c.etag, &c.change_key)))
+                self.create_contact_once(key, &contact).await
             }
             ActFields::Task(t) => {
                 let list = self.default_task_list().await?;
@@ -479,6 +478,34 @@ impl GraphMailbox {
             Err(e) if e.kind() == ErrorKind::ItemLevel => Ok(WriteOutcome::Refused(e.to_string())),
             Err(e) => Err(self.fail(e)),
         }
+    }
+
+    /// Contacts have no `transactionId`: the row's id rides in the one fixed create-key
+    /// property, looked for before every POST. A contact already carrying it (a create whose
+    /// answer was lost, or one made over EWS) is updated to the row's fields and linked,
+    /// never created twice.
+    async fn create_contact_once(
+        &self,
+        key: CreateKey,
+        contact: &Contact,
+    ) -> Result<Option<ItemRef>, GraphError> {
+        let target = &self.target;
+        let row_id = key.row_id.to_string();
+        let written = match self.client.find_contact_for_row(target, &row_id).await? {
+            Some(found) => match found.id.as_deref() {
+                Some(id) => {
+                    self.client
+                        .update_contact(target, id, contact, None)
+                        .await?
+                }
+                None => found,
+            },
+            None => self.client.create_contact(target, contact, &row_id).await?,
+        };
+        Ok(item_of(
+            written.id,
+            version(&written.etag, &written.change_key),
+        ))
     }
 
     async fn update_activity(
@@ -1055,8 +1082,10 @@ fn contact(c: Contact) -> RemoteActivity {
                 .collect(),
             phone_numbers: phones,
         }),
+        created_for: c
+            .extended_property(ACTIVITY_KEY_PROPERTY)
+            .and_then(|v| Uuid::parse_str(v).ok()),
         categories: c.categories.unwrap_or_default(),
-        created_for: None,
     }
 }
 

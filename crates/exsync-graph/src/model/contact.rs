@@ -91,3 +91,15 @@ pub struct Contact {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub single_value_extended_properties: Option<Vec<SingleValueExtendedProperty>>,
 }
+
+impl Contact {
+    /// The value of the extended property `id` (matched case-insensitively, as Graph
+    /// reports the id in its own casing), if the contact carries it.
+    pub fn extended_property(&self, id: &str) -> Option<&str> {
+        self.single_value_extended_properties
+            .as_deref()?
+            .iter()
+            .find(|p| p.id.eq_ignore_ascii_case(id))
+            .and_then(|p| p.value.as_deref())
+    }
+}

@@ -5,10 +5,36 @@
 //! it (`contactFolders/contacts`, EVO-CONN); that the delta path accepts the name in place
 //! of the id is UNVERIFIED (on the live-tenant checklist).
 
-use crate::client::{Call, GraphClient, Target};
+use crate::client::{odata_string, Call, GraphClient, Target};
 use crate::error::{DeltaRole, GraphError};
-use crate::model::{Contact, DeltaPage};
+use crate::model::{Collection, Contact, DeltaPage, SingleValueExtendedProperty};
 use reqwest::Method;
+
+/// The one named property that carries the id of the database row a contact was created
+/// for. Fixed and shared with the EWS side (`ExsyncActivityKey` in exsync's property set), so
+/// an item created over either protocol is recognised over the other; one name for every
+/// item keeps the mailbox's named-property quota untouched (I-QUOTA527).
+pub const ACTIVITY_KEY_PROPERTY: &str =
+    "String {d0925a5d-722f-42f0-882e-a816636fa020} Name ExsyncActivityKey";
+
+/// Most pages read when looking for a row's contact (a key matches one contact; more pages
+/// mean something else is wrong, and the answer so far is returned).
+const MAX_LOOKUP_PAGES: usize = 10;
+
+/// The create-key property for database row `row_id`.
+pub fn activity_key(row_id: &str) -> SingleValueExtendedProperty {
+    SingleValueExtendedProperty {
+        id: ACTIVITY_KEY_PROPERTY.to_owned(),
+        value: Some(row_id.to_owned()),
+    }
+}
+
+fn activity_key_expand() -> String {
+    format!(
+        "singleValueExtendedProperties($filter=id eq {})",
+        odata_string(ACTIVITY_KEY_PROPERTY)
+    )
+}
 
 const CONTACTS_PERMISSION: &str = "Contacts.ReadWrite";
 
@@ -66,21 +92,35 @@ impl GraphClient {
         self.delta_page(&call).await
     }
 
-    /// One contact. `GET /users/{id}/contacts/{id}`.
+    /// One contact, with exsync's create key when it carries one.
+    /// `GET /users/{id}/contacts/{id}?$expand=singleValueExtendedProperties($filter=id eq '…')`.
     pub async fn get_contact(&self, target: &Target, id: &str) -> Result<Contact, GraphError> {
-        let url = self.user_url(&target.mailbox, &["contacts", id]);
+        let url = Self::with_query(
+            self.user_url(&target.mailbox, &["contacts", id]),
+            &[("$expand", activity_key_expand())],
+        );
         let call = Call::new("contact.get", target, Method::GET, url, CONTACTS_PERMISSION).item();
         self.fetch(&call).await
     }
 
-    /// Create a contact in the default folder. `POST /users/{id}/contacts` → 201. Not
-    /// idempotent (contacts have no transactionId): the caller records the id it gets back
-    /// before anything else.
+    /// Create a contact in the default folder carrying exsync's create key with `row_id`
+    /// (the database row). `POST /users/{id}/contacts` → 201. Not idempotent (contacts have
+    /// no transactionId): before every create, look for the row's contact with
+    /// [`GraphClient::find_contact_for_row`], so a POST whose answer was lost is not repeated.
     pub async fn create_contact(
         &self,
         target: &Target,
         contact: &Contact,
+        row_id: &str,
     ) -> Result<Contact, GraphError> {
+        let mut body = contact.clone();
+        let mut properties = body
+            .single_value_extended_properties
+            .take()
+            .unwrap_or_default();
+        properties.retain(|p| !p.id.eq_ignore_ascii_case(ACTIVITY_KEY_PROPERTY));
+        properties.push(activity_key(row_id));
+        body.single_value_extended_properties = Some(properties);
         let url = self.user_url(&target.mailbox, &["contacts"]);
         let call = Call::new(
             "contact.create",
@@ -89,8 +129,47 @@ impl GraphClient {
             url,
             CONTACTS_PERMISSION,
         )
-        .json(contact)?;
+        .json(&body)?;
         self.fetch(&call).await
+    }
+
+    /// The contact carrying `row_id`'s create key, if any (GD-XPROP: the value is matched
+    /// case-insensitively by Graph, so only an exact match is kept).
+    /// `GET /users/{id}/contacts?$filter=singleValueExtendedProperties/Any(…)`.
+    pub async fn find_contact_for_row(
+        &self,
+        target: &Target,
+        row_id: &str,
+    ) -> Result<Option<Contact>, GraphError> {
+        let filter = format!(
+            "singleValueExtendedProperties/Any(ep: ep/id eq {} and ep/value eq {})",
+            odata_string(ACTIVITY_KEY_PROPERTY),
+            odata_string(row_id)
+        );
+        let pairs = [("$filter", filter), ("$expand", activity_key_expand())];
+        let mut url = Self::with_query(self.user_url(&target.mailbox, &["contacts"]), &pairs);
+        for _ in 0..MAX_LOOKUP_PAGES {
+            let call = Call::new(
+                "contact.findForRow",
+                target,
+                Method::GET,
+                url,
+                CONTACTS_PERMISSION,
+            );
+            let page: Collection<Contact> = self.fetch(&call).await?;
+            if let Some(found) = page
+                .value
+                .into_iter()
+                .find(|c| c.extended_property(ACTIVITY_KEY_PROPERTY) == Some(row_id))
+            {
+                return Ok(Some(found));
+            }
+            match page.next_link {
+                Some(next) => url = self.link(&next)?,
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// Change a contact. `PATCH /users/{id}/contacts/{id}`, `If-Match` when `etag` is given.

@@ -12,7 +12,7 @@ mod subscriptions;
 mod todo;
 
 pub use calendar::CalendarWindow;
-pub use contacts::DEFAULT_CONTACT_FOLDER;
+pub use contacts::{activity_key, ACTIVITY_KEY_PROPERTY, DEFAULT_CONTACT_FOLDER};
 pub use ids::MAX_IDS_PER_TRANSLATION;
 pub use mail::{
     outgoing_marker, MessageDeltaQuery, MessageSelect, OutgoingCopies, OUTGOING_ID_PROPERTY,

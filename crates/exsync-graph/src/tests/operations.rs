@@ -465,7 +465,10 @@ async fn contacts_come_by_delta_of_the_default_folder_and_are_written_back() {
         business_phones: Some(vec!["+1 425 555 0199".into()]),
         ..Default::default()
     };
-    let created = client.create_contact(&target, &carol).await.unwrap();
+    let created = client
+        .create_contact(&target, &carol, "row-1")
+        .await
+        .unwrap();
     let patch = Contact {
         job_title: Some("Buyer".into()),
         ..Default::default()

@@ -522,16 +522,62 @@ fn stored_contact(inner: &Inner, ctx: &Ctx, id: &str) -> Result<(u64, Contact), 
 }
 
 fn contact_value(ctx: &Ctx, n: u64, c: &Contact) -> Value {
-    to_json(&convert::contact(
-        c,
-        &view(ctx, &ctx.mailbox, DistinguishedFolderName::Contacts, n),
-    ))
+    contact_value_expanded(ctx, n, c, None)
 }
 
-/// `GET /users/{id}/contacts`.
+fn contact_value_expanded(
+    ctx: &Ctx,
+    n: u64,
+    c: &Contact,
+    expand: Option<&exsync_ews::extended::ExtendedFieldUri>,
+) -> Value {
+    let mut shown = view(ctx, &ctx.mailbox, DistinguishedFolderName::Contacts, n);
+    shown.expand = expand;
+    to_json(&convert::contact(c, &shown))
+}
+
+/// The only `$filter` a contact listing evaluates: exsync's create key, the
+/// `singleValueExtendedProperties/Any(ep: ep/id eq '…' and ep/value eq '…')` shape Graph
+/// documents for extended properties (GD-XPROP). Anything else is refused, never ignored.
+fn contact_filter(raw: &str) -> Result<Vec<query::Clause>, GraphErr> {
+    let clauses = query::parse_filter(raw)?;
+    if clauses
+        .iter()
+        .all(|c| matches!(c, query::Clause::ExtendedProperty { .. }))
+    {
+        Ok(clauses)
+    } else {
+        Err(GraphErr::bad_request(format!(
+            "The fake Graph filters contacts only by a single-value extended property: {raw}"
+        )))
+    }
+}
+
+fn contact_matches(c: &Contact, clauses: &[query::Clause]) -> bool {
+    clauses.iter().all(|clause| match clause {
+        query::Clause::ExtendedProperty { field, value } => {
+            c.base.extended_properties.iter().any(|p| {
+                query::same_property(&p.field, field)
+                    && p.value
+                        .first()
+                        .is_some_and(|v| v.eq_ignore_ascii_case(value))
+            })
+        }
+        _ => false,
+    })
+}
+
+/// `GET /users/{id}/contacts`, optionally filtered by one extended property and `$expand`ing
+/// one.
 pub(crate) fn contact_list(g: &GraphState, ctx: &Ctx) -> OpResult {
-    ctx.query.only(&["$select", "$top", "$skip"])?;
+    ctx.query
+        .only(&["$select", "$filter", "$expand", "$top", "$skip"])?;
     let select = query::select(&ctx.query, convert::CONTACT_PROPERTIES, "contact")?;
+    let expand = query::expand(&ctx.query)?;
+    let clauses = match ctx.query.get("$filter") {
+        Some(raw) => contact_filter(raw)?,
+        None => Vec::new(),
+    };
     let values: Vec<Value> = {
         let inner = g.exchange.lock();
         let mailbox = inner
@@ -543,8 +589,8 @@ pub(crate) fn contact_list(g: &GraphState, ctx: &Ctx) -> OpResult {
         data.items
             .iter()
             .filter_map(|(n, s)| match &s.item {
-                Item::Contact(c) => Some(query::project(
-                    contact_value(ctx, *n, c),
+                Item::Contact(c) if contact_matches(c, &clauses) => Some(query::project(
+                    contact_value_expanded(ctx, *n, c, expand.as_ref()),
                     select.as_deref(),
                     &[],
                 )),
@@ -555,12 +601,17 @@ pub(crate) fn contact_list(g: &GraphState, ctx: &Ctx) -> OpResult {
     list_page(g, ctx, "contact", values)
 }
 
-/// `GET /users/{id}/contacts/{id}`.
+/// `GET /users/{id}/contacts/{id}`, optionally `$expand`ing one extended property.
 pub(crate) fn contact_get(g: &GraphState, ctx: &Ctx, id: &str) -> OpResult {
-    ctx.query.only(&["$select"])?;
+    ctx.query.only(&["$select", "$expand"])?;
     let select = query::select(&ctx.query, convert::CONTACT_PROPERTIES, "contact")?;
+    let expand = query::expand(&ctx.query)?;
     let (n, c) = stored_contact(&g.exchange.lock(), ctx, id)?;
-    let value = query::project(contact_value(ctx, n, &c), select.as_deref(), &[]);
+    let value = query::project(
+        contact_value_expanded(ctx, n, &c, expand.as_ref()),
+        select.as_deref(),
+        &[],
+    );
     Ok(Reply::ok(with_context(value, ctx, "contacts")))
 }
 
@@ -582,8 +633,14 @@ pub(crate) fn contact_create(g: &GraphState, ctx: &Ctx) -> OpResult {
     let n = created_number(&id)?;
     let rest = ids::rest_id(&ctx.mailbox, n, true);
     let (n, c) = stored_contact(&inner, ctx, &rest)?;
+    // A created contact comes back with the extended property it was given, as a draft does.
+    let wanted = request
+        .single_value_extended_properties
+        .as_ref()
+        .and_then(|l| l.first())
+        .and_then(|p| query::parse_property_id(&p.id));
     Ok(Reply::created(with_context(
-        contact_value(ctx, n, &c),
+        contact_value_expanded(ctx, n, &c, wanted.as_ref()),
         ctx,
         "contacts",
     )))

@@ -60,6 +60,10 @@ pub enum GraphFault {
     GatewayTimeout,
     /// 401 `InvalidAuthenticationToken`, as if the token had just been revoked.
     Unauthorized,
+    /// The request is carried out, then answered 504 `GatewayTimeout`: the reply is lost on
+    /// its way back (like the EWS fake's `lose_create_reply`), so the client cannot know
+    /// its write happened. Not applied to subscription requests.
+    LoseReply,
 }
 
 /// A one-shot answer for one operation (`GraphFaults::fail_operation`).

@@ -364,6 +364,8 @@ fn route(method: &Method, segs: &[String]) -> Result<(String, Op), GraphErr> {
 
 /// Counts a request in flight for one application and mailbox while it lives.
 pub(crate) struct Slot {
+    /// Carry the request out, then answer 504 as if the reply were lost (`LoseReply`).
+    pub(crate) lose_reply: bool,
     state: Arc<GraphState>,
     gate: (String, String),
     app: String,
@@ -496,15 +498,9 @@ pub(crate) fn admit(
                 "An internal server error occurred.",
             ))
         }
-        Some(GraphFault::GatewayTimeout) => {
-            return Err(GraphErr::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "GatewayTimeout",
-                "The request timed out at the gateway.",
-            ))
-        }
+        Some(GraphFault::GatewayTimeout) => return Err(gateway_timeout()),
         Some(GraphFault::Unauthorized) => return Err(unauthenticated()),
-        None => {}
+        Some(GraphFault::LoseReply) | None => {}
     }
     if in_flight >= faults.mailbox_concurrency {
         let stats = stats_for(&mut inner, app, mailbox);
@@ -555,11 +551,20 @@ pub(crate) fn admit(
     let totals = inner.stats.app_totals.entry(app.to_owned()).or_default();
     totals.peak_in_flight = totals.peak_in_flight.max(app_in_flight);
     Ok(Slot {
+        lose_reply: one_shot == Some(GraphFault::LoseReply),
         state: g.clone(),
         gate: gate_key,
         app: app.to_owned(),
         admitted: now,
     })
+}
+
+fn gateway_timeout() -> GraphErr {
+    GraphErr::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "GatewayTimeout",
+        "The request timed out at the gateway.",
+    )
 }
 
 fn unauthenticated() -> GraphErr {
@@ -817,7 +822,7 @@ async fn serve(
         .operations
         .entry(op.name().to_owned())
         .or_default() += 1;
-    let _slot = admit(g, &app, &mailbox, op.name())?;
+    let slot = admit(g, &app, &mailbox, op.name())?;
     let latency = g.faults().latency_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -868,6 +873,9 @@ async fn serve(
         Op::TaskDelete(l, id) => items::task_delete(g, &ctx, l, id),
     };
     let reply = result?;
+    if slot.lose_reply {
+        return Err(gateway_timeout());
+    }
     if let Some(traffic) = &g.traffic {
         if !body.is_empty() && reply.status.is_success() {
             traffic.request(
