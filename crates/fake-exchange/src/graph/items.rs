@@ -633,14 +633,11 @@ pub(crate) fn contact_create(g: &GraphState, ctx: &Ctx) -> OpResult {
     let n = created_number(&id)?;
     let rest = ids::rest_id(&ctx.mailbox, n, true);
     let (n, c) = stored_contact(&inner, ctx, &rest)?;
-    // A created contact comes back with the extended property it was given, as a draft does.
-    let wanted = request
-        .single_value_extended_properties
-        .as_ref()
-        .and_then(|l| l.first())
-        .and_then(|p| query::parse_property_id(&p.id));
+    // Graph answers the created contact without the extended properties it was given
+    // (Microsoft's "Create single-value extended property" page); a client reads them
+    // with `$expand`.
     Ok(Reply::created(with_context(
-        contact_value_expanded(ctx, n, &c, wanted.as_ref()),
+        contact_value_expanded(ctx, n, &c, None),
         ctx,
         "contacts",
     )))

@@ -422,12 +422,9 @@ pub(crate) fn create(g: &GraphState, ctx: &Ctx, folder: Option<&str>) -> OpResul
     let Item::Message(created) = &stored.item else {
         return Err(GraphErr::item_not_found());
     };
-    // A created draft comes back with the properties it was given, extended ones included.
-    let wanted = request
-        .single_value_extended_properties
-        .as_ref()
-        .and_then(|l| l.first())
-        .and_then(|p| query::parse_property_id(&p.id));
+    // Graph answers the created draft without the extended properties it was given
+    // (Microsoft's "Create single-value extended property" page); a client reads them
+    // with `$expand`.
     Ok(Reply::created(message_reply(
         ctx,
         &ctx.mailbox,
@@ -435,7 +432,7 @@ pub(crate) fn create(g: &GraphState, ctx: &Ctx, folder: Option<&str>) -> OpResul
         n,
         created,
         None,
-        wanted.as_ref(),
+        None,
     )))
 }
 
