@@ -637,7 +637,7 @@ pub(crate) fn contact_create(g: &GraphState, ctx: &Ctx) -> OpResult {
     // (Microsoft's "Create single-value extended property" page); a client reads them
     // with `$expand`.
     Ok(Reply::created(with_context(
-        contact_value_expanded(ctx, n, &c, None),
+        contact_value(ctx, n, &c),
         ctx,
         "contacts",
     )))
